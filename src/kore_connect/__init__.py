@@ -1,0 +1,3 @@
+"""kore-connect: hand calls between Amazon Connect and a Kore.ai voice bot without losing what the bot learned."""
+
+__version__ = "0.1.0"

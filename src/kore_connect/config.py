@@ -1,0 +1,116 @@
+"""Settings, resolved once from the environment.
+
+Every environment variable kore-connect reads is named here. The reference setup's names
+(`AUTH_TOKEN`, `TABLE_NAME`) are kept so an existing deployment works unchanged; our own
+settings share the `KORE_` prefix. Tests and the CLI pass a mapping instead of patching
+`os.environ`.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kore_connect.errors import ConfigError
+
+# The reference names, kept for drop-in compatibility.
+AUTH_TOKEN = "AUTH_TOKEN"
+TABLE_NAME = "TABLE_NAME"
+# Ours.
+AUTH_TOKEN_PREVIOUS = "AUTH_TOKEN_PREVIOUS"
+AUTH_TOKEN_SECRET_ARN = "AUTH_TOKEN_SECRET_ARN"
+SESSION_BACKEND = "KORE_SESSION_BACKEND"
+SQLITE_PATH = "KORE_SQLITE_PATH"
+SESSION_TTL_SECONDS = "KORE_SESSION_TTL_SECONDS"
+MAX_METADATA_BYTES = "KORE_MAX_METADATA_BYTES"
+# Set by the Lambda runtime; its presence tells us we run in AWS.
+LAMBDA_FUNCTION_NAME = "AWS_LAMBDA_FUNCTION_NAME"
+
+DEFAULT_TABLE_NAME = "koreCcSessions"
+DEFAULT_SQLITE_PATH = Path(".kore-connect") / "sessions.db"
+DEFAULT_SESSION_TTL_SECONDS = 24 * 60 * 60
+# Amazon Connect's limit for all of a contact's attributes together.
+DEFAULT_MAX_METADATA_BYTES = 32 * 1024
+# A DynamoDB item holds at most 400 KB; keep room for the key and the other attributes.
+MAX_MAX_METADATA_BYTES = 350 * 1024
+MIN_SESSION_TTL_SECONDS = 60
+MAX_SESSION_TTL_SECONDS = 366 * 24 * 60 * 60
+
+
+class Backend(enum.Enum):
+    DYNAMODB = "dynamodb"
+    SQLITE = "sqlite"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the bridge needs to know, validated. Token values never appear in `repr`."""
+
+    backend: Backend
+    table_name: str = DEFAULT_TABLE_NAME
+    sqlite_path: Path = DEFAULT_SQLITE_PATH
+    session_ttl_seconds: int = DEFAULT_SESSION_TTL_SECONDS
+    max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES
+    auth_token: str | None = field(default=None, repr=False)
+    auth_token_previous: str | None = field(default=None, repr=False)
+    auth_token_secret_arn: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `env` (default: `os.environ`). Raises ConfigError naming the bad variable."""
+        env = os.environ if env is None else env
+        return cls(
+            backend=_backend(env),
+            table_name=_text(env, TABLE_NAME) or DEFAULT_TABLE_NAME,
+            sqlite_path=Path(_text(env, SQLITE_PATH) or DEFAULT_SQLITE_PATH),
+            session_ttl_seconds=_integer(
+                env, SESSION_TTL_SECONDS, DEFAULT_SESSION_TTL_SECONDS, MIN_SESSION_TTL_SECONDS, MAX_SESSION_TTL_SECONDS
+            ),
+            max_metadata_bytes=_integer(
+                env, MAX_METADATA_BYTES, DEFAULT_MAX_METADATA_BYTES, 2, MAX_MAX_METADATA_BYTES
+            ),
+            auth_token=_text(env, AUTH_TOKEN),
+            auth_token_previous=_text(env, AUTH_TOKEN_PREVIOUS),
+            auth_token_secret_arn=_secret_arn(env),
+        )
+
+
+def _text(env: Mapping[str, str], name: str) -> str | None:
+    """A variable's value with surrounding whitespace removed; unset or blank is None."""
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _backend(env: Mapping[str, str]) -> Backend:
+    chosen = _text(env, SESSION_BACKEND)
+    if chosen is None:
+        # In Lambda the table is the store; anywhere else the embedded file is.
+        return Backend.DYNAMODB if _text(env, LAMBDA_FUNCTION_NAME) else Backend.SQLITE
+    try:
+        return Backend(chosen.lower())
+    except ValueError:
+        allowed = ", ".join(b.value for b in Backend)
+        raise ConfigError(f"{SESSION_BACKEND} must be one of: {allowed} (got {chosen!r})") from None
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number (got {raw!r})") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high} (got {value})")
+    return value
+
+
+def _secret_arn(env: Mapping[str, str]) -> str | None:
+    arn = _text(env, AUTH_TOKEN_SECRET_ARN)
+    if arn is not None and not (arn.startswith("arn:") and ":secretsmanager:" in arn):
+        raise ConfigError(f"{AUTH_TOKEN_SECRET_ARN} must be a Secrets Manager secret ARN (got {arn!r})")
+    return arn

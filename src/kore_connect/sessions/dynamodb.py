@@ -1,0 +1,141 @@
+"""The DynamoDB session store (what runs in AWS).
+
+One item per contact: `contactId` (partition key), `metadata` (the JSON text, a string so that
+numbers stay exact), `storedAt` (ISO 8601, UTC) and `expiresAt` (epoch seconds, the table's TTL
+attribute). Reads are strongly consistent: the flow reads the item seconds after the bot wrote it.
+The endpoint follows boto3's own `AWS_ENDPOINT_URL_DYNAMODB`, which is how tests reach dynalite.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
+
+from kore_connect.errors import ConfigError
+from kore_connect.sessions.base import (
+    Clock,
+    SessionRecord,
+    SessionStore,
+    SessionStoreError,
+    SessionStoreUnavailable,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+# Connect gives a flow's Lambda call 8 s in all, and retries it itself: fail fast, retry once.
+CLIENT_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2})
+
+# Error codes that say "try again later" rather than "this request is wrong".
+TRANSIENT_ERROR_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "ResourceNotFoundException",  # a table being created or restored
+        "ResourceInUseException",
+    }
+)
+
+_PROJECTION = "contactId, metadata, storedAt, expiresAt"
+
+
+def dynamodb_client() -> DynamoDBClient:
+    """A low-level client with our timeouts. Raises ConfigError when no region is configured."""
+    try:
+        return boto3.client("dynamodb", config=CLIENT_CONFIG)
+    except NoRegionError as exc:
+        raise ConfigError("no AWS region is configured: set AWS_REGION (Lambda sets it for you)") from exc
+
+
+class DynamoDBSessionStore(SessionStore):
+    def __init__(self, table_name: str, *, client: DynamoDBClient | None = None, clock: Clock = time.time):
+        super().__init__(clock=clock)
+        self.table_name = table_name
+        self._client = client if client is not None else dynamodb_client()
+
+    def _write(self, record: SessionRecord) -> None:
+        item = {
+            "contactId": {"S": record.contact_id},
+            "metadata": {"S": record.metadata},
+            "storedAt": {"S": _iso(record.stored_at)},
+            "expiresAt": {"N": str(record.expires_at)},
+        }
+        with _translated_errors("storing"):
+            self._client.put_item(TableName=self.table_name, Item=item)
+
+    def _read(self, contact_id: str) -> SessionRecord | None:
+        with _translated_errors("reading"):
+            response = self._client.get_item(
+                TableName=self.table_name,
+                Key={"contactId": {"S": contact_id}},
+                ConsistentRead=True,
+                ProjectionExpression=_PROJECTION,
+            )
+        item = response.get("Item")
+        return None if item is None else _record(item)
+
+
+def _iso(epoch_seconds: float) -> str:
+    return datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="milliseconds")
+
+
+def _record(item: dict[str, Any]) -> SessionRecord:
+    try:
+        return SessionRecord(
+            contact_id=item["contactId"]["S"],
+            metadata=item["metadata"]["S"],
+            stored_at=datetime.fromisoformat(item["storedAt"]["S"]).timestamp(),
+            expires_at=int(item["expiresAt"]["N"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        # Not written by kore-connect (or edited by hand): refuse rather than guess.
+        raise SessionStoreError(f"the session item is malformed ({type(exc).__name__}: {exc})") from exc
+
+
+@contextmanager
+def _translated_errors(doing: str) -> Iterator[None]:
+    """Turn boto3's errors into SessionStoreError (a wrong request) or SessionStoreUnavailable (try later)."""
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "Unknown")
+        error = SessionStoreUnavailable if code in TRANSIENT_ERROR_CODES else SessionStoreError
+        raise error(f"DynamoDB refused {doing} the session: {code}") from exc
+    except BotoCoreError as exc:
+        # Connection refused, timeouts and the like.
+        raise SessionStoreUnavailable(f"DynamoDB unreachable while {doing} the session: {exc}") from exc
+
+
+def ensure_table(client: DynamoDBClient, table_name: str) -> None:
+    """Create the sessions table as the SAM template defines it, for local runs and tests. No-op when it exists."""
+    with _translated_errors("creating the table for"):
+        try:
+            client.describe_table(TableName=table_name)
+            return
+        except client.exceptions.ResourceNotFoundException:
+            pass
+        client.create_table(
+            TableName=table_name,
+            AttributeDefinitions=[{"AttributeName": "contactId", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "contactId", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        client.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+        try:
+            client.update_time_to_live(
+                TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"}
+            )
+        except ClientError as exc:
+            # dynalite has no TTL sweeper; expiry is enforced on read either way.
+            if exc.response.get("Error", {}).get("Code") != "UnknownOperationException":
+                raise

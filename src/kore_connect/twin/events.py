@@ -1,0 +1,96 @@
+"""The events AWS hands the three functions, built from plain values (shapes as in REFERENCE.md §2-3)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+LOCAL_REGION = "us-east-1"
+LOCAL_ACCOUNT = "000000000000"
+LOCAL_API_ID = "kclocal"
+LOCAL_STAGE = "local"
+METADATA_PATH = "/kore-metadata"
+LOCAL_INSTANCE_ARN = f"arn:aws:connect:{LOCAL_REGION}:{LOCAL_ACCOUNT}:instance/00000000-0000-4000-8000-000000000000"
+
+
+def method_arn(verb: str = "POST", path: str = METADATA_PATH) -> str:
+    return (
+        f"arn:aws:execute-api:{LOCAL_REGION}:{LOCAL_ACCOUNT}:{LOCAL_API_ID}/{LOCAL_STAGE}/{verb}/{path.lstrip('/')}"
+    )
+
+
+def token_event(token: str | None, *, arn: str | None = None) -> dict[str, Any]:
+    event: dict[str, Any] = {"type": "TOKEN", "methodArn": arn or method_arn()}
+    if token is not None:
+        event["authorizationToken"] = token
+    return event
+
+
+def store_request_event(
+    contact_id: str | None,
+    body: str | None,
+    *,
+    token: str,
+    principal_id: str = "kore-bot",
+    authorizer_context: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The proxy event API Gateway sends the store function for the Kore Service node's POST."""
+    headers = {"Content-Type": "application/json", "authorizationToken": token, "Host": "localhost"}
+    query = None if contact_id is None else {"contactId": contact_id}
+    now = datetime.now(UTC)
+    return {
+        "resource": METADATA_PATH,
+        "path": METADATA_PATH,
+        "httpMethod": "POST",
+        "headers": headers,
+        "multiValueHeaders": {name: [value] for name, value in headers.items()},
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": None if query is None else {k: [v] for k, v in query.items()},
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": METADATA_PATH,
+            "httpMethod": "POST",
+            "path": f"/{LOCAL_STAGE}{METADATA_PATH}",
+            "accountId": LOCAL_ACCOUNT,
+            "stage": LOCAL_STAGE,
+            "apiId": LOCAL_API_ID,
+            "protocol": "HTTP/1.1",
+            "requestId": str(uuid.uuid4()),
+            "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "requestTimeEpoch": int(time.time() * 1000),
+            "identity": {"sourceIp": "127.0.0.1", "userAgent": "kore-connect"},
+            "authorizer": {"principalId": principal_id, **(authorizer_context or {})},
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+def contact_flow_event(
+    contact_id: str, *, parameters: dict[str, str] | None = None, caller: str = "+14155550123"
+) -> dict[str, Any]:
+    """The event the Connect flow's Invoke AWS Lambda function block sends (`contactId = $.ContactId`)."""
+    return {
+        "Name": "ContactFlowEvent",
+        "Details": {
+            "ContactData": {
+                "Attributes": {},
+                "AwsRegion": LOCAL_REGION,
+                "Channel": "VOICE",
+                "ContactId": contact_id,
+                "CustomerEndpoint": {"Address": caller, "Type": "TELEPHONE_NUMBER"},
+                "InitialContactId": contact_id,
+                "InitiationMethod": "INBOUND",
+                "InstanceARN": LOCAL_INSTANCE_ARN,
+                "LanguageCode": "en-US",
+                "MediaStreams": {"Customer": {"Audio": None}},
+                "PreviousContactId": contact_id,
+                "Queue": None,
+                "SystemEndpoint": {"Address": "+18005550100", "Type": "TELEPHONE_NUMBER"},
+            },
+            "Parameters": {"contactId": contact_id} if parameters is None else parameters,
+        },
+    }
