@@ -17,11 +17,11 @@ from pathlib import Path
 from kore_connect.errors import ConfigError
 
 # The reference names, kept for drop-in compatibility.
-AUTH_TOKEN = "AUTH_TOKEN"
+AUTH_TOKEN = "AUTH_TOKEN"  # noqa: S105 (the name of a variable, not a token)
 TABLE_NAME = "TABLE_NAME"
 # Ours.
-AUTH_TOKEN_PREVIOUS = "AUTH_TOKEN_PREVIOUS"
-AUTH_TOKEN_SECRET_ARN = "AUTH_TOKEN_SECRET_ARN"
+AUTH_TOKEN_PREVIOUS = "AUTH_TOKEN_PREVIOUS"  # noqa: S105 (a name)
+AUTH_TOKEN_SECRET_ARN = "AUTH_TOKEN_SECRET_ARN"  # noqa: S105 (a name)
 SESSION_BACKEND = "KORE_SESSION_BACKEND"
 SQLITE_PATH = "KORE_SQLITE_PATH"
 SESSION_TTL_SECONDS = "KORE_SESSION_TTL_SECONDS"
@@ -67,7 +67,11 @@ class Settings:
             table_name=_text(env, TABLE_NAME) or DEFAULT_TABLE_NAME,
             sqlite_path=Path(_text(env, SQLITE_PATH) or DEFAULT_SQLITE_PATH),
             session_ttl_seconds=_integer(
-                env, SESSION_TTL_SECONDS, DEFAULT_SESSION_TTL_SECONDS, MIN_SESSION_TTL_SECONDS, MAX_SESSION_TTL_SECONDS
+                env,
+                SESSION_TTL_SECONDS,
+                DEFAULT_SESSION_TTL_SECONDS,
+                MIN_SESSION_TTL_SECONDS,
+                MAX_SESSION_TTL_SECONDS,
             ),
             max_metadata_bytes=_integer(
                 env, MAX_METADATA_BYTES, DEFAULT_MAX_METADATA_BYTES, 2, MAX_MAX_METADATA_BYTES

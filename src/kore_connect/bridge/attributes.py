@@ -48,7 +48,7 @@ class ConnectResponse:
 
     @property
     def too_large(self) -> bool:
-        return self.payload["statusCode"] == TOO_LARGE["statusCode"]
+        return bool(self.payload["statusCode"] == TOO_LARGE["statusCode"])
 
 
 def found_response(metadata: str, *, limit: int = CONNECT_RESPONSE_LIMIT) -> ConnectResponse:

@@ -87,4 +87,5 @@ def authorize(event: APIGatewayAuthorizerTokenEvent, verifier: TokenVerifier) ->
     )
     response.allow_all_routes()
     logger.info("Request allowed", extra={"token_slot": slot, "api_id": method_arn["api_id"]})
+    count(Metric.ALLOWED)
     return response.asdict()

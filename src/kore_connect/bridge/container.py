@@ -8,11 +8,14 @@ twin call `reset()` to start from a fresh container.
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 from kore_connect.bridge.observability import logger
-from kore_connect.bridge.tokens import TokenVerifier, token_source
 from kore_connect.config import Settings
 from kore_connect.sessions import SessionStore, open_session_store
+
+if TYPE_CHECKING:
+    from kore_connect.bridge.tokens import TokenVerifier
 
 
 @functools.cache
@@ -27,6 +30,9 @@ def session_store() -> SessionStore:
 
 @functools.cache
 def token_verifier() -> TokenVerifier:
+    # Imported here: only the authorizer needs it, and the retrieve function's cold start counts.
+    from kore_connect.bridge.tokens import TokenVerifier, token_source
+
     return TokenVerifier(token_source(settings()), log=logger)
 
 

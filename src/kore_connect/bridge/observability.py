@@ -27,6 +27,7 @@ class Metric(enum.Enum):
     RETRIEVED = "Retrieved"
     NOT_FOUND = "NotFound"
     TOO_LARGE = "TooLarge"  # stored metadata that cannot fit in Connect's 32 KB response
+    ALLOWED = "Allowed"
     DENIED = "Denied"
     FAILED = "Failed"  # storage or secret failures
 

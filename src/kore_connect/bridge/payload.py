@@ -101,7 +101,9 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: set[str] = set()
         for key, _ in pairs:
             if key in seen:
-                raise MetadataError(400, f"the body has the key {json.dumps(key)} more than once in one object")
+                raise MetadataError(
+                    400, f"the body has the key {json.dumps(key)} more than once in one object"
+                )
             seen.add(key)
     return document
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes.connect_contact_flow_event import ConnectContactFlowEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kore_connect.bridge import container
@@ -35,10 +34,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.error("The retrieve function is misconfigured", extra={"problem": str(exc)})
         count(Metric.FAILED)
         raise
-    return retrieve_metadata(ConnectContactFlowEvent(event), store=store)
+    return retrieve_metadata(event, store=store)
 
 
-def retrieve_metadata(event: ConnectContactFlowEvent, *, store: SessionStore) -> dict[str, Any]:
+def retrieve_metadata(event: dict[str, Any], *, store: SessionStore) -> dict[str, Any]:
     contact_id = canonical_contact_id(_requested_contact_id(event))
     if contact_id is None:
         logger.warning("Invalid contactId in the flow's parameters")
@@ -59,19 +58,31 @@ def retrieve_metadata(event: ConnectContactFlowEvent, *, store: SessionStore) ->
         return dict(NOT_FOUND)
     response = found_response(record.metadata)
     if response.too_large:
-        logger.warning("Metadata too large for Connect's 32 KB response", extra={"metadata_bytes": len(record.metadata)})
+        logger.warning(
+            "Metadata too large for Connect's 32 KB response", extra={"metadata_bytes": len(record.metadata)}
+        )
         count(Metric.TOO_LARGE)
         return response.payload
     if response.omitted_keys:
-        logger.warning("Flat attributes left out to stay under 32 KB", extra={"omitted": response.omitted_keys})
+        logger.warning(
+            "Flat attributes left out to stay under 32 KB", extra={"omitted": response.omitted_keys}
+        )
     logger.info("Metadata retrieved", extra={"metadata_bytes": len(record.metadata)})
     count(Metric.RETRIEVED)
     return response.payload
 
 
-def _requested_contact_id(event: ConnectContactFlowEvent) -> object:
-    """`Details.Parameters.contactId`, else `Details.ContactData.ContactId`; None when neither is there."""
-    try:
-        return event.parameters.get("contactId") or event.contact_data.contact_id
-    except (KeyError, TypeError, AttributeError):
+def _requested_contact_id(event: dict[str, Any]) -> object:
+    """`Details.Parameters.contactId`, else `Details.ContactData.ContactId`; None when neither is there.
+
+    Read from the dict directly rather than through Powertools' ConnectContactFlowEvent: importing
+    that view loads every event class Powertools has (about 20 ms of cold start) to read two keys.
+    """
+    details = event.get("Details")
+    if not isinstance(details, dict):
         return None
+    parameters = details.get("Parameters")
+    if isinstance(parameters, dict) and parameters.get("contactId"):
+        return parameters["contactId"]
+    contact_data = details.get("ContactData")
+    return contact_data.get("ContactId") if isinstance(contact_data, dict) else None

@@ -95,7 +95,10 @@ def _contact_id(event: APIGatewayProxyEvent) -> tuple[str | None, str]:
         return None, "the query parameter contactId is given more than once with different values"
     contact_id = canonical_contact_id(values[0])
     if contact_id is None:
-        return None, "the query parameter contactId must be a UUID such as 5f0c6a53-2f3e-4e8b-9a43-6d2b1c7e9f10"
+        return (
+            None,
+            "the query parameter contactId must be a UUID such as 5f0c6a53-2f3e-4e8b-9a43-6d2b1c7e9f10",
+        )
     return contact_id, ""
 
 

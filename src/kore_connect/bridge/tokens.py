@@ -20,7 +20,7 @@ import hmac
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kore_connect.config import AUTH_TOKEN, AUTH_TOKEN_PREVIOUS, AUTH_TOKEN_SECRET_ARN, Settings
 from kore_connect.errors import KoreConnectError
@@ -115,33 +115,40 @@ class SecretTokens:
             code = exc.response.get("Error", {}).get("Code", "Unknown")
             if code == "ResourceNotFoundException" and stage == "AWSPREVIOUS":
                 return None  # never rotated: there is no previous version
-            raise TokenSourceUnavailable(f"Secrets Manager refused to read the token secret ({stage}): {code}") from exc
+            raise TokenSourceUnavailable(
+                f"Secrets Manager refused to read the token secret ({stage}): {code}"
+            ) from exc
         except BotoCoreError as exc:
-            raise TokenSourceUnavailable(f"Secrets Manager unreachable ({stage}): {type(exc).__name__}") from exc
+            raise TokenSourceUnavailable(
+                f"Secrets Manager unreachable ({stage}): {type(exc).__name__}"
+            ) from exc
         return response.get("SecretString")
 
     def _secrets_manager(self) -> SecretsManagerClient:
         if self._client is None:
-            import boto3
             from botocore.config import Config
 
-            config = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 3})
-            self._client = boto3.client("secretsmanager", config=config)
+            from kore_connect import aws
+
+            config = Config(
+                connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 3}
+            )
+            self._client = aws.client("secretsmanager", config=config)
         return self._client
 
 
 class LogSink(Protocol):
-    def error(self, msg: str, *args: object, **kwargs: object) -> None: ...
-    def warning(self, msg: str, *args: object, **kwargs: object) -> None: ...
+    def error(self, msg: object, *args: object, **kwargs: Any) -> None: ...
+    def warning(self, msg: object, *args: object, **kwargs: Any) -> None: ...
 
 
 class TokenVerifier:
     """Answers which slot a presented token matches, loading the expected tokens lazily."""
 
-    def __init__(self, source: TokenSource, *, log: LogSink, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, source: TokenSource, *, log: LogSink, clock: Callable[[], float] | None = None):
         self._source = source
         self._log = log
-        self._clock = clock
+        self._clock = clock if clock is not None else time.monotonic
         self._tokens: tuple[ExpectedToken, ...] | None = None
         self._loaded_at = 0.0
         self._reported_unconfigured = False
@@ -150,7 +157,11 @@ class TokenVerifier:
         """The slot of the valid token equal to `presented`, or None. Raises TokenSourceUnavailable."""
         tokens = self._current_tokens()
         slot = _compare(presented, tokens)
-        if slot is None and self._source.refreshable and self._clock() - self._loaded_at >= REFRESH_INTERVAL_SECONDS:
+        if (
+            slot is None
+            and self._source.refreshable
+            and self._clock() - self._loaded_at >= REFRESH_INTERVAL_SECONDS
+        ):
             self._tokens = None  # perhaps rotated since: read the secret once more
             slot = _compare(presented, self._current_tokens())
         return slot

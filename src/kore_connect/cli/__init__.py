@@ -8,7 +8,7 @@ from kore_connect.cli import demo
 
 app = typer.Typer(
     name="kore-connect",
-    help="Hand calls between Amazon Connect and a Kore.ai voice bot, and back, without losing what the bot learned.",
+    help="Hand calls between Amazon Connect and a Kore.ai voice bot, and back, without losing data.",
     no_args_is_help=True,
     add_completion=False,
 )

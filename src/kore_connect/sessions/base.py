@@ -40,8 +40,8 @@ class SessionRecord:
 class SessionStore(ABC):
     """Store and fetch a contact's metadata, with expiry. Subclasses do only the I/O."""
 
-    def __init__(self, *, clock: Clock = time.time) -> None:
-        self._clock = clock
+    def __init__(self, *, clock: Clock | None = None) -> None:
+        self._clock = clock if clock is not None else time.time
 
     def put(self, contact_id: str, metadata: str, *, ttl_seconds: int) -> SessionRecord:
         """Store `metadata` for `contact_id`, replacing any earlier record, to expire after `ttl_seconds`."""
@@ -61,6 +61,7 @@ class SessionStore(ABC):
             return None
         return record
 
+    @abstractmethod
     def close(self) -> None:
         """Release connections. The store is not used afterwards."""
 

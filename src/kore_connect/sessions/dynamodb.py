@@ -8,17 +8,15 @@ The endpoint follows boto3's own `AWS_ENDPOINT_URL_DYNAMODB`, which is how tests
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from kore_connect.errors import ConfigError
+from kore_connect import aws
 from kore_connect.sessions.base import (
     Clock,
     SessionRecord,
@@ -49,19 +47,20 @@ TRANSIENT_ERROR_CODES = frozenset(
 _PROJECTION = "contactId, metadata, storedAt, expiresAt"
 
 
-def dynamodb_client() -> DynamoDBClient:
+def dynamodb_client(endpoint_url: str | None = None) -> DynamoDBClient:
     """A low-level client with our timeouts. Raises ConfigError when no region is configured."""
-    try:
-        return boto3.client("dynamodb", config=CLIENT_CONFIG)
-    except NoRegionError as exc:
-        raise ConfigError("no AWS region is configured: set AWS_REGION (Lambda sets it for you)") from exc
+    dynamodb: DynamoDBClient = aws.client("dynamodb", config=CLIENT_CONFIG, endpoint_url=endpoint_url)
+    return dynamodb
 
 
 class DynamoDBSessionStore(SessionStore):
-    def __init__(self, table_name: str, *, client: DynamoDBClient | None = None, clock: Clock = time.time):
+    def __init__(self, table_name: str, *, client: DynamoDBClient | None = None, clock: Clock | None = None):
         super().__init__(clock=clock)
         self.table_name = table_name
         self._client = client if client is not None else dynamodb_client()
+
+    def close(self) -> None:
+        self._client.close()
 
     def _write(self, record: SessionRecord) -> None:
         item = {
@@ -117,7 +116,7 @@ def _translated_errors(doing: str) -> Iterator[None]:
 
 
 def ensure_table(client: DynamoDBClient, table_name: str) -> None:
-    """Create the sessions table as the SAM template defines it, for local runs and tests. No-op when it exists."""
+    """Create the sessions table as the SAM template does, for local runs and tests; no-op if it exists."""
     with _translated_errors("creating the table for"):
         try:
             client.describe_table(TableName=table_name)
@@ -130,7 +129,9 @@ def ensure_table(client: DynamoDBClient, table_name: str) -> None:
             KeySchema=[{"AttributeName": "contactId", "KeyType": "HASH"}],
             BillingMode="PAY_PER_REQUEST",
         )
-        client.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+        client.get_waiter("table_exists").wait(
+            TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
+        )
         try:
             client.update_time_to_live(
                 TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"}

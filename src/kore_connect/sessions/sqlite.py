@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,7 +44,7 @@ SWEEP_INTERVAL_SECONDS = 60.0
 
 
 class SQLiteSessionStore(SessionStore):
-    def __init__(self, path: str | Path, *, clock: Clock = time.time, busy_timeout: float = 5.0) -> None:
+    def __init__(self, path: str | Path, *, clock: Clock | None = None, busy_timeout: float = 5.0) -> None:
         super().__init__(clock=clock)
         self.path = Path(path)
         self._busy_timeout = busy_timeout

@@ -12,13 +12,14 @@ LOCAL_ACCOUNT = "000000000000"
 LOCAL_API_ID = "kclocal"
 LOCAL_STAGE = "local"
 METADATA_PATH = "/kore-metadata"
-LOCAL_INSTANCE_ARN = f"arn:aws:connect:{LOCAL_REGION}:{LOCAL_ACCOUNT}:instance/00000000-0000-4000-8000-000000000000"
+LOCAL_INSTANCE_ARN = (
+    f"arn:aws:connect:{LOCAL_REGION}:{LOCAL_ACCOUNT}:instance/00000000-0000-4000-8000-000000000000"
+)
 
 
 def method_arn(verb: str = "POST", path: str = METADATA_PATH) -> str:
-    return (
-        f"arn:aws:execute-api:{LOCAL_REGION}:{LOCAL_ACCOUNT}:{LOCAL_API_ID}/{LOCAL_STAGE}/{verb}/{path.lstrip('/')}"
-    )
+    api = f"arn:aws:execute-api:{LOCAL_REGION}:{LOCAL_ACCOUNT}:{LOCAL_API_ID}"
+    return f"{api}/{LOCAL_STAGE}/{verb}/{path.lstrip('/')}"
 
 
 def token_event(token: str | None, *, arn: str | None = None) -> dict[str, Any]:

@@ -49,7 +49,9 @@ class RoundTrip:
         return all(step.ok for step in self.steps)
 
 
-def run_round_trip(token: str, *, metadata: dict[str, Any] | None = None, contact_id: str | None = None) -> RoundTrip:
+def run_round_trip(
+    token: str, *, metadata: dict[str, Any] | None = None, contact_id: str | None = None
+) -> RoundTrip:
     """Run the four steps against the stores and tokens the environment configures."""
     trip = RoundTrip(contact_id or str(uuid.uuid4()), metadata if metadata is not None else SAMPLE_METADATA)
     container.reset()
@@ -59,17 +61,33 @@ def run_round_trip(token: str, *, metadata: dict[str, Any] | None = None, contac
     allowed = _invoke_authorizer(token_event(token))
     trip.steps.append(Step("The right token is allowed", isinstance(allowed, dict), _policy_summary(allowed)))
 
-    stored = _invoke(store.lambda_handler, "koreStoreSessionMetadata", store_request_event(
-        trip.contact_id, json.dumps(trip.sent), token=token
-    ))
-    trip.steps.append(Step("The bot's metadata is stored", stored["statusCode"] == 200, f"HTTP {stored['statusCode']}: {stored['body']}"))
+    stored = _invoke(
+        store.lambda_handler,
+        "koreStoreSessionMetadata",
+        store_request_event(trip.contact_id, json.dumps(trip.sent), token=token),
+    )
+    trip.steps.append(
+        Step(
+            "The bot's metadata is stored",
+            stored["statusCode"] == 200,
+            f"HTTP {stored['statusCode']}: {stored['body']}",
+        )
+    )
 
-    answer = _invoke(retrieve.lambda_handler, "koreRetrieveSessionMetadata", contact_flow_event(trip.contact_id))
+    answer = _invoke(
+        retrieve.lambda_handler, "koreRetrieveSessionMetadata", contact_flow_event(trip.contact_id)
+    )
     if answer.get("statusCode") == 200:
         trip.retrieved = json.loads(answer["body"])
     same = trip.retrieved == trip.sent and _same_numbers(trip.retrieved, trip.sent)
     flat = {k: v for k, v in answer.items() if k not in ("statusCode", "body")}
-    trip.steps.append(Step("The flow gets it back exactly", same, f"statusCode {answer.get('statusCode')}, flat attributes: {sorted(flat)}"))
+    trip.steps.append(
+        Step(
+            "The flow gets it back exactly",
+            same,
+            f"statusCode {answer.get('statusCode')}, flat attributes: {sorted(flat)}",
+        )
+    )
     return trip
 
 

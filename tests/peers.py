@@ -1,0 +1,69 @@
+"""Real peers the tests talk to, started and stopped by the tests themselves."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DYNALITE = REPO / "node_modules" / ".bin" / "dynalite"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_port(port: int, *, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+class Dynalite:
+    """dynalite (npm), a DynamoDB-compatible server over HTTP, in memory, on a loopback port."""
+
+    def __init__(self) -> None:
+        if not DYNALITE.exists():
+            raise RuntimeError(f"{DYNALITE} is missing: run ./dev setup (it installs the npm test peers)")
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Dynalite:
+        self._process = subprocess.Popen(
+            [
+                str(DYNALITE),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--createTableMs",
+                "0",
+                "--deleteTableMs",
+                "0",
+                "--updateTableMs",
+                "0",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_for_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            os.killpg(self._process.pid, signal.SIGTERM)
+            self._process.wait(timeout=10)
+        self._process = None

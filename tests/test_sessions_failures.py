@@ -1,0 +1,112 @@
+"""Storage failures surface as SessionStoreError / SessionStoreUnavailable, never as a silent success."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from kore_connect.config import Backend, Settings
+from kore_connect.sessions import SessionStoreError, SessionStoreUnavailable, open_session_store
+from kore_connect.sessions.dynamodb import DynamoDBSessionStore, ensure_table
+from kore_connect.sessions.sqlite import SQLiteSessionStore
+from tests.conftest import CONTACT_ID
+from tests.peers import Dynalite, free_port
+
+
+def test_an_unreachable_dynamodb_is_unavailable() -> None:
+    client = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{free_port()}")
+    store = DynamoDBSessionStore("koreCcSessions", client=client)
+    with pytest.raises(SessionStoreUnavailable, match="unreachable"):
+        store.put(CONTACT_ID, "{}", ttl_seconds=60)
+    with pytest.raises(SessionStoreUnavailable):
+        store.get(CONTACT_ID)
+
+
+def test_a_missing_table_is_unavailable(dynalite: Dynalite) -> None:
+    client = boto3.client("dynamodb", endpoint_url=dynalite.endpoint)
+    store = DynamoDBSessionStore("no-such-table", client=client)
+    with pytest.raises(SessionStoreUnavailable, match="ResourceNotFoundException"):
+        store.put(CONTACT_ID, "{}", ttl_seconds=60)
+
+
+def test_a_stopped_dynalite_makes_the_store_unavailable_until_it_returns() -> None:
+    # GIVEN a store working against a real server
+    server = Dynalite().start()
+    client = boto3.client("dynamodb", endpoint_url=server.endpoint)
+    ensure_table(client, "sessions")
+    store = DynamoDBSessionStore("sessions", client=client)
+    store.put(CONTACT_ID, '{"a":1}', ttl_seconds=60)
+    # WHEN the server goes away
+    server.stop()
+    # THEN reads and writes fail loudly
+    with pytest.raises(SessionStoreUnavailable):
+        store.get(CONTACT_ID)
+    with pytest.raises(SessionStoreUnavailable):
+        store.put(CONTACT_ID, '{"a":2}', ttl_seconds=60)
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("ProvisionedThroughputExceededException", SessionStoreUnavailable),
+        ("ThrottlingException", SessionStoreUnavailable),
+        ("RequestLimitExceeded", SessionStoreUnavailable),
+        ("InternalServerError", SessionStoreUnavailable),
+        ("ValidationException", SessionStoreError),
+        ("AccessDeniedException", SessionStoreError),
+    ],
+)
+def test_dynamodb_error_codes_are_classified(code: str, expected: type[Exception]) -> None:
+    client = boto3.client("dynamodb")
+    store = DynamoDBSessionStore("koreCcSessions", client=client)
+    with Stubber(client) as stub:
+        stub.add_client_error("put_item", service_error_code=code, http_status_code=400)
+        with pytest.raises(expected) as raised:
+            store.put(CONTACT_ID, "{}", ttl_seconds=60)
+    assert type(raised.value) is expected
+    assert code in str(raised.value)
+
+
+def test_an_item_not_written_by_us_is_refused_not_guessed(dynalite: Dynalite) -> None:
+    # GIVEN an item in the reference layout (attributes spread over the item, no metadata text)
+    client = boto3.client("dynamodb", endpoint_url=dynalite.endpoint)
+    ensure_table(client, "legacy")
+    client.put_item(TableName="legacy", Item={"contactId": {"S": CONTACT_ID}, "x_metadata": {"S": "hi"}})
+    # THEN reading it is an error, not an empty or partial answer
+    with pytest.raises(SessionStoreError, match="malformed"):
+        DynamoDBSessionStore("legacy", client=client).get(CONTACT_ID)
+
+
+def test_a_locked_sqlite_database_is_unavailable(tmp_path: Path) -> None:
+    # GIVEN another writer holding the database's write lock
+    store = SQLiteSessionStore(tmp_path / "s.db", busy_timeout=0.1)
+    blocker = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        # THEN a write gives up after the busy timeout, as unavailable
+        with pytest.raises(SessionStoreUnavailable, match="locked"):
+            store.put(CONTACT_ID, "{}", ttl_seconds=60)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    # AND works again once the lock is gone
+    store.put(CONTACT_ID, "{}", ttl_seconds=60)
+    assert store.get(CONTACT_ID) is not None
+
+
+def test_a_sqlite_path_that_cannot_be_created_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(SessionStoreError, match="cannot create the folder"):
+        SQLiteSessionStore(tmp_path / "file" / "s.db")
+
+
+def test_the_factory_opens_the_backend_settings_name(tmp_path: Path) -> None:
+    sqlite_store = open_session_store(Settings(backend=Backend.SQLITE, sqlite_path=tmp_path / "x.db"))
+    assert isinstance(sqlite_store, SQLiteSessionStore)
+    dynamo_store = open_session_store(Settings(backend=Backend.DYNAMODB, table_name="t"))
+    assert isinstance(dynamo_store, DynamoDBSessionStore)
+    assert dynamo_store.table_name == "t"
