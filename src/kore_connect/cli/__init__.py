@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import typer
+import sys
 
-from kore_connect.cli import demo
+import typer
+from rich.console import Console
+
+# Typer (0.29+) carries its own copy of click; its usage errors are these classes.
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
+
+from kore_connect.cli import demo, flow, kore_config
 
 app = typer.Typer(
     name="kore-connect",
@@ -13,6 +19,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command(name="demo")(demo.demo)
+app.command(name="flow")(flow.flow)
+app.command(name="kore-config")(kore_config.kore_config)
 
 
 @app.callback()
@@ -20,5 +28,18 @@ def _root() -> None:
     """kore-connect: the metadata bridge and its local twin."""
 
 
-def main() -> None:
-    app()
+def main(argv: list[str] | None = None) -> None:
+    """Run the command line. A usage mistake (unknown option, missing or bad value) is one line on
+    stderr naming the problem and where help is, with exit code 2, never a traceback or a panel."""
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except NoArgsIsHelpError:
+        code = 2  # the help was shown
+    except UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        message = " ".join(exc.format_message().split())
+        Console(stderr=True, soft_wrap=True).print(f"error: {message}{hint}", markup=False, highlight=False)
+        code = 2
+    except typer.Abort:
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,106 @@
+"""`kore-connect flow`: write the contact flow to import into Amazon Connect."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from kore_connect.contactflow.render import DEFAULT_FLOW_NAME, FlowOptions, Prompts, flow_json, render_flow
+from kore_connect.errors import KoreConnectError
+
+errors = Console(stderr=True, soft_wrap=True)
+_DEFAULT = Prompts()
+
+
+def flow(
+    connector_arn: Annotated[
+        str,
+        typer.Option(
+            help="The external voice transfer connector (arn:aws:chime:<region>:<account>:vc/<id>)."
+        ),
+    ],
+    to_user: Annotated[
+        str, typer.Option(help="The Kore DID the call is transferred to (the INVITE's To user).")
+    ],
+    retrieve_function_arn: Annotated[
+        str, typer.Option(help="The retrieve function (the stack output RetrieveFunctionArn).")
+    ],
+    queue_arn: Annotated[str, typer.Option(help="The agent queue the caller reaches after the bot.")],
+    queue_name: Annotated[
+        str, typer.Option(help="The queue's name, as the flow designer shows it.")
+    ] = "BasicQueue",
+    from_user: Annotated[
+        str, typer.Option(help="The INVITE's From user: a number or a $. reference.")
+    ] = "$.CustomerEndpoint.Address",
+    transfer_time_limit: Annotated[
+        int, typer.Option(help="Seconds to wait for the bot to answer (1-600).")
+    ] = 60,
+    lambda_time_limit: Annotated[
+        int, typer.Option(help="Seconds Connect waits for the retrieve function (1-8).")
+    ] = 3,
+    welcome_prompt: Annotated[str, typer.Option(help="Played before the transfer.")] = _DEFAULT.welcome,
+    transfer_failed_prompt: Annotated[
+        str, typer.Option(help="Played when the bot refuses the call (CallFailed).")
+    ] = _DEFAULT.transfer_failed,
+    transfer_timeout_prompt: Annotated[
+        str, typer.Option(help="Played when the bot does not answer in time.")
+    ] = _DEFAULT.transfer_timeout,
+    transfer_error_prompt: Annotated[
+        str, typer.Option(help="Played on any other transfer error.")
+    ] = _DEFAULT.transfer_error,
+    lookup_failed_prompt: Annotated[
+        str, typer.Option(help="Played when the bot's metadata cannot be read.")
+    ] = _DEFAULT.lookup_failed,
+    queue_failed_prompt: Annotated[
+        str, typer.Option(help="Played when the caller cannot be queued.")
+    ] = _DEFAULT.queue_failed,
+    queue_full_prompt: Annotated[
+        str, typer.Option(help="Played when the queue is full.")
+    ] = _DEFAULT.queue_full,
+    name: Annotated[str, typer.Option(help="The flow's name in Amazon Connect.")] = DEFAULT_FLOW_NAME,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the flow to this file instead of printing it."),
+    ] = None,
+) -> None:
+    """Render the contact flow that hands callers to the Kore bot and reads back what it learned.
+
+    Import it in Amazon Connect: Routing > Flows > Create flow > Import (beta), then Publish.
+    """
+    options = FlowOptions(
+        connector_arn=connector_arn,
+        to_user=to_user,
+        retrieve_function_arn=retrieve_function_arn,
+        queue_arn=queue_arn,
+        queue_name=queue_name,
+        from_user=from_user,
+        transfer_time_limit_seconds=transfer_time_limit,
+        lambda_time_limit_seconds=lambda_time_limit,
+        prompts=Prompts(
+            welcome=welcome_prompt,
+            transfer_failed=transfer_failed_prompt,
+            transfer_timeout=transfer_timeout_prompt,
+            transfer_error=transfer_error_prompt,
+            lookup_failed=lookup_failed_prompt,
+            queue_failed=queue_failed_prompt,
+            queue_full=queue_full_prompt,
+        ),
+        name=name,
+    )
+    try:
+        text = flow_json(render_flow(options))
+    except KoreConnectError as exc:
+        errors.print(f"error: {' '.join(str(exc).split())}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        errors.print(f"error: cannot write {output}: {exc.strerror}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    errors.print(f"Wrote {output}. Import it in Amazon Connect: Routing > Flows > Create flow > Import.")

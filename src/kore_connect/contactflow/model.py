@@ -1,0 +1,286 @@
+"""Typed views of an exported contact flow, and the checks that make one safe to import or run.
+
+`Flow.parse` takes the JSON exactly as the Amazon Connect console exports it and either returns a
+`Flow` or raises `FlowError` listing every problem found, each naming the action it is about:
+unknown action types, transitions to actions that do not exist, error types an action cannot
+raise, malformed `$.` references, and parameters Connect would refuse. `Metadata` (the editor's
+layout) is kept as it is and never read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kore_connect.contactflow.language import (
+    ATTRIBUTE_KEY,
+    ERRORS,
+    LAMBDA_TIME_LIMIT_SECONDS,
+    VERSION,
+    ActionType,
+    BadReference,
+    ErrorType,
+    is_reference,
+    parse_reference,
+)
+from kore_connect.errors import KoreConnectError
+
+
+class FlowError(KoreConnectError):
+    """A flow that cannot be imported or run; `problems` holds one precise line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid contact flow:\n  " + "\n  ".join(problems))
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    operator: str  # "Equals", "NumberGreaterThan", ...
+    operands: tuple[str, ...]
+    next_action: str
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    identifier: str
+    type: ActionType
+    parameters: Mapping[str, Any]
+    next_action: str | None  # None: the flow ends after this action
+    errors: Mapping[ErrorType, str] = field(default_factory=dict)
+    conditions: tuple[Condition, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return f"action {self.identifier} ({self.type})"
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    start_action: str
+    actions: Mapping[str, Action]
+    metadata: Mapping[str, Any]
+    source: Mapping[str, Any]  # the document as given, for writing back unchanged
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name", ""))
+
+    def action(self, identifier: str) -> Action:
+        return self.actions[identifier]
+
+    @classmethod
+    def parse(cls, document: Any) -> Flow:
+        """Validate `document` (a parsed flow JSON) completely; raise FlowError naming every problem."""
+        problems: list[str] = []
+        if not isinstance(document, dict):
+            raise FlowError(["the flow must be a JSON object"])
+        if document.get("Version") != VERSION:
+            problems.append(f"Version must be {VERSION!r}, found {document.get('Version')!r}")
+        raw_actions = document.get("Actions")
+        if not isinstance(raw_actions, list) or not raw_actions:
+            raise FlowError([*problems, "Actions must be a non-empty list"])
+        actions: dict[str, Action] = {}
+        # Every identifier given, also of actions refused below, so one bad action is reported once
+        # and not again by each transition that leads to it.
+        identifiers = {raw.get("Identifier") for raw in raw_actions if isinstance(raw, dict)}
+        for index, raw in enumerate(raw_actions):
+            action = _parse_action(index, raw, problems)
+            if action is None:
+                continue
+            if action.identifier in actions:
+                problems.append(f"{action.label}: the identifier is used by more than one action")
+            actions[action.identifier] = action
+        start = document.get("StartAction")
+        if not isinstance(start, str) or not start:
+            problems.append("StartAction is missing")
+        elif start not in identifiers:
+            problems.append(f"StartAction {start!r} names no action in the flow")
+        for action in actions.values():
+            problems.extend(_check_action(action, identifiers))
+        if problems:
+            raise FlowError(problems)
+        metadata = document.get("Metadata")
+        return cls(str(start), actions, metadata if isinstance(metadata, dict) else {}, document)
+
+    @classmethod
+    def loads(cls, text: str | bytes) -> Flow:
+        try:
+            document = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise FlowError([f"the flow is not valid JSON: {exc}"]) from None
+        return cls.parse(document)
+
+
+def _parse_action(index: int, raw: Any, problems: list[str]) -> Action | None:
+    where = f"Actions[{index}]"
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: an action must be a JSON object")
+        return None
+    identifier = raw.get("Identifier")
+    if not isinstance(identifier, str) or not identifier:
+        problems.append(f"{where}: Identifier is missing")
+        return None
+    where = f"action {identifier}"
+    try:
+        action_type = ActionType(str(raw.get("Type")))
+    except ValueError:
+        problems.append(f"{where}: unknown action type {raw.get('Type')!r}")
+        return None
+    parameters = raw.get("Parameters", {})
+    transitions = raw.get("Transitions", {})
+    if not isinstance(parameters, dict) or not isinstance(transitions, dict):
+        problems.append(f"{where} ({action_type}): Parameters and Transitions must be JSON objects")
+        return None
+    errors: dict[ErrorType, str] = {}
+    for error in transitions.get("Errors", []):
+        if not isinstance(error, dict):
+            problems.append(f"{where} ({action_type}): each of Transitions.Errors must be an object")
+            continue
+        try:
+            error_type = ErrorType(str(error.get("ErrorType")))
+        except ValueError:
+            problems.append(f"{where} ({action_type}): unknown error type {error.get('ErrorType')!r}")
+            continue
+        errors[error_type] = str(error.get("NextAction", ""))
+    conditions = []
+    for condition in transitions.get("Conditions", []):
+        body = condition.get("Condition", {}) if isinstance(condition, dict) else {}
+        operands = body.get("Operands", []) if isinstance(body, dict) else []
+        if not isinstance(body, dict) or not isinstance(operands, list):
+            problems.append(f"{where} ({action_type}): a condition must have Condition.Operator and Operands")
+            continue
+        conditions.append(
+            Condition(
+                str(body.get("Operator", "")), tuple(map(str, operands)), str(condition.get("NextAction", ""))
+            )
+        )
+    next_action = transitions.get("NextAction")
+    return Action(
+        identifier=identifier,
+        type=action_type,
+        parameters=parameters,
+        next_action=str(next_action) if next_action is not None else None,
+        errors=errors,
+        conditions=tuple(conditions),
+    )
+
+
+def _check_action(action: Action, identifiers: set[Any]) -> Iterator[str]:
+    label = action.label
+    targets = [("NextAction", action.next_action)] if action.next_action is not None else []
+    targets += [(f"the {error} branch", target) for error, target in action.errors.items()]
+    targets += [(f"the condition {c.operator} {list(c.operands)}", c.next_action) for c in action.conditions]
+    for what, target in targets:
+        if target not in identifiers:
+            yield f"{label}: {what} points at {target!r}, which is not an action in the flow"
+    for error in action.errors:
+        if error not in ERRORS[action.type]:
+            allowed = ", ".join(ERRORS[action.type]) or "none"
+            yield f"{label}: {action.type} cannot raise {error} (it raises: {allowed})"
+    for path, value in _strings(action.parameters):
+        if is_reference(value):
+            try:
+                parse_reference(value)
+            except BadReference as exc:
+                yield f"{label}: {path}: {exc}"
+    yield from _PARAMETER_CHECKS.get(action.type, _no_checks)(action)
+
+
+def _strings(value: Any, path: str = "Parameters") -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{path}[{index}]")
+
+
+def _no_checks(action: Action) -> Iterator[str]:
+    return iter(())
+
+
+def _check_message(action: Action) -> Iterator[str]:
+    given = [key for key in ("Text", "SSML", "PromptId", "Media") if key in action.parameters]
+    if len(given) != 1:
+        found = ", ".join(given) or "none"
+        yield f"{action.label}: exactly one of Text, SSML, PromptId or Media is needed, found {found}"
+
+
+def _check_third_party(action: Action) -> Iterator[str]:
+    p = action.parameters
+    limit = p.get("ThirdPartyConnectionTimeLimitSeconds", p.get("ThirdPartyConnectionTimeoutSeconds"))
+    if limit is None or not str(limit).isdigit() or int(limit) < 1:
+        yield f"{action.label}: ThirdPartyConnectionTimeLimitSeconds must be a whole number of seconds >= 1"
+    if p.get("ContinueFlowExecution") not in ("True", "False"):
+        yield f"{action.label}: ContinueFlowExecution must be 'True' or 'False'"
+    connector = p.get("VoiceConnector")
+    if not isinstance(connector, dict):
+        yield f"{action.label}: VoiceConnector is missing"
+        return
+    if connector.get("VoiceConnectorType") not in ("CallTransferConnector", "ChimeConnector"):
+        yield f"{action.label}: VoiceConnector.VoiceConnectorType must be CallTransferConnector"
+    for key in ("VoiceConnectorArn", "ToUser"):
+        if not isinstance(connector.get(key), str) or not connector[key]:
+            yield f"{action.label}: VoiceConnector.{key} is missing"
+
+
+def _check_lambda(action: Action) -> Iterator[str]:
+    p = action.parameters
+    if not isinstance(p.get("LambdaFunctionARN"), str) or not p["LambdaFunctionARN"]:
+        yield f"{action.label}: LambdaFunctionARN is missing"
+    limit = str(p.get("InvocationTimeLimitSeconds", ""))
+    if not limit.isdigit() or int(limit) not in LAMBDA_TIME_LIMIT_SECONDS:
+        yield f"{action.label}: InvocationTimeLimitSeconds must be whole seconds from 1 to 8, found {limit!r}"
+    if p.get("InvocationType", "SYNCHRONOUS") not in ("SYNCHRONOUS", "ASYNCHRONOUS"):
+        yield f"{action.label}: InvocationType must be SYNCHRONOUS or ASYNCHRONOUS"
+    validation = p.get("ResponseValidation", {"ResponseType": "STRING_MAP"})
+    if not isinstance(validation, dict) or validation.get("ResponseType") not in ("JSON", "STRING_MAP"):
+        yield f"{action.label}: ResponseValidation.ResponseType must be JSON or STRING_MAP"
+    yield from _check_keys(action, "LambdaInvocationAttributes")
+
+
+def _check_attributes(action: Action) -> Iterator[str]:
+    if not action.parameters.get("Attributes"):
+        yield f"{action.label}: Attributes is missing"
+    yield from _check_keys(action, "Attributes")
+    if action.parameters.get("TargetContact", "Current") not in ("Current", "Related"):
+        yield f"{action.label}: TargetContact must be Current or Related"
+
+
+def _check_keys(action: Action, parameter: str) -> Iterator[str]:
+    values = action.parameters.get(parameter, {})
+    if not isinstance(values, dict):
+        yield f"{action.label}: {parameter} must be an object of keys to values"
+        return
+    for key, value in values.items():
+        if not ATTRIBUTE_KEY.fullmatch(key):
+            yield f"{action.label}: {parameter} key {key!r} may hold only letters, digits, '-' and '_'"
+        if not isinstance(value, str):
+            yield f"{action.label}: {parameter}.{key} must be a string or a $. reference"
+
+
+def _check_queue(action: Action) -> Iterator[str]:
+    if not isinstance(action.parameters.get("QueueId"), str) or not action.parameters["QueueId"]:
+        yield f"{action.label}: QueueId is missing"
+
+
+def _check_compare(action: Action) -> Iterator[str]:
+    if not isinstance(action.parameters.get("ComparisonValue"), str):
+        yield f"{action.label}: ComparisonValue is missing"
+    if not action.conditions:
+        yield f"{action.label}: a Compare needs at least one condition"
+
+
+_PARAMETER_CHECKS = {
+    ActionType.MESSAGE_PARTICIPANT: _check_message,
+    ActionType.TRANSFER_PARTICIPANT_TO_THIRD_PARTY: _check_third_party,
+    ActionType.INVOKE_LAMBDA_FUNCTION: _check_lambda,
+    ActionType.UPDATE_CONTACT_ATTRIBUTES: _check_attributes,
+    ActionType.UPDATE_CONTACT_TARGET_QUEUE: _check_queue,
+    ActionType.COMPARE: _check_compare,
+}
