@@ -1,0 +1,102 @@
+"""Kore's script-node globals, faked in embedded V8, so that the shipped snippets run unchanged.
+
+A `FakeKoreSession` is one call: the Start Flow's `context.BotUserSession.channels[0].handle`
+holding the INVITE's SIP headers, the bot's `context.session.{BotUserSession,UserSession}`,
+`BotUserSession.put`, `userSessionUtils.put`, `setCallFlowVariable` and `koreDebugger.log`.
+Values put into a session go through JSON, as Kore persists them, so a snippet that stores
+something Kore could not keep fails here too.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from py_mini_racer import MiniRacer
+
+SipHeaders = list[dict[str, str]]
+
+_GLOBALS = r"""
+var __kore = {log: [], callFlow: {}};
+var context = {BotUserSession: {}, session: {BotUserSession: {}, UserSession: {}}};
+
+function __koreKeep(value) {
+  return value === undefined ? undefined : JSON.parse(JSON.stringify(value));
+}
+function setCallFlowVariable(name, value) { __kore.callFlow[name] = __koreKeep(value); }
+function getCallFlowVariable(name) { return __kore.callFlow[name]; }
+var userSessionUtils = {
+  put: function (key, value) { context.session.UserSession[key] = __koreKeep(value); },
+  get: function (key) { return context.session.UserSession[key]; }
+};
+var BotUserSession = {
+  put: function (key, value) { context.session.BotUserSession[key] = __koreKeep(value); },
+  get: function (key) { return context.session.BotUserSession[key]; }
+};
+var koreDebugger = {log: function (message) { __kore.log.push(String(message)); }};
+"""
+
+
+def sip_headers(message: str) -> SipHeaders:
+    """The headers of a SIP message as Kore hands them to the Start Flow: `[{name, value}]`, in order.
+
+    Folded lines (a line starting with whitespace) continue the previous header (RFC 3261 section 7.3.1).
+    """
+    head = message.replace("\r\n", "\n").split("\n\n", 1)[0]
+    headers: SipHeaders = []
+    for line in head.split("\n")[1:]:  # the first line is the request line
+        if line[:1] in (" ", "\t") and headers:
+            headers[-1]["value"] = f"{headers[-1]['value']} {line.strip()}"
+            continue
+        name, _, value = line.partition(":")
+        headers.append({"name": name.strip(), "value": value.strip()})
+    return headers
+
+
+def header_value(headers: SipHeaders, name: str) -> str:
+    return next(h["value"] for h in headers if h["name"].lower() == name.lower())
+
+
+class FakeKoreSession:
+    """One call's Kore session in V8. `channel_handle` is what Kore puts in `channels[0].handle`."""
+
+    def __init__(self, channel_handle: dict[str, Any] | None = None) -> None:
+        self._v8 = MiniRacer()
+        self._v8.eval(_GLOBALS)
+        if channel_handle is not None:
+            self._v8.eval(f"context.BotUserSession.channels = [{{handle: {json.dumps(channel_handle)}}}];")
+
+    @classmethod
+    def for_invite(cls, headers: SipHeaders) -> FakeKoreSession:
+        return cls({"sipHeaders": headers})
+
+    def run(self, script: str) -> None:
+        """Run a snippet as a Kore script node does: as a script, in the session's globals."""
+        self._v8.eval(script)
+
+    def put_in_user_session(self, key: str, value: Any) -> None:
+        self._v8.eval(f"userSessionUtils.put({json.dumps(key)}, {json.dumps(value)});")
+
+    def put_in_bot_user_session(self, key: str, value: Any) -> None:
+        self._v8.eval(f"BotUserSession.put({json.dumps(key)}, {json.dumps(value)});")
+
+    @property
+    def bot_user_session(self) -> dict[str, Any]:
+        return self._read("context.session.BotUserSession")
+
+    @property
+    def user_session(self) -> dict[str, Any]:
+        return self._read("context.session.UserSession")
+
+    @property
+    def call_flow_variables(self) -> dict[str, Any]:
+        return self._read("__kore.callFlow")
+
+    @property
+    def debug_log(self) -> list[str]:
+        lines: list[str] = json.loads(str(self._v8.eval("JSON.stringify(__kore.log)")))
+        return lines
+
+    def _read(self, expression: str) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(str(self._v8.eval(f"JSON.stringify({expression})")))
+        return value
