@@ -333,3 +333,14 @@ def test_the_lambda_dependencies_pin_the_powertools_the_tests_run() -> None:
 def test_the_template_points_at_the_sources(tmp_path: Path) -> None:
     assert sam_template()["Globals"]["Function"]["CodeUri"] == "src/"
     assert (REPO / "src" / "Makefile").is_file()
+
+
+def test_sam_deploy_defaults_allow_the_roles_the_stack_creates() -> None:
+    import tomllib
+
+    config = tomllib.loads((REPO / "samconfig.toml").read_text())
+    deploy = config["default"]["deploy"]["parameters"]
+    assert deploy["capabilities"] == "CAPABILITY_IAM"  # the roles have no custom names
+    assert config["default"]["global"]["parameters"]["stack_name"] == "kore-connect"
+    for role in resources_of_type(sam_template(), "AWS::IAM::Role").values():
+        assert "RoleName" not in role["Properties"]  # a named role would need CAPABILITY_NAMED_IAM
