@@ -10,7 +10,7 @@ from rich.console import Console
 # Typer (0.29+) carries its own copy of click; its usage errors are these classes.
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
-from kore_connect.cli import demo, flow, kore_config
+from kore_connect.cli import demo, doctor, flow, kore_config
 
 app = typer.Typer(
     name="kore-connect",
@@ -21,6 +21,7 @@ app = typer.Typer(
 app.command(name="demo")(demo.demo)
 app.command(name="flow")(flow.flow)
 app.command(name="kore-config")(kore_config.kore_config)
+app.command(name="doctor")(doctor.doctor)
 
 
 @app.callback()
