@@ -43,7 +43,8 @@ def doctor_command(make_clients: ClientsFactory | None = None) -> Callable[..., 
             str, typer.Option("--stack-name", help="The CloudFormation stack `sam deploy` created.")
         ] = DEFAULT_STACK_NAME,
         region: Annotated[
-            str | None, typer.Option(help="The stack's AWS region (default: the profile's or AWS_DEFAULT_REGION).")
+            str | None,
+            typer.Option(help="The stack's AWS region (default: the profile's, or AWS_DEFAULT_REGION)."),
         ] = None,
         profile: Annotated[
             str | None, typer.Option(help="The AWS CLI profile to use (default: the usual credential chain).")

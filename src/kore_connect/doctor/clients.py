@@ -20,7 +20,8 @@ USER_AGENT = "kore-connect-doctor"
 
 
 def build_clients(*, profile: str | None, region: str | None) -> DoctorClients:
-    """Clients for `profile` (None: the default chain) in `region` (None: the profile's or AWS_DEFAULT_REGION).
+    """Clients for `profile` (None: the default chain) in `region` (None: the profile's region, or
+    AWS_DEFAULT_REGION).
 
     Raises DoctorError when the profile does not exist or no region is configured.
     """
@@ -43,6 +44,7 @@ def build_clients(*, profile: str | None, region: str | None) -> DoctorClients:
         ) from exc
     except NoRegionError as exc:
         raise DoctorError(
-            "no AWS region: pass --region, set AWS_DEFAULT_REGION, or give the profile a region (`aws configure`)"
+            "no AWS region: pass --region, set AWS_DEFAULT_REGION, "
+            "or give the profile a region (`aws configure`)"
         ) from exc
     return clients
