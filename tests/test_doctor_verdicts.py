@@ -132,19 +132,22 @@ def test_a_table_still_being_created_fails() -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "passed"), [(401, True), (403, True), (200, False), (500, False), (429, False)]
+    ("status", "passed"), [(401, True), (403, False), (200, False), (500, False), (429, False)]
 )
-def test_a_refusal_must_be_401_or_403(status: int, passed: bool) -> None:
+def test_a_refusal_must_be_the_authorizers_401(status: int, passed: bool) -> None:
     result = refusal_result(Answer(status, {"message": "x"}), without_token=True, stack_name="kore-connect")
     assert (result.status is CheckStatus.PASSED) is passed
     assert f"HTTP {status}" in result.detail
 
 
-def test_a_403_is_reported_as_what_came_back() -> None:
-    answer = Answer(403, {"message": "User is not authorized to access this resource with an explicit deny"})
+def test_a_403_fails_as_not_the_authorizers_refusal() -> None:
+    # GIVEN API Gateway's answer for a path the API does not have
+    answer = Answer(403, {"message": "Missing Authentication Token"})
     result = refusal_result(answer, without_token=False, stack_name="kore-connect")
-    assert result.status is CheckStatus.PASSED
-    assert "HTTP 403" in result.detail and "Deny policy" in result.detail
+    # THEN the check fails: the request never reached koreClientAuth, which answers 401
+    assert result.status is CheckStatus.FAILED
+    assert "HTTP 403" in result.detail and "Missing Authentication Token" in result.detail
+    assert "MetadataEndpointUrl" in result.fix
 
 
 def test_a_message_echoing_the_token_is_masked() -> None:

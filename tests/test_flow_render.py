@@ -15,10 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kore_connect.arns import BadArn
 from kore_connect.contactflow.language import ActionType, ErrorType
-from kore_connect.contactflow.model import Action, Flow, FlowError
-from kore_connect.contactflow.render import FlowOptions, Prompts, flow_json, render_flow
+from kore_connect.contactflow.model import Action, Flow
+from kore_connect.contactflow.render import FlowOptionError, FlowOptions, Prompts, flow_json, render_flow
 from tests.conftest import FIXTURES
 
 KORE_CONNECT = Path(sys.executable).parent / "kore-connect"
@@ -176,23 +175,35 @@ def test_any_valid_options_render_a_valid_flow_that_keeps_the_texts(
 
 
 @pytest.mark.parametrize(
-    ("change", "error", "message"),
+    ("change", "option", "message"),
     [
-        ({"connector_arn": OPTIONS.queue_arn}, BadArn, "not an external voice transfer connector ARN"),
-        ({"retrieve_function_arn": "koreRetrieveSessionMetadata"}, BadArn, "not a Lambda function ARN"),
-        ({"queue_arn": "arn:aws:connect:us-east-1:123456789012:instance/x/queue/y"}, BadArn, "queue ARN"),
-        ({"to_user": "+1 206 555"}, FlowError, "ToUser"),
-        ({"lambda_time_limit_seconds": 9}, FlowError, "1 to 8 seconds"),
-        ({"transfer_time_limit_seconds": 0}, FlowError, "1 to 600 seconds"),
-        ({"from_user": "$.Customer.Number"}, FlowError, "not a reference Connect resolves"),
-        ({"prompts": Prompts(welcome="  ")}, FlowError, "welcome prompt is empty"),
+        (
+            {"connector_arn": OPTIONS.queue_arn},
+            "connector_arn",
+            "not an external voice transfer connector ARN",
+        ),
+        ({"retrieve_function_arn": "koreRetrieveSessionMetadata"}, "retrieve_function_arn", "not a Lambda"),
+        (
+            {"queue_arn": "arn:aws:connect:us-east-1:123456789012:instance/x/queue/y"},
+            "queue_arn",
+            "queue ARN",
+        ),
+        ({"to_user": "+1 206 555"}, "to_user", "not a number or SIP user"),
+        ({"from_user": "hello world"}, "from_user", "not a number or SIP user"),
+        ({"from_user": ""}, "from_user", "not a number or SIP user"),
+        ({"from_user": "$.Customer.Number"}, "from_user", "not a reference Connect resolves"),
+        ({"lambda_time_limit_seconds": 9}, "lambda_time_limit_seconds", "1 to 8 seconds"),
+        ({"transfer_time_limit_seconds": 0}, "transfer_time_limit_seconds", "1 to 600 seconds"),
+        ({"prompts": Prompts(welcome="  ")}, "prompts.welcome", "welcome prompt is empty"),
+        ({"queue_name": ""}, "queue_name", "must not be empty"),
     ],
 )
 def test_options_connect_would_refuse_are_refused_before_anything_is_written(
-    change: dict[str, Any], error: type[Exception], message: str
+    change: dict[str, Any], option: str, message: str
 ) -> None:
-    with pytest.raises(error, match=message):
+    with pytest.raises(FlowOptionError, match=message) as raised:
         render_flow(dataclasses.replace(OPTIONS, **change))
+    assert raised.value.option == option
 
 
 # ---------------------------------------------------------------- the command, as a user runs it
@@ -249,8 +260,16 @@ def test_the_command_passes_time_limits_and_prompts(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["--connector-arn", "arn:aws:chime:nowhere"], "is not an external voice transfer connector ARN"),
-        (["--lambda-time-limit", "12"], "1 to 8 seconds"),
+        (["--connector-arn", "arn:aws:chime:nowhere"], "--connector-arn: 'arn:aws:chime:nowhere' is not an"),
+        (
+            ["--retrieve-function-arn", "koreRetrieve"],
+            "--retrieve-function-arn: 'koreRetrieve' is not a Lambda",
+        ),
+        (["--queue-arn", "BasicQueue"], "--queue-arn: 'BasicQueue' is not an Amazon Connect queue ARN"),
+        (["--to-user", "+1 206"], "--to-user: '+1 206' is not a number or SIP user"),
+        (["--from-user", "$.Caller"], "--from-user: '$.Caller' is not a reference Connect resolves"),
+        (["--queue-full-prompt", " "], "--queue-full-prompt: the queue full prompt is empty"),
+        (["--lambda-time-limit", "12"], "--lambda-time-limit: the Lambda time limit must be 1 to 8 seconds"),
         (["--lambda-time-limit", "soon"], "--lambda-time-limit"),
         (["--colour", "blue"], "No such option: --colour"),
     ],

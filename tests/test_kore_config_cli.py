@@ -67,7 +67,7 @@ def render(template: str, values: dict[str, str]) -> str:
 VALUES = {
     CONTACT_ID_PLACEHOLDER[2:-2]: CONTACT_ID,
     INSTANCE_SESSION_ID_PLACEHOLDER[2:-2]: INSTANCE_SESSION_ID,
-    "env.koreMetadataToken": TOKEN,
+    "env.koreApiToken": TOKEN,
 }
 
 
@@ -89,12 +89,12 @@ def test_the_service_node_posts_to_the_endpoint_with_the_contact_id_and_the_toke
     assert node.url == f"{API_URL}?contactId={{{{context.session.BotUserSession.ContactId}}}}"
     assert node.method == "POST"
     assert dict(node.headers) == {
-        "authorizationToken": "{{env.koreMetadataToken}}",
+        "authorizationToken": "{{env.koreApiToken}}",
         "Content-Type": "application/json",
     }
     assert node.placeholders() == (
         "context.session.BotUserSession.ContactId",
-        "env.koreMetadataToken",
+        "env.koreApiToken",
         "context.session.BotUserSession.lastMessage.messagePayload.instanceSessionId",
     )
 
@@ -179,7 +179,7 @@ def test_the_text_names_each_place_and_holds_each_piece_verbatim() -> None:
         snippet_file("agent_transfer_script"),
         node.url,
         node.body,
-        "authorizationToken\n{{env.koreMetadataToken}}\n",
+        "authorizationToken\n{{env.koreApiToken}}\n",
         "Content-Type\napplication/json\n",
         "aws secretsmanager get-secret-value --secret-id <TokenSecretArn> --query SecretString "
         "--output text --region eu-west-2\n",
@@ -191,7 +191,7 @@ def test_the_text_names_each_place_and_holds_each_piece_verbatim() -> None:
         "Agent Transfer dialog: Service node",
     ]
     assert [out.index(heading) for heading in headings] == sorted(out.index(heading) for heading in headings)
-    assert "SIP BYE" in out and "koreMetadataToken" in out
+    assert "SIP BYE" in out and "koreApiToken" in out
 
 
 def test_json_holds_the_shipped_snippets_byte_for_byte_and_the_service_node() -> None:
@@ -209,8 +209,8 @@ def test_json_holds_the_shipped_snippets_byte_for_byte_and_the_service_node() ->
     assert dialog["serviceNode"]["url"].startswith(f"{API_URL}?contactId=")
     assert dialog["agentTransferNode"] == {"sipTransferMethod": "SIP BYE"}
     assert document["tokenVariable"] == {
-        "name": "koreMetadataToken",
-        "placeholder": "{{env.koreMetadataToken}}",
+        "name": "koreApiToken",
+        "placeholder": "{{env.koreApiToken}}",
         "secure": True,
         "valueFrom": "TokenSecretArn",
         "readWith": "aws secretsmanager get-secret-value --secret-id <TokenSecretArn> "
@@ -234,9 +234,9 @@ def test_the_json_request_renders_to_what_the_store_accepts() -> None:
 
 
 def test_a_custom_token_variable_is_what_the_header_reads() -> None:
-    result = invoke("--api-url", API_URL, "--json", "--token-variable", "metadataApiToken_2")
+    result = invoke("--api-url", API_URL, "--json", "--token-variable", "metaApiToken_2")
     service = json.loads(result.stdout)["agentTransferDialog"]["serviceNode"]
-    assert service["headers"]["authorizationToken"] == "{{env.metadataApiToken_2}}"
+    assert service["headers"]["authorizationToken"] == "{{env.metaApiToken_2}}"
 
 
 def test_the_local_twins_endpoint_has_no_region_to_name() -> None:
@@ -256,7 +256,7 @@ def test_no_token_is_ever_printed(json_flag: list[str]) -> None:
     # THEN only the variable's placeholder appears
     assert result.exit_code == 0
     assert SECRET_TOKEN not in result.output and TOKEN not in result.output
-    assert "{{env.koreMetadataToken}}" in result.output
+    assert "{{env.koreApiToken}}" in result.output
 
 
 @pytest.mark.parametrize(
@@ -274,11 +274,28 @@ def test_a_bad_url_is_one_line_on_stderr_and_exit_2(url: str, message: str) -> N
     assert_one_line_error(result.stderr, message, "MetadataEndpointUrl")
 
 
-@pytest.mark.parametrize("name", ["1token", "kore-token", "", "token value", "{{env.x}}", SECRET_TOKEN])
+# A token as the stack generates it: 48 letters and digits, a valid identifier.
+GENERATED_TOKEN = "Q7kLm2Xv9RtB4nWc8YhJ3pZs6DfG1aEu5KoT0iNr2MqVxC7b"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "1token",
+        "kore-token",
+        "",
+        "token value",
+        "{{env.x}}",
+        SECRET_TOKEN,
+        GENERATED_TOKEN,
+        "a" * 16,
+        "koreMetadataToken",
+    ],
+)
 def test_a_bad_token_variable_is_one_line_on_stderr_exit_2_and_not_echoed(name: str) -> None:
     result = invoke("--api-url", API_URL, "--token-variable", name)
     assert result.exit_code == 2
-    assert_one_line_error(result.stderr, "token variable name is not valid", "koreMetadataToken")
+    assert_one_line_error(result.stderr, "token variable name is not valid", "koreApiToken")
     if name:
         assert name not in result.stderr
 
@@ -310,3 +327,17 @@ def test_the_installed_command_refuses_a_bad_url_in_one_line() -> None:
     )
     assert result.returncode == 2
     assert_one_line_error(result.stderr, "must use https")
+
+
+def test_the_shortest_token_the_variable_check_refuses_is_the_shortest_the_authorizer_accepts() -> None:
+    from kore_connect.bridge.tokens import MIN_TOKEN_LENGTH
+    from kore_connect.korebot import service_node
+
+    assert service_node._SHORTEST_TOKEN == MIN_TOKEN_LENGTH
+
+
+@pytest.mark.parametrize("name", ["koreApiToken", "KORE_TOKEN_2", "koreMetaToken_2"])
+def test_reasonable_variable_names_are_accepted(name: str) -> None:
+    result = invoke("--api-url", API_URL, "--token-variable", name)
+    assert result.exit_code == 0, result.stderr
+    assert f"{{{{env.{name}}}}}" in result.stdout

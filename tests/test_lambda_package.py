@@ -61,6 +61,45 @@ def test_every_function_in_the_template_has_a_make_target_for_its_handler() -> N
         assert f"kore_connect.lambda_package {handler_module} " in target
 
 
+# What each function needs, written out: a change that drags another handler's code into a package,
+# or leaves out what a handler needs, shows here (beside the closure check below).
+SHARED = {
+    "kore_connect/__init__.py",
+    "kore_connect/aws.py",
+    "kore_connect/config.py",
+    "kore_connect/errors.py",
+    "kore_connect/bridge/__init__.py",
+    "kore_connect/bridge/container.py",
+    "kore_connect/bridge/observability.py",
+    "kore_connect/bridge/tokens.py",
+    "kore_connect/sessions/__init__.py",
+    "kore_connect/sessions/base.py",
+    "kore_connect/sessions/dynamodb.py",
+    "kore_connect/sessions/sqlite.py",
+}
+OWN = {
+    stack.AUTHORIZER_FUNCTION: {"kore_connect/bridge/authorizer.py"},
+    stack.STORE_FUNCTION: {
+        "kore_connect/bridge/store.py",
+        "kore_connect/bridge/payload.py",
+        "kore_connect/bridge/contact_id.py",
+    },
+    stack.RETRIEVE_FUNCTION: {
+        "kore_connect/bridge/retrieve.py",
+        "kore_connect/bridge/attributes.py",
+        "kore_connect/bridge/contact_id.py",
+    },
+}
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_a_package_is_its_handler_its_helpers_and_the_shared_core(function: str, tmp_path: Path) -> None:
+    artifacts = tmp_path / function
+    build_with_make(function, artifacts)
+    packaged = {str(p.relative_to(artifacts)) for p in artifacts.rglob("*.py")}
+    assert packaged == SHARED | OWN[function]
+
+
 @pytest.mark.parametrize("function", sorted(FUNCTIONS))
 def test_a_package_holds_the_handler_and_only_the_modules_it_imports(function: str, tmp_path: Path) -> None:
     # GIVEN the package make builds for the function

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cfnlint.api import lint_file
+from cfnlint.api import ManualArgs, lint_file
 from cfnlint.decode import decode
 from samtranslator.translator.transform import transform
 
@@ -91,8 +91,8 @@ TOKEN_SECRET = json.dumps(
 
 
 def test_cfn_lint_finds_nothing() -> None:
-    # WHEN cfn-lint checks the template, with every rule it has on
-    matches = lint_file(TEMPLATE)
+    # WHEN cfn-lint checks the template, with every rule it has on, informational ones too
+    matches = lint_file(TEMPLATE, ManualArgs(include_checks=["I"]))
     # THEN it has nothing to say
     assert [str(m) for m in matches] == []
 
@@ -149,7 +149,7 @@ def test_the_api_posts_kore_metadata_through_the_token_authorizer(transformed: d
     assert operation["security"] == [{stack.AUTHORIZER_NAME: []}]
     assert operation["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
     assert stack.STORE_FUNCTION in json.dumps(operation["x-amazon-apigateway-integration"]["uri"])
-    authorizer = api["securityDefinitions"][stack.AUTHORIZER_NAME]
+    authorizer = api["components"]["securitySchemes"][stack.AUTHORIZER_NAME]
     assert authorizer["name"] == stack.TOKEN_HEADER and authorizer["in"] == "header"
     details = authorizer["x-amazon-apigateway-authorizer"]
     assert details["type"] == "token"
@@ -162,7 +162,7 @@ def test_the_authorizer_cache_ttl_follows_its_parameter() -> None:
         patch.setenv("AWS_DEFAULT_REGION", "eu-west-2")
         result = _transform(sam_template(), {"AuthorizerCacheTtlSeconds": 0})
     api = result["Resources"]["KoreMetadataApi"]["Properties"]["Body"]
-    details = api["securityDefinitions"][stack.AUTHORIZER_NAME]["x-amazon-apigateway-authorizer"]
+    details = api["components"]["securitySchemes"][stack.AUTHORIZER_NAME]["x-amazon-apigateway-authorizer"]
     assert details["authorizerResultTtlInSeconds"] == 0
     assert stack.AUTHORIZER_FUNCTION in json.dumps(details["authorizerUri"])
     assert list(api["paths"]) == [stack.RESOURCE_PATH]  # nothing else is exposed
@@ -180,6 +180,27 @@ def test_the_stage_is_throttled_and_access_logged_without_headers_or_bodies(
     fields = json.loads(access["Format"])
     assert "requestId" in fields and "status" in fields
     assert not any("header" in value.lower() or "body" in value.lower() for value in fields.values())
+
+
+def test_there_is_one_stage_and_it_is_the_throttled_logged_one(transformed: dict[str, Any]) -> None:
+    # Without OpenApiVersion, SAM's deployment would also create an unthrottled stage named "Stage".
+    (deployment,) = resources_of_type(transformed, "AWS::ApiGateway::Deployment").values()
+    assert "StageName" not in deployment["Properties"]
+    (stage,) = resources_of_type(transformed, "AWS::ApiGateway::Stage").values()
+    assert stage["Properties"]["StageName"] == {"Ref": "StageName"}
+
+
+def test_the_api_waits_for_the_account_logging_role_which_waits_for_iam(transformed: dict[str, Any]) -> None:
+    # Access logging fails until the account's CloudWatch role is set; setting it fails until IAM
+    # has propagated the new role. So: role -> (slow resources) -> account setting -> API -> stage.
+    resources = transformed["Resources"]
+    assert resources["KoreMetadataApi"]["DependsOn"] == "ApiGatewayLoggingReady"
+    ready = resources["ApiGatewayLoggingReady"]["Metadata"]["AccountSetting"]["Fn::If"]
+    assert ready[:2] == ["SetApiGatewayLoggingRole", {"Ref": "ApiGatewayAccount"}]
+    account = resources["ApiGatewayAccount"]
+    assert account["Properties"]["CloudWatchRoleArn"] == {"Fn::GetAtt": ["ApiGatewayLoggingRole", "Arn"]}
+    assert "SessionsTable" in account["DependsOn"]
+    assert account["DeletionPolicy"] == "Retain"  # an account-wide setting other APIs may rely on
 
 
 def test_the_token_is_generated_at_deploy_time_and_never_a_default(transformed: dict[str, Any]) -> None:
@@ -218,12 +239,40 @@ def test_alarms_watch_each_functions_errors_and_throttles_and_the_api_5xx(
     watched = set()
     for alarm in resources_of_type(transformed, "AWS::CloudWatch::Alarm").values():
         properties = alarm["Properties"]
-        dimension = properties["Dimensions"][0]["Value"]
-        watched.add((properties["Namespace"], properties["MetricName"], json.dumps(dimension)))
+        metrics = [m["MetricStat"]["Metric"] for m in properties.get("Metrics", []) if "MetricStat" in m]
+        for metric in metrics or [properties]:
+            dimension = metric["Dimensions"][0]["Value"]
+            watched.add((metric["Namespace"], metric["MetricName"], json.dumps(dimension)))
     for function in (stack.STORE_FUNCTION, stack.AUTHORIZER_FUNCTION, stack.RETRIEVE_FUNCTION):
         assert ("AWS/Lambda", "Errors", ref(function)) in watched
         assert ("AWS/Lambda", "Throttles", ref(function)) in watched
-    assert any(namespace == "AWS/ApiGateway" and metric == "5XXError" for namespace, metric, _ in watched)
+    api_name = transformed["Resources"]["KoreMetadataApi"]["Properties"]["Name"]
+    assert ("AWS/ApiGateway", "5XXError", json.dumps(api_name)) in watched
+
+
+def test_refused_tokens_do_not_set_off_the_authorizer_alarm(transformed: dict[str, Any]) -> None:
+    # Refusing a token is the authorizer raising Unauthorized, a Lambda error; the alarm subtracts
+    # the refusals the function counts itself (metric Denied, under the authorizer's own service name).
+    alarm = transformed["Resources"]["AuthorizerErrorsAlarm"]["Properties"]
+    metrics = {m["Id"]: m for m in alarm["Metrics"]}
+    assert metrics["failures"]["Expression"] == "errors - FILL(denied, 0)"
+    assert metrics["failures"]["ReturnData"] is True
+    denied = metrics["denied"]["MetricStat"]["Metric"]
+    authorizer = transformed["Resources"][stack.AUTHORIZER_FUNCTION]["Properties"]
+    service = authorizer["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+    assert denied == {
+        "Namespace": "KoreConnect",
+        "MetricName": "Denied",
+        "Dimensions": [{"Name": "service", "Value": service}],
+    }
+
+
+def test_each_function_has_its_own_service_name_for_its_logs_and_metrics(transformed: dict[str, Any]) -> None:
+    names = {
+        f["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+        for f in resources_of_type(transformed, "AWS::Lambda::Function").values()
+    }
+    assert names == {"kore-connect-authorizer", "kore-connect-store", "kore-connect-retrieve"}
 
 
 def test_the_outputs_are_the_ones_doctor_and_the_docs_name(transformed: dict[str, Any]) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.console import Console
 
 # Typer (0.29+) carries its own copy of click; its usage errors are these classes.
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 from kore_connect.cli import demo, doctor, flow, kore_config
+from kore_connect.cli.errors import say_error
 
 app = typer.Typer(
     name="kore-connect",
@@ -38,8 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         code = 2  # the help was shown
     except UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
-        message = " ".join(exc.format_message().split())
-        Console(stderr=True, soft_wrap=True).print(f"error: {message}{hint}", markup=False, highlight=False)
+        say_error(f"{exc.format_message()}{hint}")
         code = 2
     except typer.Abort:
         code = 130

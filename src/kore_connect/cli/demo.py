@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kore_connect import config
+from kore_connect.cli.errors import fail
 from kore_connect.errors import KoreConnectError
 
 console = Console()
@@ -56,8 +57,7 @@ def demo(
             _ensure_table(table)
         trip = run_round_trip(token, metadata=sent)
     except KoreConnectError as exc:
-        errors.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        fail(str(exc))
 
     where = db.resolve() if backend is config.Backend.SQLITE else f"DynamoDB table {table}"
     console.print(f"Session store: [bold]{where}[/bold]")

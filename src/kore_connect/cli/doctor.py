@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from kore_connect.cli.errors import fail
 from kore_connect.doctor.report import CheckResult, CheckStatus
 
 if TYPE_CHECKING:
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 DEFAULT_STACK_NAME = "kore-connect"
 
 console = Console(highlight=False)
-errors = Console(stderr=True, highlight=False)
 
 _MARKS = {
     CheckStatus.PASSED: ("✓", "green"),
@@ -96,5 +96,4 @@ def _print_result(result: CheckResult) -> None:
 
 
 def _give_up(exc: DoctorError) -> NoReturn:
-    errors.print(Text.assemble(("error:", "red"), f" {exc}"), soft_wrap=True)
-    raise typer.Exit(2) from None
+    fail(str(exc))

@@ -8,11 +8,29 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from kore_connect.contactflow.render import DEFAULT_FLOW_NAME, FlowOptions, Prompts, flow_json, render_flow
-from kore_connect.errors import KoreConnectError
+from kore_connect.cli.errors import fail
+from kore_connect.contactflow.render import (
+    DEFAULT_FLOW_NAME,
+    FlowOptionError,
+    FlowOptions,
+    Prompts,
+    flow_json,
+    render_flow,
+)
 
 errors = Console(stderr=True, soft_wrap=True)
 _DEFAULT = Prompts()
+# FlowOptions fields whose flag is not simply the field's name.
+_FLAGS = {
+    "transfer_time_limit_seconds": "--transfer-time-limit",
+    "lambda_time_limit_seconds": "--lambda-time-limit",
+}
+
+
+def _flag(option: str) -> str:
+    if option.startswith("prompts."):
+        return "--" + option.removeprefix("prompts.").replace("_", "-") + "-prompt"
+    return _FLAGS.get(option, "--" + option.replace("_", "-"))
 
 
 def flow(
@@ -92,15 +110,13 @@ def flow(
     )
     try:
         text = flow_json(render_flow(options))
-    except KoreConnectError as exc:
-        errors.print(f"error: {' '.join(str(exc).split())}", markup=False, highlight=False)
-        raise typer.Exit(2) from None
+    except FlowOptionError as exc:
+        fail(f"{_flag(exc.option)}: {exc}")
     if output is None:
         typer.echo(text, nl=False)
         return
     try:
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
-        errors.print(f"error: cannot write {output}: {exc.strerror}", markup=False, highlight=False)
-        raise typer.Exit(2) from None
+        fail(f"cannot write {output}: {exc.strerror}")
     errors.print(f"Wrote {output}. Import it in Amazon Connect: Routing > Flows > Create flow > Import.")

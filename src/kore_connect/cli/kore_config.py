@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from kore_connect.cli.errors import fail
 from kore_connect.korebot import snippets
 from kore_connect.korebot.service_node import (
     DEFAULT_TOKEN_VARIABLE,
@@ -28,7 +29,6 @@ from kore_connect.korebot.service_node import (
 from kore_connect.stack import OUTPUT_METADATA_URL, OUTPUT_TOKEN_SECRET_ARN
 
 console = Console()
-errors = Console(stderr=True)
 
 SIP_TRANSFER_METHOD = "SIP BYE"
 CONTACT_ID_STATUS = "context.session.BotUserSession.ContactIdStatus"
@@ -59,12 +59,12 @@ def kore_config(
         endpoint = validate_api_url(api_url)
         node = ServiceNode.for_endpoint(endpoint, token_variable)
     except KoreConfigError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     try:
         start_flow = snippets.load(snippets.Snippet.START_FLOW)
         agent_transfer_script = snippets.load(snippets.Snippet.AGENT_TRANSFER_SCRIPT)
     except OSError as exc:
-        _fail(f"the installed package lacks its Kore snippets ({exc.strerror}): reinstall kore-connect", 1)
+        fail(f"the installed package lacks its Kore snippets ({exc.strerror}): reinstall kore-connect", 1)
     read_token = _read_token_command(endpoint)
     if json_output:
         document = _document(endpoint, node, token_variable, start_flow, agent_transfer_script, read_token)
@@ -191,9 +191,3 @@ def _code(text: str) -> None:
     end = "" if text.endswith("\n") else "\n"
     console.print(text, end=end, markup=False, highlight=False, emoji=False, soft_wrap=True)
     console.print()
-
-
-def _fail(message: str, exit_code: int = 2) -> NoReturn:
-    """One line on stderr and no traceback; exit code 2 is bad input."""
-    errors.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(exit_code)

@@ -26,14 +26,31 @@ from dataclasses import dataclass
 from typing import Any
 
 from kore_connect import arns
-from kore_connect.contactflow.language import LAMBDA_TIME_LIMIT_SECONDS, VERSION, ActionType, ErrorType
-from kore_connect.contactflow.model import Flow, FlowError
+from kore_connect.contactflow.language import (
+    LAMBDA_TIME_LIMIT_SECONDS,
+    VERSION,
+    ActionType,
+    BadReference,
+    ErrorType,
+    is_reference,
+    parse_reference,
+)
+from kore_connect.contactflow.model import Flow
+from kore_connect.errors import KoreConnectError
 
 # Block identifiers: stable across renders and distinct from any other tool's.
 _NAMESPACE = uuid.UUID("7d1e35a8-2b7c-4d8e-9f0a-6c5b4e3d2a19")
 _TO_USER = re.compile(r"\+?[A-Za-z0-9._-]{1,64}")
 TRANSFER_TIME_LIMIT_SECONDS = range(1, 601)
 DEFAULT_FLOW_NAME = "kore-connect: Kore voice bot with metadata handback"
+
+
+class FlowOptionError(KoreConnectError):
+    """An option Connect would refuse; `option` is the FlowOptions field (`prompts.welcome` for a prompt)."""
+
+    def __init__(self, option: str, message: str) -> None:
+        self.option = option
+        super().__init__(message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,21 +79,45 @@ class FlowOptions:
     description: str = "Rendered by kore-connect flow."
 
     def check(self) -> None:
-        """Raise a KoreConnectError naming the first option Connect would refuse."""
-        arns.VOICE_CONNECTOR.check(self.connector_arn)
-        arns.LAMBDA_FUNCTION.check(self.retrieve_function_arn)
-        arns.CONNECT_QUEUE.check(self.queue_arn)
-        if not _TO_USER.fullmatch(self.to_user):
-            raise FlowError(
-                [f"ToUser {self.to_user!r} must be a number or SIP user: digits, letters, + . _ -"]
-            )
+        """Raise FlowOptionError naming the first option Connect would refuse."""
+        for option, kind in (
+            ("connector_arn", arns.VOICE_CONNECTOR),
+            ("retrieve_function_arn", arns.LAMBDA_FUNCTION),
+            ("queue_arn", arns.CONNECT_QUEUE),
+        ):
+            try:
+                kind.check(getattr(self, option))
+            except arns.BadArn as exc:
+                raise FlowOptionError(option, str(exc)) from None
+        _check_sip_user("to_user", self.to_user)
+        if is_reference(self.from_user):
+            try:
+                parse_reference(self.from_user)
+            except BadReference as exc:
+                raise FlowOptionError("from_user", str(exc)) from None
+        else:
+            _check_sip_user("from_user", self.from_user)
         if self.transfer_time_limit_seconds not in TRANSFER_TIME_LIMIT_SECONDS:
-            raise FlowError(["the transfer time limit must be from 1 to 600 seconds"])
+            raise FlowOptionError(
+                "transfer_time_limit_seconds", "the transfer time limit must be 1 to 600 seconds"
+            )
         if self.lambda_time_limit_seconds not in LAMBDA_TIME_LIMIT_SECONDS:
-            raise FlowError(["the Lambda time limit must be from 1 to 8 seconds (Connect's limit)"])
-        for field_name in Prompts.__dataclass_fields__:
-            if not getattr(self.prompts, field_name).strip():
-                raise FlowError([f"the {field_name.replace('_', ' ')} prompt is empty"])
+            raise FlowOptionError(
+                "lambda_time_limit_seconds", "the Lambda time limit must be 1 to 8 seconds (Connect's limit)"
+            )
+        for name in Prompts.__dataclass_fields__:
+            if not getattr(self.prompts, name).strip():
+                raise FlowOptionError(f"prompts.{name}", f"the {name.replace('_', ' ')} prompt is empty")
+        for option in ("queue_name", "name"):
+            if not getattr(self, option).strip():
+                raise FlowOptionError(option, "must not be empty")
+
+
+def _check_sip_user(option: str, value: str) -> None:
+    if not _TO_USER.fullmatch(value):
+        raise FlowOptionError(
+            option, f"{value!r} is not a number or SIP user (1-64 of: digits, letters, + . _ -)"
+        )
 
 
 def block_id(role: str) -> str:
@@ -87,11 +128,10 @@ def render_flow(options: FlowOptions) -> dict[str, Any]:
     """The flow document for `options`, validated; raises a KoreConnectError on a bad option."""
     options.check()
     blocks = _Blocks()
-    p = options.prompts
-    b = blocks
-    b.add("logging", ActionType.UPDATE_FLOW_LOGGING_BEHAVIOR, {"FlowLoggingBehavior": "Enabled"}, "welcome")
-    b.message("welcome", p.welcome, then="to-kore", on_error="to-kore")
-    b.add(
+    prompts = options.prompts
+    blocks.add("logging", ActionType.UPDATE_FLOW_LOGGING_BEHAVIOR, {"FlowLoggingBehavior": "Enabled"}, "welcome")
+    blocks.message("welcome", prompts.welcome, then="to-kore", on_error="to-kore")
+    blocks.add(
         "to-kore",
         ActionType.TRANSFER_PARTICIPANT_TO_THIRD_PARTY,
         {
@@ -120,10 +160,10 @@ def render_flow(options: FlowOptions) -> dict[str, Any]:
             ErrorType.NO_MATCHING_ERROR: "transfer-error",
         },
     )
-    b.message("transfer-failed", p.transfer_failed, then="set-queue")
-    b.message("transfer-timeout", p.transfer_timeout, then="set-queue")
-    b.message("transfer-error", p.transfer_error, then="set-queue")
-    b.add(
+    blocks.message("transfer-failed", prompts.transfer_failed, then="set-queue")
+    blocks.message("transfer-timeout", prompts.transfer_timeout, then="set-queue")
+    blocks.message("transfer-error", prompts.transfer_error, then="set-queue")
+    blocks.add(
         "retrieve",
         ActionType.INVOKE_LAMBDA_FUNCTION,
         {
@@ -143,8 +183,8 @@ def render_flow(options: FlowOptions) -> dict[str, Any]:
         },
         errors={ErrorType.NO_MATCHING_ERROR: "lookup-failed"},
     )
-    b.message("lookup-failed", p.lookup_failed, then="set-queue")
-    b.add(
+    blocks.message("lookup-failed", prompts.lookup_failed, then="set-queue")
+    blocks.add(
         "set-custom-data",
         ActionType.UPDATE_CONTACT_ATTRIBUTES,
         {"Attributes": {"customData": "$.External.body"}, "TargetContact": "Current"},
@@ -153,7 +193,7 @@ def render_flow(options: FlowOptions) -> dict[str, Any]:
         errors={ErrorType.NO_MATCHING_ERROR: "lookup-failed"},
     )
     # Only a found item has kore-instanceSessionId; a 404 goes straight to the queue.
-    b.add(
+    blocks.add(
         "found",
         ActionType.COMPARE,
         {"ComparisonValue": "$.External.statusCode"},
@@ -170,7 +210,7 @@ def render_flow(options: FlowOptions) -> dict[str, Any]:
             ]
         },
     )
-    b.add(
+    blocks.add(
         "set-session-id",
         ActionType.UPDATE_CONTACT_ATTRIBUTES,
         {
@@ -181,7 +221,7 @@ def render_flow(options: FlowOptions) -> dict[str, Any]:
         editor=_dynamic_attributes("kore_instanceSessionId"),
         errors={ErrorType.NO_MATCHING_ERROR: "lookup-failed"},
     )
-    b.add(
+    blocks.add(
         "set-queue",
         ActionType.UPDATE_CONTACT_TARGET_QUEUE,
         {"QueueId": options.queue_arn},
@@ -192,16 +232,16 @@ def render_flow(options: FlowOptions) -> dict[str, Any]:
         },
         errors={ErrorType.NO_MATCHING_ERROR: "queue-failed"},
     )
-    b.add(
+    blocks.add(
         "to-queue",
         ActionType.TRANSFER_CONTACT_TO_QUEUE,
         {},
         "disconnect",
         errors={ErrorType.QUEUE_AT_CAPACITY: "queue-full", ErrorType.NO_MATCHING_ERROR: "queue-failed"},
     )
-    b.message("queue-failed", p.queue_failed, then="disconnect")
-    b.message("queue-full", p.queue_full, then="disconnect")
-    b.add("disconnect", ActionType.DISCONNECT_PARTICIPANT, {}, None)
+    blocks.message("queue-failed", prompts.queue_failed, then="disconnect")
+    blocks.message("queue-full", prompts.queue_full, then="disconnect")
+    blocks.add("disconnect", ActionType.DISCONNECT_PARTICIPANT, {}, None)
 
     document = {
         "Version": VERSION,

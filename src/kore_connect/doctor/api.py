@@ -85,8 +85,19 @@ def refusal_result(
     if answer.status == 401:
         return CheckResult.passed(name, said)
     if answer.status == 403:
-        return CheckResult.passed(
-            name, f"{said} (a Deny policy or an unknown path; {AUTHORIZER_NAME} itself answers 401)"
+        # Refused, but not by our authorizer, which answers 401: the request never reached it.
+        return CheckResult.failed(
+            name,
+            f"refused, but not by {AUTHORIZER_NAME}: {said}",
+            cause=(
+                f"{AUTHORIZER_NAME} answers 401; a 403 means the URL is not the API's POST {RESOURCE_PATH} "
+                "(API Gateway's 'Missing Authentication Token'), or something else (a WAF, a resource "
+                "policy) refused the request"
+            ),
+            fix=(
+                "check that the stack's MetadataEndpointUrl is the URL the doctor called, "
+                f"and that the stage is deployed (`sam deploy --stack-name {stack_name}`)"
+            ),
         )
     if 200 <= answer.status < 300:
         if without_token:

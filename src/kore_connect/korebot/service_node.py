@@ -29,7 +29,7 @@ CONTACT_ID_PLACEHOLDER = "{{context.session.BotUserSession.ContactId}}"
 INSTANCE_SESSION_ID_PLACEHOLDER = (
     "{{context.session.BotUserSession.lastMessage.messagePayload.instanceSessionId}}"
 )
-DEFAULT_TOKEN_VARIABLE = "koreMetadataToken"  # noqa: S105 (the name of a variable, not a token)
+DEFAULT_TOKEN_VARIABLE = "koreApiToken"  # noqa: S105 (the name of a variable, not a token)
 METHOD = "POST"
 CONTENT_TYPE = "application/json"
 EXAMPLE_API_URL = f"https://abc123.execute-api.eu-west-2.amazonaws.com/prod{RESOURCE_PATH}"
@@ -46,7 +46,8 @@ BODY_TEMPLATE = json.dumps(
 )
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
-_VARIABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_SHORTEST_TOKEN = 16  # bridge.tokens.MIN_TOKEN_LENGTH, not imported: the CLI needs none of the bridge
+_VARIABLE_NAME = re.compile(rf"[A-Za-z][A-Za-z0-9_]{{0,{_SHORTEST_TOKEN - 2}}}")
 _WHAT_TO_PASS = f"pass the stack output {OUTPUT_METADATA_URL}, e.g. {EXAMPLE_API_URL}"
 
 
@@ -141,13 +142,15 @@ def validate_api_url(api_url: str) -> str:
 def validate_token_variable(name: str) -> str:
     """`name` if Kore accepts it as an environment variable name, else KoreConfigError.
 
-    The name is not echoed in the error: a user who passes the token itself by mistake must not
-    see it printed.
+    A user may pass the token itself by mistake, and a generated token (letters and digits) is a
+    valid identifier. So names are shorter than the shortest token the authorizer accepts (16
+    characters): a token can never pass for a name and be printed. No refused name is echoed.
     """
     if not _VARIABLE_NAME.fullmatch(name):
         raise KoreConfigError(
-            "the token variable name is not valid: use letters, digits and underscores, starting with "
-            f"a letter, e.g. {DEFAULT_TOKEN_VARIABLE}"
+            "the token variable name is not valid: use 1 to 15 letters, digits and underscores, starting "
+            "with a letter (shorter than any token, so a token is never printed), "
+            f"e.g. {DEFAULT_TOKEN_VARIABLE}"
         )
     return name
 
