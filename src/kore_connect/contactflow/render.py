@@ -129,7 +129,9 @@ def render_flow(options: FlowOptions) -> dict[str, Any]:
     options.check()
     blocks = _Blocks()
     prompts = options.prompts
-    blocks.add("logging", ActionType.UPDATE_FLOW_LOGGING_BEHAVIOR, {"FlowLoggingBehavior": "Enabled"}, "welcome")
+    blocks.add(
+        "logging", ActionType.UPDATE_FLOW_LOGGING_BEHAVIOR, {"FlowLoggingBehavior": "Enabled"}, "welcome"
+    )
     blocks.message("welcome", prompts.welcome, then="to-kore", on_error="to-kore")
     blocks.add(
         "to-kore",
