@@ -1,0 +1,109 @@
+"""`kore-connect serve`: run parts of the local twin on loopback."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from kore_connect import config
+from kore_connect.cli.errors import fail
+from kore_connect.errors import KoreConnectError
+from kore_connect.stack import AUTHORIZER_FUNCTION
+from kore_connect.twin.local_token import DEFAULT_TOKEN_FILE, resolve_token
+
+app = typer.Typer(help="Run parts of the local twin on loopback.", no_args_is_help=True)
+console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@app.command("api")
+def api(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="The port to listen on.")] = 3000,
+    host: Annotated[str, typer.Option(help="The loopback address to listen on.")] = "127.0.0.1",
+    db: Annotated[Path, typer.Option(help="The SQLite session store.")] = config.DEFAULT_SQLITE_PATH,
+    token_file: Annotated[
+        Path, typer.Option(help="Where the bot's token is kept (generated on first run).")
+    ] = DEFAULT_TOKEN_FILE,
+    containers: Annotated[int, typer.Option(min=1, max=32, help="Worker processes per function.")] = 2,
+    integration_timeout: Annotated[
+        float, typer.Option(min=0.1, max=29.0, help="Seconds API Gateway waits for the function.")
+    ] = 29.0,
+    authorizer_cache_ttl: Annotated[
+        int | None,
+        typer.Option(min=0, max=3600, help="Seconds an authorizer answer is cached (default: template)."),
+    ] = None,
+) -> None:
+    """Serve the metadata API as API Gateway does, in front of the real functions, on the embedded store.
+
+    The Kore bot's Service node (or curl) POSTs to http://<host>:<port>/<stage>/kore-metadata?contactId=...
+    with the token in the authorizationToken header. The token comes from KORE_CONNECT_API_TOKEN, else
+    from --token-file, else it is generated, saved there and shown once.
+    """
+    if not _is_loopback(host):
+        fail(f"--host {host} is not a loopback address: the local twin serves on 127.0.0.1 or ::1 only")
+    try:
+        token = resolve_token(token_file)
+    except KoreConnectError as exc:
+        fail(str(exc))
+
+    import uvicorn
+
+    from kore_connect.twin.apigw.app import FunctionOverrides, LocalApi
+    from kore_connect.twin.apigw.gateway import GatewaySettings
+
+    local = {
+        config.SESSION_BACKEND: config.Backend.SQLITE.value,
+        config.SQLITE_PATH: str(db.resolve()),
+    }
+    try:
+        served = LocalApi(
+            overrides=FunctionOverrides(
+                all_functions=local,
+                by_function={AUTHORIZER_FUNCTION: {config.AUTH_TOKEN: token.value}},
+            ),
+            settings=GatewaySettings(
+                integration_timeout_seconds=integration_timeout,
+                authorizer_cache_ttl_seconds=authorizer_cache_ttl,
+            ),
+            containers=containers,
+        )
+    except KoreConnectError as exc:
+        fail(str(exc))
+    shown_host = f"[{host}]" if ":" in host else host
+    base = f"http://{shown_host}:{port}"
+    for route in served.api.routes:
+        guard = (
+            f" (authorizer {route.authorizer.name}, header {route.authorizer.header})"
+            if route.authorizer
+            else ""
+        )
+        console.print(f"{route.method} {base}/{served.api.stage}{route.path}{guard}")
+    console.print(f"OpenAPI: {base}/openapi.json")
+    console.print(f"Session store: {db.resolve()}")
+    if token.generated:
+        console.print(f"Token (generated, saved in {token.source}; shown this once): {token.value}")
+    else:
+        console.print(f"Token: from {token.source}")
+    console.print("Ctrl-C stops it.")
+
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
+    server = uvicorn.Server(
+        uvicorn.Config(served.app, host=host, port=port, access_log=False, log_config=None, lifespan="on")
+    )
+    server.run()
+    if not server.started:
+        raise typer.Exit(1)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,233 @@
+"""A local Lambda runtime: each function runs in its own worker processes, as in AWS.
+
+How it works. A `LocalFunction` keeps a few *containers*, each a separate Python process that
+sets the function's environment (and nothing of the caller's beyond the basics a process needs),
+imports the handler module once, and then runs one invocation at a time, warm, like a Lambda
+execution environment. Events and results cross the process boundary as JSON text, as they do in
+Lambda, so a handler that returns something JSON cannot carry fails here as it would there.
+
+A container that runs past the function's timeout is killed and replaced, and the invocation
+fails with Lambda's "Task timed out" error. Separate processes keep what handlers hold per
+container (Powertools' logger and metrics, cached clients) apart, as separate containers do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from kore_connect.errors import KoreConnectError
+
+# What a process needs from its parent's environment to run at all; the rest is the function's.
+_PROCESS_BASICS = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT")
+_START_TIMEOUT_SECONDS = 60.0
+
+
+class FunctionStartError(KoreConnectError):
+    """A container could not import its handler (Lambda's Runtime.ImportModuleError)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionSpec:
+    name: str  # the function's name (the template's logical ID)
+    handler: str  # module.attribute
+    timeout_seconds: float
+    environment: Mapping[str, str]
+    memory_mb: int = 256
+    region: str = "us-east-1"
+    account_id: str = "000000000000"
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """The outcome of one invocation: a result, or an error as Lambda reports one."""
+
+    result: Any = None
+    error_type: str | None = None
+    error_message: str | None = None
+    duration_ms: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error_type is None
+
+
+class LocalFunction:
+    """A function with `containers` warm worker processes, started with it; `invoke` runs an event on
+    a free one. When all are busy, another is started (a cold start), up to `max_containers`, as
+    Lambda scales out; past that, invocations wait for a container."""
+
+    def __init__(self, spec: FunctionSpec, *, containers: int = 2, max_containers: int = 16) -> None:
+        self.spec = spec
+        self._size = containers
+        self._max = max(containers, max_containers)
+        self._idle: asyncio.Queue[_Container] = asyncio.Queue()
+        self._all: set[_Container] = set()
+        self._starting = 0
+        self._background: set[asyncio.Future[None]] = set()  # scale-outs in flight, kept referenced
+        self._io = ThreadPoolExecutor(max_workers=self._max + 1, thread_name_prefix=f"lambda-{spec.name}")
+        self._closed = False
+
+    async def start(self) -> None:
+        """Start every container and wait until each has imported the handler."""
+        containers = [_Container(self.spec) for _ in range(self._size)]
+        self._all.update(containers)
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(self._io, c.wait_ready) for c in containers))
+        for container in containers:
+            self._idle.put_nowait(container)
+
+    async def invoke(self, event: Any) -> Invocation:
+        """Run `event` through the handler; never raises for what the handler does."""
+        if self._closed:
+            raise RuntimeError(f"{self.spec.name} is stopped")
+        if self._idle.empty() and len(self._all) + self._starting < self._max:
+            task = asyncio.ensure_future(self._scale_out())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        container = await self._idle.get()
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        try:
+            reply = await loop.run_in_executor(self._io, container.run, json.dumps(event))
+        except _ContainerLost as lost:
+            await self._replace(container)
+            return Invocation(
+                error_type=lost.error_type,
+                error_message=str(lost),
+                duration_ms=(time.perf_counter() - started) * 1000,
+            )
+        self._idle.put_nowait(container)
+        duration = (time.perf_counter() - started) * 1000
+        if reply[0] == "ok":
+            return Invocation(result=json.loads(reply[1]), duration_ms=duration)
+        return Invocation(
+            error_type=reply[1]["errorType"], error_message=reply[1]["errorMessage"], duration_ms=duration
+        )
+
+    async def close(self) -> None:
+        self._closed = True
+        for container in list(self._all):
+            container.stop()
+        self._all.clear()
+        self._io.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def containers(self) -> int:
+        return len(self._all)
+
+    async def _scale_out(self) -> None:
+        self._starting += 1
+        try:
+            fresh = _Container(self.spec)
+            await asyncio.get_running_loop().run_in_executor(self._io, fresh.wait_ready)
+        except FunctionStartError:
+            return  # invocations keep waiting for the containers that work
+        finally:
+            self._starting -= 1
+        if self._closed:
+            fresh.stop()
+            return
+        self._all.add(fresh)
+        self._idle.put_nowait(fresh)
+
+    async def _replace(self, container: _Container) -> None:
+        container.stop()
+        self._all.discard(container)
+        if self._closed:
+            return
+        fresh = _Container(self.spec)
+        self._all.add(fresh)
+        await asyncio.get_running_loop().run_in_executor(self._io, fresh.wait_ready)
+        self._idle.put_nowait(fresh)
+
+
+class _ContainerLost(Exception):
+    def __init__(self, error_type: str, message: str) -> None:
+        self.error_type = error_type
+        super().__init__(message)
+
+
+class _Container:
+    """One worker process (`python -m kore_connect.twin.container`) and the socket to it, used from
+    one thread at a time. Its standard output and error are the function's logs, as in Lambda."""
+
+    def __init__(self, spec: FunctionSpec) -> None:
+        self.spec = spec
+        ours, theirs = socket.socketpair()
+        environment = {k: os.environ[k] for k in _PROCESS_BASICS if k in os.environ}
+        environment.update(_lambda_variables(spec))
+        environment.update(spec.environment)
+        self._process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
+            [
+                sys.executable,
+                "-m",
+                "kore_connect.twin.container",
+                str(theirs.fileno()),
+                spec.handler,
+                spec.name,
+                str(spec.timeout_seconds),
+            ],
+            env=environment,
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
+            # Its own process group: a Ctrl-C meant for the runtime does not reach it; the runtime
+            # stops it, and a container whose runtime is gone ends when its socket closes.
+            start_new_session=True,
+        )
+        theirs.close()
+        self._pipe = Connection(ours.detach())
+
+    def wait_ready(self) -> None:
+        if not self._pipe.poll(_START_TIMEOUT_SECONDS):
+            self.stop()
+            raise FunctionStartError(f"{self.spec.name} did not start within {_START_TIMEOUT_SECONDS:.0f} s")
+        try:
+            status, detail = self._pipe.recv()
+        except EOFError:
+            raise FunctionStartError(f"{self.spec.name}: its container exited while starting") from None
+        if status != "ready":
+            self.stop()
+            raise FunctionStartError(f"{self.spec.name}: cannot import {self.spec.handler}: {detail}")
+
+    def run(self, event_text: str) -> tuple[str, Any]:
+        deadline = self.spec.timeout_seconds
+        try:
+            self._pipe.send((event_text, str(uuid.uuid4())))
+            if not self._pipe.poll(deadline):
+                raise _ContainerLost("Sandbox.Timedout", f"Task timed out after {deadline:.2f} seconds")
+            reply: tuple[str, Any] = self._pipe.recv()
+        except (EOFError, OSError):
+            raise _ContainerLost("Runtime.ExitError", "the function's container exited") from None
+        return reply
+
+    def stop(self) -> None:
+        self._pipe.close()
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait(timeout=5)
+
+
+def _lambda_variables(spec: FunctionSpec) -> dict[str, str]:
+    """The variables the Lambda runtime sets in every execution environment."""
+    return {
+        "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python_local",
+        "AWS_REGION": spec.region,
+        "AWS_DEFAULT_REGION": spec.region,
+        "TZ": ":UTC",
+    }

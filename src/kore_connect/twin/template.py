@@ -1,0 +1,249 @@
+"""The SAM template, as the local twin reads it, so that the twin and AWS cannot drift apart.
+
+`template.yaml` describes the REST API (`AWS::Serverless::Api` with its `koreClientAuth`
+authorizer), the functions behind it (`Events: Type: Api`) and each function's environment. This
+module reads those facts into plain dataclasses: the API Gateway emulation serves exactly these
+routes, with these authorizers, in front of these handlers.
+
+Intrinsic functions are resolved the way a default deployment would: `Ref` to a parameter gives
+its default, `Ref` to the table gives its name, `!Sub` with such names is substituted. A value
+that only AWS can know (a secret's ARN, another resource's ARN) cannot be resolved locally and is
+left out; the twin supplies a local value instead (`overrides`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kore_connect.errors import KoreConnectError
+
+TEMPLATE_NAME = "template.yaml"
+
+
+class TemplateError(KoreConnectError):
+    """The template is missing, is not YAML, or does not describe an API the twin can serve."""
+
+
+@dataclass(frozen=True, slots=True)
+class Authorizer:
+    name: str  # koreClientAuth
+    function: str  # the logical ID of the function behind it
+    header: str  # the identity source: the request header holding the token
+    cache_ttl_seconds: int  # authorizerResultTtlInSeconds (0 disables the cache)
+    validation_expression: str | None = None  # identityValidationExpression, checked before invoking
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    path: str  # the resource path, e.g. /kore-metadata
+    method: str  # POST
+    function: str  # the logical ID of the integration function (Lambda proxy)
+    authorizer: Authorizer | None
+
+
+@dataclass(frozen=True, slots=True)
+class Function:
+    logical_id: str
+    handler: str  # module.attribute
+    timeout_seconds: int
+    environment: Mapping[str, str]
+
+    @property
+    def module(self) -> str:
+        return self.handler.rpartition(".")[0]
+
+    @property
+    def attribute(self) -> str:
+        return self.handler.rpartition(".")[2]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiDescription:
+    stage: str
+    routes: tuple[Route, ...]
+    functions: Mapping[str, Function] = field(default_factory=dict)
+
+    def route(self, path: str, method: str) -> Route | None:
+        for route in self.routes:
+            if route.path == path and route.method == method.upper():
+                return route
+        return None
+
+
+def locate_template() -> Path:
+    """template.yaml: shipped inside the package (a wheel), or at the repository root (a checkout)."""
+    shipped = resources.files("kore_connect") / TEMPLATE_NAME
+    if shipped.is_file():
+        return Path(str(shipped))
+    checkout = Path(__file__).resolve().parents[3] / TEMPLATE_NAME
+    if checkout.is_file():
+        return checkout
+    raise TemplateError(f"cannot find {TEMPLATE_NAME} in the package or the repository")
+
+
+def load_template(path: Path | None = None) -> dict[str, Any]:
+    """Parse a CloudFormation/SAM YAML template, its short-form tags (`!Ref`, `!Sub`...) included."""
+    path = path or locate_template()
+    try:
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_CloudFormationLoader)  # noqa: S506
+    except OSError as exc:
+        raise TemplateError(f"cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise TemplateError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("Resources"), dict):
+        raise TemplateError(f"{path} has no Resources")
+    return document
+
+
+def describe_api(template: Mapping[str, Any]) -> ApiDescription:
+    """The REST API of `template`: its stage, its routes with their authorizers, and their functions."""
+    resolver = _Resolver(template)
+    resources_ = template["Resources"]
+    apis = {name: r for name, r in resources_.items() if r.get("Type") == "AWS::Serverless::Api"}
+    if len(apis) != 1:
+        raise TemplateError(f"expected one AWS::Serverless::Api in the template, found {len(apis)}")
+    ((api_name, api),) = apis.items()
+    api_properties = api.get("Properties", {})
+    stage = str(resolver.resolve(api_properties.get("StageName", "Prod")))
+    authorizers = _authorizers(api_properties.get("Auth", {}), resolver)
+    default_authorizer = api_properties.get("Auth", {}).get("DefaultAuthorizer")
+
+    routes = []
+    functions = {}
+    for name, resource in resources_.items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        functions[name] = _function(name, resource, template, resolver)
+        for event in resource.get("Properties", {}).get("Events", {}).values():
+            if event.get("Type") != "Api" or event["Properties"].get("RestApiId") != {"Ref": api_name}:
+                continue
+            properties = event["Properties"]
+            chosen = properties.get("Auth", {}).get("Authorizer", default_authorizer)
+            if chosen not in (None, "NONE") and chosen not in authorizers:
+                raise TemplateError(f"{name}: the authorizer {chosen!r} is not defined on {api_name}")
+            routes.append(
+                Route(
+                    path=str(properties["Path"]),
+                    method=str(properties["Method"]).upper(),
+                    function=name,
+                    authorizer=authorizers.get(chosen) if chosen not in (None, "NONE") else None,
+                )
+            )
+    for authorizer in authorizers.values():
+        if authorizer.function not in functions:
+            raise TemplateError(f"the authorizer {authorizer.name} names no function of the template")
+    return ApiDescription(stage=stage, routes=tuple(routes), functions=functions)
+
+
+def _authorizers(auth: Mapping[str, Any], resolver: _Resolver) -> dict[str, Authorizer]:
+    found = {}
+    for name, spec in auth.get("Authorizers", {}).items():
+        if spec.get("FunctionPayloadType", "TOKEN") != "TOKEN":
+            raise TemplateError(
+                f"the authorizer {name} is not a TOKEN authorizer, which is all the twin serves"
+            )
+        function_arn = spec.get("FunctionArn", {})
+        if not (isinstance(function_arn, dict) and "Fn::GetAtt" in function_arn):
+            raise TemplateError(f"the authorizer {name} must name its function with !GetAtt <Function>.Arn")
+        identity = spec.get("Identity", {})
+        found[name] = Authorizer(
+            name=name,
+            function=str(function_arn["Fn::GetAtt"][0]),
+            header=str(identity.get("Header", "Authorization")),
+            cache_ttl_seconds=int(resolver.resolve(identity.get("ReauthorizeEvery", 300))),
+            validation_expression=identity.get("ValidationExpression"),
+        )
+    return found
+
+
+def _function(
+    name: str, resource: Mapping[str, Any], template: Mapping[str, Any], resolver: _Resolver
+) -> Function:
+    globals_ = template.get("Globals", {}).get("Function", {})
+    properties = {**globals_, **resource.get("Properties", {})}
+    variables = {
+        **globals_.get("Environment", {}).get("Variables", {}),
+        **resource.get("Properties", {}).get("Environment", {}).get("Variables", {}),
+    }
+    environment = {}
+    for key, value in variables.items():
+        resolved = resolver.resolve(value)
+        if resolved is not _UNRESOLVED:
+            environment[key] = str(resolved)
+    return Function(
+        logical_id=name,
+        handler=str(properties["Handler"]),
+        timeout_seconds=int(resolver.resolve(properties.get("Timeout", 3))),
+        environment=environment,
+    )
+
+
+_UNRESOLVED: Any = object()  # a value only a real deployment knows
+
+
+class _Resolver:
+    """Resolves the intrinsic functions a default deployment would, and nothing it could not."""
+
+    def __init__(self, template: Mapping[str, Any]) -> None:
+        self._parameters = {
+            name: spec.get("Default", _UNRESOLVED) for name, spec in template.get("Parameters", {}).items()
+        }
+        self._resources = template.get("Resources", {})
+        self._pseudo = {
+            "AWS::Region": "us-east-1",
+            "AWS::Partition": "aws",
+            "AWS::StackName": "kore-connect-local",
+        }
+
+    def resolve(self, value: Any) -> Any:
+        if not isinstance(value, dict) or len(value) != 1:
+            return value
+        ((function, argument),) = value.items()
+        if function == "Ref":
+            return self._ref(str(argument))
+        if function == "Fn::Sub" and isinstance(argument, str):
+            return self._sub(argument)
+        return _UNRESOLVED
+
+    def _ref(self, name: str) -> Any:
+        if name in self._parameters:
+            return self._parameters[name]
+        if name in self._pseudo:
+            return self._pseudo[name]
+        resource = self._resources.get(name, {})
+        if resource.get("Type") == "AWS::DynamoDB::Table":  # Ref gives the table's name
+            return self.resolve(resource.get("Properties", {}).get("TableName", _UNRESOLVED))
+        return _UNRESOLVED
+
+    def _sub(self, text: str) -> Any:
+        names = re.findall(r"\$\{([^}!]+)\}", text)
+        values = {name: self._ref(name) for name in names}
+        if any(v is _UNRESOLVED for v in values.values()):
+            return _UNRESOLVED
+        return re.sub(r"\$\{([^}!]+)\}", lambda m: str(values[m.group(1)]), text)
+
+
+class _CloudFormationLoader(yaml.SafeLoader):
+    """SafeLoader plus CloudFormation's short-form tags, turned into their long form."""
+
+
+def _construct_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    function = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        scalar = loader.construct_scalar(node)
+        value: Any = scalar.split(".", 1) if suffix == "GetAtt" else scalar
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {function: value}
+
+
+_CloudFormationLoader.add_multi_constructor("!", _construct_tag)

@@ -1,0 +1,1 @@
+"""Handlers for testing the local Lambda runtime and the API Gateway emulation."""
