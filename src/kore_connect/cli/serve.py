@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import sys
@@ -95,7 +96,9 @@ def api(
     server = uvicorn.Server(
         uvicorn.Config(served.app, host=host, port=port, access_log=False, log_config=None, lifespan="on")
     )
-    server.run()
+    # uvicorn re-raises Ctrl-C once it has shut down cleanly: that is a normal end.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
     if not server.started:
         raise typer.Exit(1)
 

@@ -104,8 +104,8 @@ def http_response(result: Any) -> ApiResponse:
     if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
         raise MalformedProxyResponse("statusCode must be an integer HTTP status")
     headers: list[tuple[str, str]] = []
-    single = result.get("headers") or {}
-    multi = result.get("multiValueHeaders") or {}
+    single = {} if result.get("headers") is None else result["headers"]
+    multi = {} if result.get("multiValueHeaders") is None else result["multiValueHeaders"]
     if not isinstance(single, dict) or not isinstance(multi, dict):
         raise MalformedProxyResponse("headers and multiValueHeaders must be objects")
     for name, values in multi.items():

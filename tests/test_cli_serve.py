@@ -1,0 +1,139 @@
+"""`kore-connect serve api` as a user runs it: a real process, on loopback, stopped with Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.peers import free_port, wait_for_port
+
+KORE_CONNECT = Path(sys.executable).parent / "kore-connect"
+
+
+def start(cwd: Path, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], int]:
+    port = free_port()
+    process = subprocess.Popen(
+        [str(KORE_CONNECT), "serve", "api", "--port", str(port), "--containers", "1", *args],
+        cwd=cwd,
+        env=env or dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for_port(port, timeout=60)
+    return process, port
+
+
+def stop(process: subprocess.Popen[str]) -> tuple[int, str]:
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    return process.returncode, err
+
+
+def containers_of(pid: int) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if (
+                "kore_connect.twin.container" in command
+                and str(pid) in (entry / "stat").read_text().split()[3:4]
+            ):
+                found.append(command)
+    return found
+
+
+def test_first_run_generates_the_token_shows_it_once_and_serves_with_it(tmp_path: Path) -> None:
+    # GIVEN a fresh directory: no token anywhere
+    process, port = start(tmp_path)
+    token_file = tmp_path / ".kore-connect" / "api-token"
+    token = token_file.read_text().strip()
+    # WHEN the bot stores metadata with that token
+    contact_id = str(uuid.uuid4())
+    url = f"http://127.0.0.1:{port}/prod/kore-metadata"
+    stored = httpx.post(
+        url, params={"contactId": contact_id}, headers={"authorizationToken": token}, json={"a": 1}
+    )
+    refused = httpx.post(
+        url, params={"contactId": contact_id}, headers={"authorizationToken": "x" * 20}, json={}
+    )
+    code, err = stop(process)
+    # THEN it was stored, a wrong token was refused, and the token was shown exactly once
+    assert stored.status_code == 200, stored.text
+    assert refused.status_code == 401
+    assert code == 0, err
+    assert err.count(token) == 1 and "shown this once" in err
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert (tmp_path / ".kore-connect" / "sessions.db").is_file()
+    # the access log names the request, never the token
+    assert '"POST /prod/kore-metadata" 200' in err
+
+
+def test_later_runs_use_the_saved_token_without_showing_it(tmp_path: Path) -> None:
+    first, _ = start(tmp_path)
+    stop(first)
+    token = (tmp_path / ".kore-connect" / "api-token").read_text().strip()
+    second, _ = start(tmp_path)
+    code, err = stop(second)
+    assert code == 0
+    assert token not in err and "Token: from .kore-connect/api-token" in err
+
+
+def test_the_environment_token_wins_and_is_never_shown(tmp_path: Path) -> None:
+    token = "env-token-" + uuid.uuid4().hex
+    process, port = start(tmp_path, env={**os.environ, "KORE_CONNECT_API_TOKEN": token})
+    response = httpx.post(
+        f"http://127.0.0.1:{port}/prod/kore-metadata",
+        params={"contactId": str(uuid.uuid4())},
+        headers={"authorizationToken": token},
+        json={},
+    )
+    code, err = stop(process)
+    assert response.status_code == 200 and code == 0
+    assert token not in err and "KORE_CONNECT_API_TOKEN" in err
+    assert not (tmp_path / ".kore-connect" / "api-token").exists()
+
+
+def test_ctrl_c_stops_the_server_and_its_function_containers(tmp_path: Path) -> None:
+    process, _ = start(tmp_path)
+    assert containers_of(process.pid), "the functions' containers should be running"
+    code, _ = stop(process)
+    assert code == 0
+    deadline = time.monotonic() + 10
+    while containers_of(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert containers_of(process.pid) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "setup", "expected"),
+    [
+        (["--host", "0.0.0.0"], None, "not a loopback address"),  # noqa: S104 (refusing it is the test)
+        ([], "short", "must be at least 16 printable characters"),
+        (["--port", "0"], None, "Invalid value for '--port'"),
+    ],
+)
+def test_bad_settings_are_one_line_and_exit_code_2(
+    tmp_path: Path, args: list[str], setup: str | None, expected: str
+) -> None:
+    if setup:
+        (tmp_path / ".kore-connect").mkdir()
+        (tmp_path / ".kore-connect" / "api-token").write_text(setup)
+    result = subprocess.run(
+        [str(KORE_CONNECT), "serve", "api", *args], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0] and "Traceback" not in result.stderr

@@ -1,0 +1,106 @@
+"""The local Lambda runtime: warm containers in their own processes, as Lambda runs functions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kore_connect.twin.runtime import FunctionSpec, FunctionStartError, LocalFunction
+from tests.conftest import REPO
+
+
+def spec(
+    tmp_path: Path, *, handler: str = "tests.lambdas.probe.handler", timeout: float = 2.0
+) -> FunctionSpec:
+    environment = {"PYTHONPATH": str(REPO), "PROBE_IMPORTS_FILE": str(tmp_path / "imports"), "ANSWER": "42"}
+    return FunctionSpec("Probe", handler, timeout, environment)
+
+
+def run(function: LocalFunction, body: Callable[[LocalFunction], Awaitable[Any]]) -> Any:
+    async def scenario() -> Any:
+        await function.start()
+        try:
+            return await body(function)
+        finally:
+            await function.close()
+
+    return asyncio.run(scenario())
+
+
+def test_a_container_imports_once_and_stays_warm(tmp_path: Path) -> None:
+    async def body(function: LocalFunction) -> list[Any]:
+        return [await function.invoke({"n": n}) for n in range(5)]
+
+    results = run(LocalFunction(spec(tmp_path), containers=1), body)
+    assert [r.result["invocations"] for r in results] == [1, 2, 3, 4, 5]
+    assert len({r.result["pid"] for r in results}) == 1
+    assert len((tmp_path / "imports").read_text().splitlines()) == 1
+    assert results[0].result["event"] == {"n": 0}
+
+
+def test_the_function_sees_its_environment_and_the_lambda_variables_not_the_callers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CALLER_SECRET", "must-not-leak")
+
+    async def body(function: LocalFunction) -> Any:
+        return await function.invoke({})
+
+    result = run(LocalFunction(spec(tmp_path)), body).result
+    environment = result["environment"]
+    assert environment["ANSWER"] == "42"
+    assert environment["AWS_LAMBDA_FUNCTION_NAME"] == "Probe" and environment["AWS_REGION"] == "us-east-1"
+    assert "CALLER_SECRET" not in environment
+    assert result["function_name"] == "Probe" and result["request_id"]
+
+
+def test_errors_are_reported_as_lambda_reports_them(tmp_path: Path) -> None:
+    async def body(function: LocalFunction) -> list[Any]:
+        return [await function.invoke({"action": a}) for a in ("raise", "not-json", "echo")]
+
+    failed, not_json, fine = run(LocalFunction(spec(tmp_path), containers=1), body)
+    assert (failed.error_type, failed.error_message) == ("ValueError", "the probe was asked to fail")
+    assert not_json.error_type == "Runtime.MarshalError"
+    assert fine.ok and fine.result["invocations"] == 3  # the same warm container carried on
+
+
+def test_a_timeout_kills_the_container_and_the_next_invocation_gets_a_fresh_one(tmp_path: Path) -> None:
+    async def body(function: LocalFunction) -> list[Any]:
+        slow = await function.invoke({"action": "sleep", "seconds": 5})
+        after = await function.invoke({})
+        return [slow, after]
+
+    slow, after = run(LocalFunction(spec(tmp_path, timeout=0.5), containers=1), body)
+    assert slow.error_type == "Sandbox.Timedout" and "0.50 seconds" in (slow.error_message or "")
+    assert after.ok and after.result["invocations"] == 1  # a cold, new container
+
+
+def test_a_container_that_dies_is_replaced(tmp_path: Path) -> None:
+    async def body(function: LocalFunction) -> list[Any]:
+        return [await function.invoke({"action": "exit"}), await function.invoke({})]
+
+    died, after = run(LocalFunction(spec(tmp_path), containers=1), body)
+    assert died.error_type == "Runtime.ExitError"
+    assert after.ok
+
+
+def test_busy_containers_scale_out_so_a_slow_invocation_does_not_hold_up_the_others(tmp_path: Path) -> None:
+    async def body(function: LocalFunction) -> tuple[Any, Any, int]:
+        slow = asyncio.ensure_future(function.invoke({"action": "sleep", "seconds": 1.5}))
+        await asyncio.sleep(0.2)
+        quick = await asyncio.wait_for(function.invoke({}), timeout=1.0)
+        return await slow, quick, function.containers
+
+    slow, quick, containers = run(LocalFunction(spec(tmp_path), containers=1), body)
+    assert slow.ok and quick.ok and containers == 2
+
+
+def test_a_handler_that_cannot_be_imported_fails_to_start_clearly(tmp_path: Path) -> None:
+    function = LocalFunction(spec(tmp_path, handler="tests.lambdas.no_such_module.handler"), containers=1)
+    with pytest.raises(FunctionStartError, match=r"cannot import tests\.lambdas\.no_such_module\.handler"):
+        asyncio.run(function.start())
+    asyncio.run(function.close())
