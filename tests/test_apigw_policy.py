@@ -52,11 +52,11 @@ def test_the_method_arn_is_built_as_api_gateway_builds_it() -> None:
         (ARN, Decision.ALLOW),
         ("arn:aws:execute-api:eu-west-2:123456789012:abc123/prod/*/*", Decision.ALLOW),
         ("arn:aws:execute-api:eu-west-2:123456789012:abc123/*", Decision.ALLOW),
-        ("arn:aws:execute-api:eu-west-2:123456789012:abc123/prod/GET/*", Decision.DENY),
-        ("arn:aws:execute-api:eu-west-2:123456789012:abc123/dev/*/*", Decision.DENY),
-        ("arn:aws:execute-api:eu-west-2:123456789012:other/prod/*/*", Decision.DENY),
+        ("arn:aws:execute-api:eu-west-2:123456789012:abc123/prod/GET/*", Decision.NOT_COVERED),
+        ("arn:aws:execute-api:eu-west-2:123456789012:abc123/dev/*/*", Decision.NOT_COVERED),
+        ("arn:aws:execute-api:eu-west-2:123456789012:other/prod/*/*", Decision.NOT_COVERED),
         ("arn:aws:execute-api:eu-west-2:123456789012:abc123/prod/P?ST/kore-metadata", Decision.ALLOW),
-        ("arn:aws:execute-api:eu-west-2:123456789012:abc123/prod/[P]OST/kore-metadata", Decision.DENY),
+        ("arn:aws:execute-api:eu-west-2:123456789012:abc123/prod/[P]OST/kore-metadata", Decision.NOT_COVERED),
         ("*", Decision.ALLOW),
     ],
 )
@@ -66,14 +66,14 @@ def test_an_allow_counts_only_when_its_resource_covers_the_method(resource: str,
 
 def test_an_explicit_deny_wins_over_an_allow() -> None:
     result = parse_authorizer_response(answer(("Allow", "*"), ("Deny", ARN)))
-    assert result.decide(ARN) is Decision.DENY
+    assert result.decide(ARN) is Decision.EXPLICIT_DENY
     other = ARN.replace("/POST/", "/GET/")
     assert result.decide(other) is Decision.ALLOW
 
 
 def test_statements_about_other_actions_allow_nothing() -> None:
     result = parse_authorizer_response(answer(("Allow", "*"), action="s3:GetObject"))
-    assert result.decide(ARN) is Decision.DENY
+    assert result.decide(ARN) is Decision.NOT_COVERED
     assert (
         parse_authorizer_response(answer(("Allow", ARN), action=["execute-api:*"])).decide(ARN)
         is Decision.ALLOW
@@ -92,8 +92,8 @@ def test_the_bridge_authorizers_own_policy_covers_every_method_of_its_stage() ->
     assert result.principal_id == PRINCIPAL_ID
     assert result.decide(ARN) is Decision.ALLOW
     assert result.decide(ARN.replace("/POST/", "/GET/")) is Decision.ALLOW  # reused from the cache
-    assert result.decide(ARN.replace("/prod/", "/dev/")) is Decision.DENY
-    assert result.decide(ARN.replace("abc123", "zzz999")) is Decision.DENY
+    assert result.decide(ARN.replace("/prod/", "/dev/")) is Decision.NOT_COVERED
+    assert result.decide(ARN.replace("abc123", "zzz999")) is Decision.NOT_COVERED
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,7 @@ def request(**changes: Any) -> ApiRequest:
 def test_the_event_has_every_key_of_the_fixture_with_the_same_values_where_they_are_the_same() -> None:
     # GIVEN the proxy event AWS sends (the shared fixture) and ours for the same request
     fixture = load_event("apigw-store-request.json")
-    ours = proxy_event(request(), "kore-bot", {})
+    ours = proxy_event(request(), "kore-bot", {}, authorizer_latency_ms=12)
     # THEN the same keys, at the top and in requestContext
     assert set(ours) == set(fixture)
     assert set(fixture["requestContext"]) <= set(ours["requestContext"])
@@ -54,7 +54,11 @@ def test_the_event_has_every_key_of_the_fixture_with_the_same_values_where_they_
     ):
         assert context[key] == expected[key], key
     assert context["requestTimeEpoch"] == 1795515330000  # 24 Nov 2026 10:15:30 UTC
-    assert context["authorizer"] == {"principalId": "kore-bot"}
+    assert (
+        context["authorizer"]
+        == expected["authorizer"]
+        == {"principalId": "kore-bot", "integrationLatency": 12}
+    )
 
 
 def test_repeated_headers_and_query_parameters_keep_the_last_in_the_single_value_maps() -> None:
@@ -68,10 +72,17 @@ def test_repeated_headers_and_query_parameters_keep_the_last_in_the_single_value
 
 
 def test_no_query_and_no_body_are_null() -> None:
-    event = proxy_event(request(query=[], body=b""), "p", {"k": "v"})
+    event = proxy_event(request(query=[], body=b""), "p", {"k": "v", "n": 1, "yes": True, "principalId": "x"})
     assert event["queryStringParameters"] is None and event["multiValueQueryStringParameters"] is None
     assert event["body"] is None and event["isBase64Encoded"] is False
-    assert event["requestContext"]["authorizer"] == {"principalId": "p", "k": "v"}
+    # context values as strings; the context cannot replace the principal
+    assert event["requestContext"]["authorizer"] == {
+        "principalId": "p",
+        "k": "v",
+        "n": "1",
+        "yes": "true",
+        "integrationLatency": 0,
+    }
 
 
 def test_a_body_that_is_not_utf8_is_base64() -> None:
@@ -119,6 +130,7 @@ def test_a_base64_body_is_decoded() -> None:
         {"statusCode": "200"},
         {"statusCode": True},
         {"statusCode": 99},
+        {"statusCode": 101},  # an informational status cannot end a response
         {"statusCode": 200, "body": {"a": 1}},
         {"statusCode": 200, "headers": []},
         {"statusCode": 200, "headers": {"A": ["1"]}},

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +27,8 @@ Serve = Callable[..., Any]
 
 
 def description(log: Path, *, cache_ttl: int = 300, validation: str | None = None) -> ApiDescription:
-    authorizer = Authorizer("testAuth", "TestAuthorizer", "authorizationToken", cache_ttl, validation)
+    pattern = re.compile(validation) if validation else None
+    authorizer = Authorizer("testAuth", "TestAuthorizer", "authorizationToken", cache_ttl, pattern)
     environment = {"PYTHONPATH": str(REPO), "AUTHORIZER_LOG": str(log)}
     return ApiDescription(
         stage=STAGE,
@@ -81,7 +83,13 @@ def error_of(response: httpx.Response) -> tuple[int, Any, str | None]:
 
 def test_an_unknown_path_method_or_stage_is_missing_authentication_token(serve: Serve, log: Path) -> None:
     with serve() as client:
-        for method, path in [("POST", "/test/nothing"), ("DELETE", "/test/items"), ("POST", "/prod/items")]:
+        for method, path in [
+            ("POST", "/test/nothing"),
+            ("DELETE", "/test/items"),
+            ("POST", "/prod/items"),
+            ("POST", "/test/items%0a"),
+            ("TRACE", "/test/items"),
+        ]:
             response = client.request(method, path, headers={"authorizationToken": "allow-1"})
             assert error_of(response) == (
                 403,
@@ -114,7 +122,7 @@ def test_a_token_the_validation_expression_rejects_is_401_without_invoking(serve
 def test_the_authorizer_gets_a_real_token_event(serve: Serve, log: Path) -> None:
     with serve() as client:
         client.post("/test/items", headers={"authorizationToken": "allow-abc"})
-    assert calls(log) == [f"allow-abc {ARN_PREFIX}/POST/items"]
+    assert calls(log) == [f"TOKEN allow-abc {ARN_PREFIX}/POST/items"]
 
 
 def test_unauthorized_raised_is_401_and_other_errors_or_malformed_answers_are_500(serve: Serve) -> None:
@@ -152,7 +160,10 @@ def test_the_principal_and_context_reach_the_integration(serve: Serve) -> None:
     with serve() as client:
         event = client.post("/test/items?a=1", headers={"authorizationToken": "allow-ctx"}).json()
     authorizer = event["requestContext"]["authorizer"]
-    assert authorizer == {"principalId": "tester", "who": "tester", "level": 3, "vip": True}
+    # As a REST API passes them: every context value as a string, and the authorizer's latency.
+    latency = authorizer.pop("integrationLatency")
+    assert authorizer == {"principalId": "tester", "who": "tester", "level": "3", "vip": "true"}
+    assert isinstance(latency, int) and latency >= 0
 
 
 # ---------------------------------------------------------------- the cache
@@ -245,7 +256,17 @@ def test_the_response_is_mapped_back_with_multi_value_headers_and_binary_bodies(
     assert binary.content == b"\x00\xff\x10"
 
 
-@pytest.mark.parametrize("action", ["malformed", "not-a-dict", "raise"])
+def test_headers_api_gateway_owns_are_renamed_not_passed_on(serve: Serve) -> None:
+    with serve() as client:
+        response = client.post("/test/open?action=owned-headers")
+    assert response.status_code == 200 and response.text == "ok"
+    assert response.headers["x-amzn-Remapped-Content-Length"] == "999"
+    assert response.headers["x-amzn-Remapped-Transfer-Encoding"] == "chunked"
+    assert response.headers["x-amzn-Remapped-x-amzn-RequestId"] == "mine"
+    assert response.headers["x-amzn-RequestId"] != "mine"
+
+
+@pytest.mark.parametrize("action", ["malformed", "not-a-dict", "raise", "informational"])
 def test_a_failing_or_malformed_integration_is_502(serve: Serve, action: str) -> None:
     with serve() as client:
         response = client.post(f"/test/open?action={action}")

@@ -34,25 +34,33 @@ def start(cwd: Path, *args: str, env: dict[str, str] | None = None) -> tuple[sub
 
 
 def stop(process: subprocess.Popen[str]) -> tuple[int, str]:
+    """Ctrl-C; the exit code and everything the server and its functions wrote (stderr, then stdout)."""
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=30)
-    return process.returncode, err
+    out, err = process.communicate(timeout=30)
+    return process.returncode, err + out
 
 
-def containers_of(pid: int) -> list[str]:
+def containers_of(pid: int) -> list[int]:
+    """The PIDs of the function containers the server `pid` started."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
+                command = (entry / "cmdline").read_bytes()
+                parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+            except (OSError, IndexError):
                 continue
-            if (
-                "kore_connect.twin.container" in command
-                and str(pid) in (entry / "stat").read_text().split()[3:4]
-            ):
-                found.append(command)
+            if b"kore_connect.twin.container" in command and parent == str(pid):
+                found.append(int(entry.name))
     return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 def test_first_run_generates_the_token_shows_it_once_and_serves_with_it(tmp_path: Path) -> None:
@@ -108,13 +116,14 @@ def test_the_environment_token_wins_and_is_never_shown(tmp_path: Path) -> None:
 
 def test_ctrl_c_stops_the_server_and_its_function_containers(tmp_path: Path) -> None:
     process, _ = start(tmp_path)
-    assert containers_of(process.pid), "the functions' containers should be running"
+    containers = containers_of(process.pid)
+    assert len(containers) == 2, "one container each for the authorizer and the store"
     code, _ = stop(process)
     assert code == 0
     deadline = time.monotonic() + 10
-    while containers_of(process.pid) and time.monotonic() < deadline:
+    while any(alive(pid) for pid in containers) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert containers_of(process.pid) == []
+    assert [pid for pid in containers if alive(pid)] == []
 
 
 @pytest.mark.parametrize(

@@ -104,3 +104,44 @@ def test_a_handler_that_cannot_be_imported_fails_to_start_clearly(tmp_path: Path
     with pytest.raises(FunctionStartError, match=r"cannot import tests\.lambdas\.no_such_module\.handler"):
         asyncio.run(function.start())
     asyncio.run(function.close())
+
+
+def test_a_burst_never_starts_more_containers_than_the_maximum(tmp_path: Path) -> None:
+    async def body(function: LocalFunction) -> tuple[list[Any], int]:
+        results = await asyncio.gather(
+            *(function.invoke({"action": "sleep", "seconds": 0.3}) for _ in range(20))
+        )
+        return list(results), function.containers
+
+    results, containers = run(LocalFunction(spec(tmp_path), containers=1, max_containers=3), body)
+    assert all(r.ok for r in results)
+    assert containers == 3
+    assert len((tmp_path / "imports").read_text().splitlines()) == 3
+
+
+def test_a_handler_broken_while_running_fails_invocations_clearly_until_it_is_fixed(tmp_path: Path) -> None:
+    # GIVEN a function whose module lives in a folder we can edit while it runs
+    module = tmp_path / "editable_probe.py"
+    module.write_text("def handler(event, context):\n    return {'version': 1}\n")
+    crash = "import os\n\ndef handler(event, context):\n    os._exit(1)\n"
+    environment = {"PYTHONPATH": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"}  # edits within a second
+    function_spec = FunctionSpec("Editable", "editable_probe.handler", 2.0, environment)
+
+    async def body(function: LocalFunction) -> list[Any]:
+        first = await function.invoke({})
+        module.write_text(crash)  # the warm container keeps the old code...
+        still_warm = await function.invoke({})
+        module.write_text("def handler(event, context):\n    return {'version': 1\n")  # a syntax error
+        # ...until it is gone: then a new container must import the broken module
+        function._free[0].stop()
+        lost = await function.invoke({})
+        broken = await asyncio.wait_for(function.invoke({}), timeout=10)
+        module.write_text("def handler(event, context):\n    return {'version': 2}\n")
+        fixed = await asyncio.wait_for(function.invoke({}), timeout=10)
+        return [first, still_warm, lost, broken, fixed]
+
+    first, still_warm, lost, broken, fixed = run(LocalFunction(function_spec, containers=1), body)
+    assert first.result == {"version": 1} and still_warm.result == {"version": 1}
+    assert lost.error_type == "Runtime.ExitError"
+    assert broken.error_type == "Runtime.ImportModuleError" and "SyntaxError" in (broken.error_message or "")
+    assert fixed.result == {"version": 2}

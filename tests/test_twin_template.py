@@ -75,6 +75,12 @@ def broken(change: Any) -> dict[str, Any]:
             "the authorizer 'other' is not defined",
         ),
         (lambda t: t["Resources"].pop(stack.AUTHORIZER_FUNCTION), "names no function"),
+        (
+            lambda t: t["Resources"]["KoreMetadataApi"]["Properties"]["Auth"]["Authorizers"][
+                "koreClientAuth"
+            ]["Identity"].update(ValidationExpression="[unclosed"),
+            "ValidationExpression is not a valid regex",
+        ),
     ],
 )
 def test_a_template_the_twin_cannot_serve_is_refused_clearly(change: Any, message: str) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     token, arn = event["authorizationToken"], event["methodArn"]
     with open(os.environ["AUTHORIZER_LOG"], "a", encoding="utf-8") as log:
-        log.write(f"{token} {arn}\n")
+        log.write(f"{event['type']} {token} {arn}\n")
     stage_prefix = arn.split("/")[0] + "/" + arn.split("/")[1]  # arn:...:<api>/<stage>
     if token.startswith("allow"):
         return _policy("Allow", f"{stage_prefix}/*/*", context={"who": "tester", "level": 3, "vip": True})

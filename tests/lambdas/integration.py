@@ -26,6 +26,14 @@ def handler(event: dict[str, Any], context: Any) -> Any:
             "multiValueHeaders": {"Set-Cookie": ["a=1", "b=2"]},
             "body": "created",
         }
+    if action == "owned-headers":
+        return {
+            "statusCode": 200,
+            "headers": {"Content-Length": "999", "Transfer-Encoding": "chunked", "x-amzn-RequestId": "mine"},
+            "body": "ok",
+        }
+    if action == "informational":
+        return {"statusCode": 101, "body": ""}
     if action == "binary":
         return {
             "statusCode": 200,

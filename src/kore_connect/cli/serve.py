@@ -94,7 +94,15 @@ def api(
 
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
     server = uvicorn.Server(
-        uvicorn.Config(served.app, host=host, port=port, access_log=False, log_config=None, lifespan="on")
+        uvicorn.Config(
+            served.app,
+            host=host,
+            port=port,
+            access_log=False,
+            log_config=None,
+            lifespan="on",
+            timeout_graceful_shutdown=10,  # requests still running then are cut off
+        )
     )
     # uvicorn re-raises Ctrl-C once it has shut down cleanly: that is a normal end.
     with contextlib.suppress(KeyboardInterrupt):

@@ -32,18 +32,26 @@ def main(argv: list[str]) -> None:
         return
     pipe.send(("ready", None))
     region = os.environ.get("AWS_REGION", "us-east-1")
+    memory = int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"))
     while True:
         try:
             event_text, request_id = pipe.recv()
         except (EOFError, OSError):
             return  # the runtime is gone: so is this container
         context = LocalLambdaContext(
-            function_name=name, timeout_seconds=timeout, region=region, aws_request_id=request_id
+            memory_limit_in_mb=memory,
+            function_name=name,
+            timeout_seconds=timeout,
+            region=region,
+            aws_request_id=request_id,
         )
         try:
             reply: tuple[str, Any] = ("ok", json.dumps(function(json.loads(event_text), context)))
         except Exception as exc:  # a handler's failure is the invocation's result
             reply = ("error", _error(exc))
+            # Lambda writes a failed invocation's error to the function's log, never the event.
+            print(f"[ERROR] {reply[1]['errorType']}: {reply[1]['errorMessage']}", file=sys.stderr, flush=True)
+            traceback.print_exception(exc, file=sys.stderr)
         try:
             pipe.send(reply)
         except OSError:

@@ -37,7 +37,13 @@ def resolve_token(path: Path = DEFAULT_TOKEN_FILE, env: Mapping[str, str] | None
     token = secrets.token_urlsafe(36)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Created readable by its owner only, and never overwritten.
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        # Another run created it meanwhile, or a dangling link is in the way.
+        raise ConfigError(
+            f"{path} appeared while creating it (a dangling link?): remove it and retry"
+        ) from None
     with os.fdopen(descriptor, "w", encoding="utf-8") as file:
         file.write(token + "\n")
     return LocalToken(token, str(path), generated=True)

@@ -65,50 +65,69 @@ class Invocation:
 
 class LocalFunction:
     """A function with `containers` warm worker processes, started with it; `invoke` runs an event on
-    a free one. When all are busy, another is started (a cold start), up to `max_containers`, as
-    Lambda scales out; past that, invocations wait for a container."""
+    a free one. When all are busy, one more is started (a cold start), up to `max_containers`, as
+    Lambda scales out; past that, invocations wait for a container. A container that times out or
+    dies is dropped; the next invocation that finds none free starts a fresh one."""
 
     def __init__(self, spec: FunctionSpec, *, containers: int = 2, max_containers: int = 16) -> None:
         self.spec = spec
         self._size = containers
         self._max = max(containers, max_containers)
-        self._idle: asyncio.Queue[_Container] = asyncio.Queue()
+        self._free: list[_Container] = []
         self._all: set[_Container] = set()
         self._starting = 0
-        self._background: set[asyncio.Future[None]] = set()  # scale-outs in flight, kept referenced
-        self._io = ThreadPoolExecutor(max_workers=self._max + 1, thread_name_prefix=f"lambda-{spec.name}")
+        self._start_failures = 0
+        self._last_start_error = ""
+        self._changed = asyncio.Condition()  # guards the four above; notified on every change
+        self._background: set[asyncio.Future[None]] = set()  # cold starts in flight, kept referenced
+        # Invocations (one thread per container, each blocked on its pipe) and cold starts apart,
+        # so a burst of starts never delays a warm container's answer.
+        self._io = ThreadPoolExecutor(max_workers=self._max, thread_name_prefix=f"lambda-{spec.name}")
+        self._starts = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"lambda-{spec.name}-init")
         self._closed = False
 
+    @property
+    def containers(self) -> int:
+        return len(self._all)
+
     async def start(self) -> None:
-        """Start every container and wait until each has imported the handler."""
-        containers = [_Container(self.spec) for _ in range(self._size)]
-        self._all.update(containers)
-        loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(self._io, c.wait_ready) for c in containers))
-        for container in containers:
-            self._idle.put_nowait(container)
+        """Start the first containers; raises FunctionStartError when the handler cannot be imported."""
+        started = await asyncio.gather(
+            *(self._start_container() for _ in range(self._size)), return_exceptions=True
+        )
+        failure = next((r for r in started if isinstance(r, BaseException)), None)
+        containers = [r for r in started if isinstance(r, _Container)]
+        if failure is not None:
+            for container in containers:
+                container.stop()
+            raise failure
+        async with self._changed:
+            self._all.update(containers)
+            self._free.extend(containers)
 
     async def invoke(self, event: Any) -> Invocation:
         """Run `event` through the handler; never raises for what the handler does."""
-        if self._closed:
-            raise RuntimeError(f"{self.spec.name} is stopped")
-        if self._idle.empty() and len(self._all) + self._starting < self._max:
-            task = asyncio.ensure_future(self._scale_out())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-        container = await self._idle.get()
-        loop = asyncio.get_running_loop()
         started = time.perf_counter()
+        container = await self._acquire()
+        if container is None:
+            message = self._last_start_error if not self._closed else f"{self.spec.name} is stopping"
+            return Invocation(error_type="Runtime.ImportModuleError", error_message=message)
+        loop = asyncio.get_running_loop()
         try:
             reply = await loop.run_in_executor(self._io, container.run, json.dumps(event))
         except _ContainerLost as lost:
-            await self._replace(container)
+            container.stop()
+            async with self._changed:
+                self._all.discard(container)
+                self._changed.notify_all()
             return Invocation(
                 error_type=lost.error_type,
                 error_message=str(lost),
                 duration_ms=(time.perf_counter() - started) * 1000,
             )
-        self._idle.put_nowait(container)
+        async with self._changed:
+            self._free.append(container)
+            self._changed.notify()
         duration = (time.perf_counter() - started) * 1000
         if reply[0] == "ok":
             return Invocation(result=json.loads(reply[1]), duration_ms=duration)
@@ -117,40 +136,61 @@ class LocalFunction:
         )
 
     async def close(self) -> None:
-        self._closed = True
+        async with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+        for task in list(self._background):
+            task.cancel()
         for container in list(self._all):
             container.stop()
         self._all.clear()
+        self._free.clear()
         self._io.shutdown(wait=False, cancel_futures=True)
+        self._starts.shutdown(wait=False, cancel_futures=True)
 
-    @property
-    def containers(self) -> int:
-        return len(self._all)
+    async def _acquire(self) -> _Container | None:
+        """A free container; None when the function is stopping, or when starting one failed and
+        no other exists (the handler cannot be imported)."""
+        async with self._changed:
+            failures_before = self._start_failures
+            asked_for_one = False
+            while True:
+                if self._closed:
+                    return None
+                if self._free:
+                    return self._free.pop()
+                if self._start_failures > failures_before and not self._all and not self._starting:
+                    return None
+                if not asked_for_one and len(self._all) + self._starting < self._max:
+                    self._starting += 1  # counted now, so that the same burst cannot overshoot the maximum
+                    task = asyncio.ensure_future(self._scale_out())
+                    self._background.add(task)
+                    task.add_done_callback(self._background.discard)
+                    asked_for_one = True
+                await self._changed.wait()
 
     async def _scale_out(self) -> None:
-        self._starting += 1
+        fresh: _Container | None = None
         try:
-            fresh = _Container(self.spec)
-            await asyncio.get_running_loop().run_in_executor(self._io, fresh.wait_ready)
-        except FunctionStartError:
-            return  # invocations keep waiting for the containers that work
+            fresh = await self._start_container()
+        except FunctionStartError as exc:
+            self._last_start_error = str(exc)
         finally:
-            self._starting -= 1
-        if self._closed:
-            fresh.stop()
-            return
-        self._all.add(fresh)
-        self._idle.put_nowait(fresh)
+            async with self._changed:
+                self._starting -= 1
+                if fresh is None:
+                    self._start_failures += 1
+                elif self._closed:
+                    fresh.stop()
+                else:
+                    self._all.add(fresh)
+                    self._free.append(fresh)
+                self._changed.notify_all()
 
-    async def _replace(self, container: _Container) -> None:
-        container.stop()
-        self._all.discard(container)
-        if self._closed:
-            return
-        fresh = _Container(self.spec)
-        self._all.add(fresh)
-        await asyncio.get_running_loop().run_in_executor(self._io, fresh.wait_ready)
-        self._idle.put_nowait(fresh)
+    async def _start_container(self) -> _Container:
+        container = _Container(self.spec)
+        await asyncio.get_running_loop().run_in_executor(self._starts, container.wait_ready)
+        return container
 
 
 class _ContainerLost(Exception):

@@ -37,7 +37,7 @@ class Authorizer:
     function: str  # the logical ID of the function behind it
     header: str  # the identity source: the request header holding the token
     cache_ttl_seconds: int  # authorizerResultTtlInSeconds (0 disables the cache)
-    validation_expression: str | None = None  # identityValidationExpression, checked before invoking
+    validation_expression: re.Pattern[str] | None = None  # identityValidationExpression, checked first
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +54,7 @@ class Function:
     handler: str  # module.attribute
     timeout_seconds: int
     environment: Mapping[str, str]
+    memory_mb: int = 128  # Lambda's default
 
     @property
     def module(self) -> str:
@@ -71,8 +72,9 @@ class ApiDescription:
     functions: Mapping[str, Function] = field(default_factory=dict)
 
     def route(self, path: str, method: str) -> Route | None:
+        # Exact, as API Gateway matches: methods are case-sensitive ("post" is not POST).
         for route in self.routes:
-            if route.path == path and route.method == method.upper():
+            if route.path == path and route.method == method:
                 return route
         return None
 
@@ -153,12 +155,19 @@ def _authorizers(auth: Mapping[str, Any], resolver: _Resolver) -> dict[str, Auth
         if not (isinstance(function_arn, dict) and "Fn::GetAtt" in function_arn):
             raise TemplateError(f"the authorizer {name} must name its function with !GetAtt <Function>.Arn")
         identity = spec.get("Identity", {})
+        expression = resolver.resolve(identity.get("ValidationExpression"))
+        try:
+            pattern = re.compile(expression) if isinstance(expression, str) and expression else None
+        except re.error as exc:
+            raise TemplateError(
+                f"the authorizer {name}'s ValidationExpression is not a valid regex: {exc}"
+            ) from None
         found[name] = Authorizer(
             name=name,
             function=str(function_arn["Fn::GetAtt"][0]),
             header=str(identity.get("Header", "Authorization")),
             cache_ttl_seconds=int(resolver.resolve(identity.get("ReauthorizeEvery", 300))),
-            validation_expression=identity.get("ValidationExpression"),
+            validation_expression=pattern,
         )
     return found
 
@@ -182,6 +191,7 @@ def _function(
         handler=str(properties["Handler"]),
         timeout_seconds=int(resolver.resolve(properties.get("Timeout", 3))),
         environment=environment,
+        memory_mb=int(resolver.resolve(properties.get("MemorySize", 128))),
     )
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 from starlette.types import Receive, Scope, Send
@@ -68,6 +68,7 @@ class LocalApi:
                     handler=spec.handler,
                     timeout_seconds=spec.timeout_seconds,
                     environment=overrides.environment(name, spec.environment),
+                    memory_mb=spec.memory_mb,
                     region=self.settings.region,
                     account_id=self.settings.account_id,
                 ),
@@ -78,27 +79,24 @@ class LocalApi:
         }
         self.gateway = Gateway(self.api, self._invoke, self.settings)
         self.app = Starlette(
-            routes=[
-                StarletteRoute("/openapi.json", self._openapi, methods=["GET"]),
-                # Any method at all: API Gateway answers the ones the API lacks itself (403).
-                StarletteRoute("/{path:path}", _AnyMethod(self._serve)),
-            ],
+            routes=[StarletteRoute("/openapi.json", self._openapi, methods=["GET"])],
             lifespan=self._lifespan,
         )
+        # Every other request, whatever its method or path, is API Gateway's to answer (an unknown
+        # route is its 403), never Starlette's own 404 or 405.
+        self.app.router.default = _AnyMethod(self._serve)
 
     async def _invoke(self, function: str, event: dict[str, Any]) -> Invocation:
         return await self.functions[function].invoke(event)
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        started: list[LocalFunction] = []
         try:
             for function in self.functions.values():
                 await function.start()
-                started.append(function)
             yield
         finally:
-            for function in started:
+            for function in self.functions.values():
                 await function.close()
 
     async def _openapi(self, request: Request) -> Response:
@@ -107,14 +105,18 @@ class LocalApi:
 
     async def _serve(self, request: Request) -> Response:
         started = time.perf_counter()
-        body, too_large = await _read_body(request, self.settings.payload_limit_bytes)
+        try:
+            body, too_large = await _read_body(request, self.settings.payload_limit_bytes)
+        except ClientDisconnect:
+            access_log.info('%s "%s %s" client went away before its body was read', *_who(request))
+            return Response(status_code=400)  # nobody is there to read it
         incoming = IncomingRequest(
             method=request.method,
-            path=request.url.path,
+            path=request.scope["path"],
             query=request.query_params.multi_items(),
             headers=request.headers.items(),
             body=body,
-            source_ip=request.client.host if request.client else "127.0.0.1",
+            source_ip=_who(request)[0],
             host=request.headers.get("host", "localhost"),
             body_too_large=too_large,
         )
@@ -124,17 +126,28 @@ class LocalApi:
         response.raw_headers = [(b"content-length", str(len(answer.body)).encode())] + [
             (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in answer.headers
         ]
+        client, method, path = _who(request)
         access_log.info(
             '%s "%s %s" %d %d %.1fms %s',
-            incoming.source_ip,
-            incoming.method,
-            incoming.path,
+            client,
+            method,
+            path,
             answer.status,
             len(answer.body),
             (time.perf_counter() - started) * 1000,
             outcome.request_id,
         )
         return response
+
+
+def _who(request: Request) -> tuple[str, str, str]:
+    """Client, method and path for a log line, with control characters escaped (no forged lines)."""
+    host = request.client.host if request.client else "127.0.0.1"
+    return host, _printable(request.method), _printable(request.scope["path"])
+
+
+def _printable(text: str) -> str:
+    return text.encode("unicode_escape").decode("ascii")
 
 
 class _AnyMethod:

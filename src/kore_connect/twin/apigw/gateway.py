@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 import time
 import uuid
 from collections import OrderedDict
@@ -129,13 +128,13 @@ class Gateway:
         request_id = str(uuid.uuid4())
         if request.body_too_large or len(request.body) > self.settings.payload_limit_bytes:
             return _refused(responses.REQUEST_TOO_LARGE, request_id)
-        stage, _, rest = request.path.lstrip("/").partition("/")
+        stage, _, rest = request.path.removeprefix("/").partition("/")
         resource_path = "/" + rest
         route = self.api.route(resource_path, request.method) if stage == self.api.stage else None
         if route is None:
             return _refused(responses.MISSING_AUTHENTICATION_TOKEN, request_id)
 
-        principal_id, context = None, {}
+        principal_id, context, authorizer_latency_ms = None, {}, 0
         if route.authorizer is not None:
             arn = method_arn(
                 region=self.settings.region,
@@ -145,10 +144,12 @@ class Gateway:
                 verb=request.method,
                 path=resource_path,
             )
+            asked = time.perf_counter()
             verdict = await self._authorize(route.authorizer, request, arn)
             if isinstance(verdict, GatewayResponse):
                 return _refused(verdict, request_id, route)
             principal_id, context = verdict.principal_id, dict(verdict.context)
+            authorizer_latency_ms = round((time.perf_counter() - asked) * 1000)
 
         event = proxy_event(
             ApiRequest(
@@ -168,6 +169,7 @@ class Gateway:
             ),
             principal_id,
             context,
+            authorizer_latency_ms,
         )
         # The invocation runs to its end even when API Gateway has stopped waiting, as in AWS.
         invocation = asyncio.ensure_future(self.invoke(route.function, event))
@@ -179,6 +181,8 @@ class Gateway:
             )
         except TimeoutError:
             return _refused(responses.INTEGRATION_TIMEOUT, request_id, route, principal_id)
+        except Exception:  # the runtime itself failed (not the handler): the integration failed
+            return _refused(responses.INTEGRATION_FAILURE, request_id, route, principal_id)
         if not result.ok:
             return _refused(responses.INTEGRATION_FAILURE, request_id, route, principal_id)
         try:
@@ -198,13 +202,16 @@ class Gateway:
         token = next((value for name, value in request.headers if name.lower() == wanted), "")
         if not token:
             return responses.UNAUTHORIZED
-        if authorizer.validation_expression and not re.fullmatch(authorizer.validation_expression, token):
+        if authorizer.validation_expression and not authorizer.validation_expression.fullmatch(token):
             return responses.UNAUTHORIZED
         result = self.cache.get(authorizer.name, token)
         if result is None:
-            invocation = await self.invoke(
-                authorizer.function, {"type": "TOKEN", "authorizationToken": token, "methodArn": arn}
-            )
+            try:
+                invocation = await self.invoke(
+                    authorizer.function, {"type": "TOKEN", "authorizationToken": token, "methodArn": arn}
+                )
+            except Exception:  # the runtime itself failed: the authorizer could not answer
+                return responses.AUTHORIZER_FAILURE
             if not invocation.ok:
                 # Only an error whose message is exactly "Unauthorized" means 401.
                 unauthorized = invocation.error_message == "Unauthorized"
@@ -217,9 +224,11 @@ class Gateway:
             ttl = authorizer.cache_ttl_seconds if ttl is None else ttl
             if ttl > 0:
                 self.cache.put(authorizer.name, token, result, ttl)
-        if result.decide(arn) is Decision.DENY:
-            explicit = any(s.effect == "Deny" and s.covers(arn) for s in result.statements)
-            return responses.EXPLICIT_DENY if explicit else responses.NOT_AUTHORIZED
+        decision = result.decide(arn)
+        if decision is Decision.EXPLICIT_DENY:
+            return responses.EXPLICIT_DENY
+        if decision is Decision.NOT_COVERED:
+            return responses.NOT_AUTHORIZED
         return result
 
 

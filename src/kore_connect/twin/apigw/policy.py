@@ -21,7 +21,12 @@ INVOKE_ACTIONS = frozenset({"execute-api:Invoke", "execute-api:*", "*"})
 
 class Decision(enum.Enum):
     ALLOW = "allow"
-    DENY = "deny"  # an explicit Deny, or no Allow that covers the method
+    EXPLICIT_DENY = "explicit deny"  # a Deny statement covers the method
+    NOT_COVERED = "not covered"  # no Allow statement covers the method
+
+    @property
+    def allowed(self) -> bool:
+        return self is Decision.ALLOW
 
 
 class MalformedAuthorizerResponse(ValueError):
@@ -46,10 +51,10 @@ class AuthorizerResult:
     def decide(self, method_arn: str) -> Decision:
         matching = [s for s in self.statements if s.covers(method_arn)]
         if any(s.effect == "Deny" for s in matching):
-            return Decision.DENY
+            return Decision.EXPLICIT_DENY
         if any(s.effect == "Allow" for s in matching):
             return Decision.ALLOW
-        return Decision.DENY
+        return Decision.NOT_COVERED
 
 
 def method_arn(*, region: str, account: str, api_id: str, stage: str, verb: str, path: str) -> str:

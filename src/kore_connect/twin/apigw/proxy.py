@@ -45,13 +45,30 @@ class ApiResponse:
 
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 field names
+_GATEWAY_OWNED = frozenset(
+    {
+        "connection",
+        "content-length",
+        "date",
+        "keep-alive",
+        "server",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "x-amzn-requestid",
+        "x-amzn-errortype",
+    }
+)
 
 
 class MalformedProxyResponse(ValueError):
     """The function's answer is not a Lambda proxy response: API Gateway answers 502."""
 
 
-def proxy_event(request: ApiRequest, principal_id: str | None, context: Mapping[str, Any]) -> dict[str, Any]:
+def proxy_event(
+    request: ApiRequest, principal_id: str | None, context: Mapping[str, Any], authorizer_latency_ms: int = 0
+) -> dict[str, Any]:
     """The REST API proxy event for `request`, with the authorizer's principal and context."""
     headers, multi_headers = _single_and_multi(request.headers)
     query, multi_query = _single_and_multi(request.query)
@@ -59,7 +76,9 @@ def proxy_event(request: ApiRequest, principal_id: str | None, context: Mapping[
     user_agent = headers.get("user-agent")
     authorizer: dict[str, Any] | None = None
     if principal_id is not None:
-        authorizer = {"principalId": principal_id, **context}
+        # A REST API passes the authorizer's context values on as strings ("true", "1").
+        authorizer = {key: _as_text(value) for key, value in context.items()}
+        authorizer.update(principalId=principal_id, integrationLatency=authorizer_latency_ms)
     return {
         "resource": request.resource,
         "path": request.path,
@@ -101,8 +120,8 @@ def http_response(result: Any) -> ApiResponse:
     if unknown:
         raise MalformedProxyResponse(f"unexpected keys {sorted(unknown)}")
     status = result.get("statusCode")
-    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
-        raise MalformedProxyResponse("statusCode must be an integer HTTP status")
+    if not isinstance(status, int) or isinstance(status, bool) or not 200 <= status <= 599:
+        raise MalformedProxyResponse("statusCode must be an integer HTTP status from 200 to 599")
     headers: list[tuple[str, str]] = []
     single = {} if result.get("headers") is None else result["headers"]
     multi = {} if result.get("multiValueHeaders") is None else result["multiValueHeaders"]
@@ -114,6 +133,7 @@ def http_response(result: Any) -> ApiResponse:
         headers.extend(_header(name, v) for v in values)
     seen = {name.lower() for name, _ in headers}
     headers.extend(_header(n, v) for n, v in single.items() if str(n).lower() not in seen)
+    headers = [(_remapped(name), value) for name, value in headers]
     body = result.get("body")
     is_base64 = result.get("isBase64Encoded", False)
     if body is not None and not isinstance(body, str):
@@ -125,6 +145,12 @@ def http_response(result: Any) -> ApiResponse:
     except (binascii.Error, UnicodeEncodeError) as exc:
         raise MalformedProxyResponse(f"the body cannot be decoded: {exc}") from None
     return ApiResponse(status, headers, raw)
+
+
+def _remapped(name: str) -> str:
+    # Headers that belong to the connection, or that API Gateway sets itself, are not passed on
+    # as the function set them but renamed, as API Gateway does (x-amzn-Remapped-<name>).
+    return f"x-amzn-Remapped-{name}" if name.lower() in _GATEWAY_OWNED else name
 
 
 def _header(name: Any, value: Any) -> tuple[str, str]:
@@ -140,6 +166,12 @@ def _header(name: Any, value: Any) -> tuple[str, str]:
     except UnicodeEncodeError:
         raise MalformedProxyResponse("a header value is not ISO-8859-1 text") from None
     return name, text
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _single_and_multi(pairs: Sequence[tuple[str, str]]) -> tuple[dict[str, str], dict[str, list[str]]]:
