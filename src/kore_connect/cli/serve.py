@@ -30,7 +30,12 @@ def api(
     token_file: Annotated[
         Path, typer.Option(help="Where the bot's token is kept (generated on first run).")
     ] = DEFAULT_TOKEN_FILE,
-    containers: Annotated[int, typer.Option(min=1, max=32, help="Worker processes per function.")] = 2,
+    containers: Annotated[
+        int, typer.Option(min=1, max=32, help="Worker processes per function at start.")
+    ] = 2,
+    max_containers: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes per function when busy (scale-out limit).")
+    ] = 4,
     integration_timeout: Annotated[
         float, typer.Option(min=0.1, max=29.0, help="Seconds API Gateway waits for the function.")
     ] = 29.0,
@@ -72,6 +77,7 @@ def api(
                 authorizer_cache_ttl_seconds=authorizer_cache_ttl,
             ),
             containers=containers,
+            max_containers=max_containers,
         )
     except KoreConnectError as exc:
         fail(str(exc))

@@ -54,6 +54,7 @@ class LocalApi:
         overrides: FunctionOverrides | None = None,
         settings: GatewaySettings | None = None,
         containers: int = 2,
+        max_containers: int = 4,
     ) -> None:
         self.api = api or describe_api(load_template())
         self.settings = settings or GatewaySettings()
@@ -73,6 +74,7 @@ class LocalApi:
                     account_id=self.settings.account_id,
                 ),
                 containers=containers,
+                max_containers=max_containers,
             )
             for name, spec in self.api.functions.items()
             if name in needed

@@ -11,6 +11,7 @@ https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-lambda-
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -102,7 +103,12 @@ def _as_tuple(value: Any, name: str) -> tuple[str, ...]:
 
 
 def _arn_matches(pattern: str, arn: str) -> bool:
+    return _resource_regex(pattern).fullmatch(arn) is not None
+
+
+@functools.lru_cache(maxsize=1024)
+def _resource_regex(pattern: str) -> re.Pattern[str]:
     # IAM resource wildcards: "*" any run of characters (also across "/"), "?" one character;
-    # nothing else is special.
+    # nothing else is special. Compiled once per pattern: cached policies are re-evaluated per request.
     regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, arn, flags=re.DOTALL) is not None
+    return re.compile(regex, flags=re.DOTALL)
