@@ -395,3 +395,56 @@ def test_without_a_connector_the_transfer_takes_its_error_branch(retrieve: Any) 
     contact = run(REFERENCE, new_contact(), invoke_lambda=retrieve)
     assert ("TransferParticipantToThirdParty", "NoMatchingError") in path_of(contact)
     assert "no external voice connector" in contact.trace[2].reason
+
+
+# ---------------------------------------------------------------- with the local Lambda runtime
+
+
+def test_the_reference_flow_reaches_the_templates_retrieve_function_in_its_own_process(
+    tmp_path: Path,
+) -> None:
+    from kore_connect.twin.connect.lambdas import LocalLambdas, function_name
+    from kore_connect.twin.runtime import FunctionSpec
+    from kore_connect.twin.template import describe_api, load_template
+
+    # GIVEN the template's retrieve function, in the local runtime, on a SQLite store holding the metadata
+    database = tmp_path / "sessions.db"
+    retrieve = describe_api(load_template()).functions["KoreRetrieveSessionMetadata"]
+    spec = FunctionSpec(
+        retrieve.logical_id,
+        retrieve.handler,
+        retrieve.timeout_seconds,
+        {**retrieve.environment, config.SESSION_BACKEND: "sqlite", config.SQLITE_PATH: str(database)},
+    )
+    contact = new_contact()
+    SQLiteSessionStore(database).put(contact.contact_id, json.dumps(METADATA), ttl_seconds=3600)
+
+    async def scenario() -> Contact:
+        lambdas = LocalLambdas({spec.name: spec})
+        try:
+            return await Interpreter(
+                Flow.parse(REFERENCE), invoke_lambda=lambdas, transfer=FakeTransfer()
+            ).run(contact)
+        finally:
+            await lambdas.close()
+
+    # WHEN the reference flow, which names the function by its ARN in another account, runs
+    asyncio.run(scenario())
+    # THEN the name in the ARN reached the local function, and the metadata came back
+    assert function_name(
+        "arn:aws:lambda:us-east-1:274863560648:function:koreRetrieveSessionMetadata:live"
+    ) == ("koreRetrieveSessionMetadata")
+    assert json.loads(contact.attributes["customData"]) == METADATA
+    assert contact.state is ContactState.QUEUED
+
+
+def test_an_arn_no_local_function_answers_takes_the_error_branch() -> None:
+    from kore_connect.twin.connect.lambdas import LocalLambdas
+
+    async def scenario() -> Contact:
+        lambdas = LocalLambdas({})
+        return await Interpreter(Flow.parse(lambda_flow()), invoke_lambda=lambdas).run(new_contact())
+
+    contact = asyncio.run(scenario())
+    assert path_of(contact)[0] == ("InvokeLambdaFunction", "NoMatchingError")
+    assert "no local function is named 'probe'" in contact.trace[0].reason
