@@ -1,0 +1,243 @@
+"""The external voice connector against a real SIP peer: SIPp (Debian's sip-tester) playing the
+voice gateway, over UDP and TCP. SIPp's own message log is checked for what Connect sends."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kore_connect import config
+from kore_connect.bridge import container
+from kore_connect.contactflow.model import Flow
+from kore_connect.sessions.sqlite import SQLiteSessionStore
+from kore_connect.twin.connect.connector import Gateway, SipConnector
+from kore_connect.twin.connect.contact import Contact, ContactState
+from kore_connect.twin.connect.interpreter import Interpreter, TransferOutcome, TransferRequest
+from kore_connect.twin.connect.lambdas import LocalLambdas
+from kore_connect.twin.runtime import FunctionSpec
+from kore_connect.twin.template import describe_api, load_template
+from tests.conftest import FIXTURES, REPO
+
+SCENARIOS = REPO / "tests" / "sipp"
+SIPP = shutil.which("sipp")  # Debian's sip-tester, installed by ./dev test
+INSTANCE = "arn:aws:connect:us-east-1:123456789012:instance/9d3f0f5e-1c2b-4a5d-8e7f-0a1b2c3d4e5f"
+CONNECTOR = "arn:aws:chime:us-east-1:274863560648:vc/daxr840zmmndqkhqechuca"  # the reference flow's
+REFERENCE = json.loads((FIXTURES / "flows" / "kore-reference-export.json").read_text())
+
+
+@dataclass
+class Sipp:
+    port: int
+    transport: str
+    process: subprocess.Popen[str]
+    log: Path
+
+    def finish(self) -> tuple[int, str]:
+        _, err = self.process.communicate(timeout=30)
+        return self.process.returncode, err
+
+    def received(self) -> list[str]:
+        """The SIP messages SIPp received, as text."""
+        text = self.log.read_text(errors="replace")
+        blocks = text.split("-----------------------------------------------")
+        # each block: a time stamp, "UDP message received [n] bytes :", a blank line, the message
+        return [b.split("\n\n", 1)[1].strip() for b in blocks if "message received" in b]
+
+
+def free_port(kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def sipp(scenario: str, tmp_path: Path, transport: str = "udp", answer: str | None = None) -> Iterator[Sipp]:
+    """SIPp playing `scenario` on a free port; `answer` replaces the reject scenario's final answer."""
+    if SIPP is None:
+        pytest.fail("SIPp is missing: run the tests with ./dev test, which installs Debian's sip-tester")
+    port = free_port(socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM)
+    log = tmp_path / f"sipp-{scenario}.log"
+    path = SCENARIOS / f"{scenario}.xml"
+    if answer is not None:  # SIPp checks status codes when it loads a scenario: no variables there
+        path = tmp_path / f"{scenario}-{answer.split()[0]}.xml"
+        path.write_text((SCENARIOS / f"{scenario}.xml").read_text().replace("486 Busy Here", answer))
+    command = [SIPP, "-sf", str(path), "-i", "127.0.0.1", "-p", str(port)]
+    command += ["-m", "1", "-t", "u1" if transport == "udp" else "t1", "-nostdin", "-timeout", "30s"]
+    command += ["-trace_msg", "-message_file", str(log)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_listening(port, transport, process)
+        yield Sipp(port, transport, process, log)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def _wait_listening(port: int, transport: str, process: subprocess.Popen[str]) -> None:
+    kind = "udp" if transport == "udp" else "tcp"
+    for _ in range(100):
+        if process.poll() is not None:
+            raise RuntimeError(f"SIPp exited: {process.communicate()[1]}")
+        table = Path(f"/proc/net/{kind}").read_text()
+        if f":{port:04X} " in table:
+            return
+        asyncio.run(asyncio.sleep(0.05))
+    raise RuntimeError("SIPp did not start listening")
+
+
+def new_contact() -> Contact:
+    return Contact.inbound(customer="+14155550123", system="+18005550100", instance_arn=INSTANCE)
+
+
+def transfer(
+    peer: Sipp, contact: Contact, *, limit: int = 5, hang_up_after: float | None = None, **request: Any
+) -> Any:
+    connector = SipConnector(
+        Gateway("127.0.0.1", peer.port, "tcp" if peer.transport == "tcp" else "udp"),
+        account_id="123456789012",
+        caller_hangs_up_after=hang_up_after,
+    )
+    values = {"connector_arn": CONNECTOR, "to_user": "+12065551118", "from_user": "+14155550123"}
+    values.update(request)
+    return asyncio.run(connector(contact, TransferRequest(time_limit_seconds=limit, **values)))
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_answered_then_hung_up_by_the_gateway(tmp_path: Path, transport: str) -> None:
+    contact = new_contact()
+    with sipp("answer_then_bye", tmp_path, transport) as peer:
+        result = transfer(peer, contact)
+        code, err = peer.finish()
+    assert code == 0, err
+    assert result.outcome is TransferOutcome.FAR_END_HUNG_UP
+    assert [m.split(" ")[1] for m in result.messages] == [
+        "INVITE",
+        "SIP/2.0",
+        "SIP/2.0",
+        "SIP/2.0",
+        "ACK",
+        "BYE",
+        "SIP/2.0",
+    ]
+    # THEN the INVITE SIPp received is Connect's
+    invite = peer.received()[0]
+    request_line, *header_lines = invite.split("\n\n", 1)[0].splitlines()
+    assert request_line.startswith(f"INVITE sip:+12065551118@127.0.0.1:{peer.port} SIP/2.0")
+    headers = dict(line.split(": ", 1) for line in header_lines)
+    assert headers["X-Amzn-ConnectContactId"] == contact.contact_id  # exactly this spelling
+    assert headers["X-Amzn-ConnectInitialContactId"] == contact.initial_contact_id
+    assert headers["X-Amzn-SourceAccount"] == "123456789012"
+    assert headers["X-Amzn-SourceArn"] == INSTANCE
+    assert headers["X-Amzn-TargetArn"] == CONNECTOR
+    assert headers["From"].startswith("<sip:+14155550123@") and headers["To"].startswith("<sip:+12065551118@")
+    assert headers["Via"].startswith(f"SIP/2.0/{transport.upper()} ")
+    assert (
+        "m=audio" in invite
+        and "PCMU/8000" in invite
+        and "PCMA/8000" in invite
+        and "telephone-event" in invite
+    )
+
+
+def test_user_to_user_information_rides_as_hex(tmp_path: Path) -> None:
+    with sipp("answer_then_bye", tmp_path) as peer:
+        transfer(peer, new_contact(), user_to_user="hello kore")
+        peer.finish()
+    invite = peer.received()[0]
+    assert "User-to-User: 68656c6c6f206b6f7265;encoding=hex" in invite
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"), [("486", "Busy Here"), ("403", "Forbidden"), ("503", "Service Unavailable")]
+)
+def test_a_final_refusal_is_call_failed(tmp_path: Path, code: str, reason: str) -> None:
+    with sipp("reject", tmp_path, answer=f"{code} {reason}") as peer:
+        result = transfer(peer, new_contact())
+        status, err = peer.finish()
+    assert status == 0, err  # SIPp got its ACK
+    assert result.outcome is TransferOutcome.FAILED and code in result.reason
+
+
+def test_no_answer_within_the_limit_is_cancelled(tmp_path: Path) -> None:
+    with sipp("no_answer", tmp_path) as peer:
+        result = transfer(peer, new_contact(), limit=1)
+        status, err = peer.finish()
+    assert status == 0, err  # SIPp saw the CANCEL and got the ACK for its 487
+    assert result.outcome is TransferOutcome.TIMED_OUT
+    assert any(m.startswith("-> CANCEL") for m in result.messages)
+
+
+def test_the_caller_hanging_up_sends_bye(tmp_path: Path) -> None:
+    with sipp("caller_hangup", tmp_path) as peer:
+        result = transfer(peer, new_contact(), hang_up_after=0.3)
+        status, err = peer.finish()
+    assert status == 0, err
+    assert result.outcome is TransferOutcome.CALLER_HUNG_UP
+    assert any(m.startswith("-> BYE") for m in result.messages)
+
+
+def test_nothing_listening_is_call_failed(tmp_path: Path) -> None:
+    class Nobody:
+        port = free_port(socket.SOCK_STREAM)
+        transport = "tcp"
+
+    result = transfer(Nobody(), new_contact())  # type: ignore[arg-type]
+    assert result.outcome is TransferOutcome.FAILED and "cannot reach the voice gateway" in result.reason
+
+
+def test_the_reference_flow_runs_unchanged_against_sipp_and_reaches_the_queue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the bot's metadata in the store, the template's retrieve function in the local runtime,
+    # and SIPp as the voice gateway the reference flow's connector reaches
+    database = tmp_path / "sessions.db"
+    retrieve = describe_api(load_template()).functions["KoreRetrieveSessionMetadata"]
+    spec = FunctionSpec(
+        retrieve.logical_id,
+        retrieve.handler,
+        retrieve.timeout_seconds,
+        {**retrieve.environment, config.SESSION_BACKEND: "sqlite", config.SQLITE_PATH: str(database)},
+    )
+    contact = new_contact()
+    metadata = {"x_metadata": "Hello from Kore", "kore-instanceSessionId": "6744a1f2c0ffee0011223344"}
+    SQLiteSessionStore(database).put(contact.contact_id, json.dumps(metadata), ttl_seconds=3600)
+    container.reset()
+
+    with sipp("answer_then_bye", tmp_path) as peer:
+
+        async def scenario() -> None:
+            lambdas = LocalLambdas({spec.name: spec})
+            connector = SipConnector({CONNECTOR: Gateway("127.0.0.1", peer.port)})
+            try:
+                await Interpreter(Flow.parse(REFERENCE), invoke_lambda=lambdas, transfer=connector).run(
+                    contact
+                )
+            finally:
+                await lambdas.close()
+
+        asyncio.run(scenario())
+        status, err = peer.finish()
+    # THEN the flow resumed after the gateway's BYE, read the metadata back, and queued the caller
+    assert status == 0, err
+    assert [s.action_type for s in contact.trace][2:] == [
+        "TransferParticipantToThirdParty",
+        "InvokeLambdaFunction",
+        "UpdateContactAttributes",
+        "UpdateContactTargetQueue",
+        "TransferContactToQueue",
+    ]
+    assert json.loads(contact.attributes["customData"]) == metadata
+    assert contact.state is ContactState.QUEUED
+    assert contact.trace[2].details["sip"][0].startswith("-> INVITE sip:+12065551118@")
+    assert f"X-Amzn-ConnectContactId: {contact.contact_id}" in peer.received()[0]
