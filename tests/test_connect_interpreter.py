@@ -448,3 +448,42 @@ def test_an_arn_no_local_function_answers_takes_the_error_branch() -> None:
     contact = asyncio.run(scenario())
     assert path_of(contact)[0] == ("InvokeLambdaFunction", "NoMatchingError")
     assert "no local function is named 'probe'" in contact.trace[0].reason
+
+
+# ---------------------------------------------------------------- references
+
+
+def test_every_reference_form_resolves_as_connect_resolves_it() -> None:
+    from kore_connect.twin.connect.references import resolve
+
+    contact = new_contact()
+    contact.attributes = {"customData": "x"}
+    contact.external = {"body": "b", "statusCode": 200, "ok": True, "nested": {"a": 1}, "list": [1]}
+    assert resolve("$.ContactId", contact) == contact.contact_id
+    assert resolve("$.InitialContactId", contact) == contact.initial_contact_id
+    assert resolve("$.CustomerEndpoint.Address", contact) == "+14155550123"
+    assert resolve("$.SystemEndpoint.Address", contact) == "+18005550100"
+    assert resolve("$.Attributes.customData", contact) == "x"
+    assert resolve("$.Attributes.missing", contact) is None
+    assert resolve("$.External.body", contact) == "b"
+    assert resolve("$.External.statusCode", contact) == "200"  # as text
+    assert resolve("$.External.ok", contact) == "true"
+    assert resolve("$.External.nested", contact) is None and resolve("$.External.list", contact) is None
+    assert resolve("static value", contact) == "static value"
+
+
+def test_a_failed_invocation_leaves_no_external_values_behind() -> None:
+    flow = lambda_flow()
+    flow["Actions"].insert(0, copy.deepcopy(flow["Actions"][0]))
+    flow["Actions"][0]["Identifier"] = "first"
+    flow["Actions"][0]["Transitions"] = {
+        "NextAction": "invoke",
+        "Errors": [{"ErrorType": "NoMatchingError", "NextAction": "invoke"}],
+    }
+    flow["StartAction"] = "first"
+    contact = run(flow, new_contact(), invoke_lambda=scripted({"a": "1"}, FAIL, FAIL, FAIL, FAIL))
+    assert path_of(contact)[:2] == [
+        ("InvokeLambdaFunction", "Success"),
+        ("InvokeLambdaFunction", "NoMatchingError"),
+    ]
+    assert contact.external == {}

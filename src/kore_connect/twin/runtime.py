@@ -201,7 +201,7 @@ class _ContainerLost(Exception):
 
 class _Container:
     """One worker process (`python -m kore_connect.twin.container`) and the socket to it, used from
-    one thread at a time. Its standard output and error are the function's logs, as in Lambda."""
+    one thread at a time. What it prints is the function's log, as in Lambda: sent to our stderr."""
 
     def __init__(self, spec: FunctionSpec) -> None:
         self.spec = spec
@@ -222,6 +222,7 @@ class _Container:
             env=environment,
             pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL,
+            stdout=2,  # the function's logs go where logs go, never into a command's output
             # Its own process group: a Ctrl-C meant for the runtime does not reach it; the runtime
             # stops it, and a container whose runtime is gone ends when its socket closes.
             start_new_session=True,

@@ -224,6 +224,7 @@ class Interpreter:
                 contact.external = dict(invocation.result)
                 return _success(action, f"{_function_name(arn)} answered (attempt {attempt + 1})")
             problems.append(f"attempt {attempt + 1}: {problem}")
+        contact.external = {}  # $.External is the latest response only: there is none now
         return _error(
             action, ErrorType.NO_MATCHING_ERROR, f"{_function_name(arn)} failed: " + "; ".join(problems)
         )

@@ -1,0 +1,126 @@
+"""`kore-connect connect`: the local Amazon Connect."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kore_connect import config
+from kore_connect.cli.errors import fail
+from kore_connect.errors import KoreConnectError
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+app = typer.Typer(help="The local Amazon Connect: run exported contact flows.", no_args_is_help=True)
+console = Console(highlight=False, soft_wrap=True)
+
+
+@app.command("run")
+def run(
+    flow_file: Annotated[
+        Path, typer.Argument(metavar="FLOW.json", help="A contact flow as Connect exports it.")
+    ],
+    gateway: Annotated[str, typer.Option(help="The voice gateway the flow's connector calls: HOST:PORT.")],
+    transport: Annotated[str, typer.Option(help="SIP transport to the gateway: udp or tcp.")] = "udp",
+    caller: Annotated[
+        str, typer.Option(help="The caller's number ($.CustomerEndpoint.Address).")
+    ] = "+14155550123",
+    db: Annotated[
+        Path, typer.Option(help="The SQLite store the flow's functions read.")
+    ] = config.DEFAULT_SQLITE_PATH,
+    caller_hangs_up_after: Annotated[
+        float | None, typer.Option(help="Seconds into the transfer at which the caller hangs up.")
+    ] = None,
+    function: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--function",
+            help="NAME=FUNCTION: the flow's Lambda function NAME runs the template's FUNCTION "
+            "(by default names match the template's functions, ignoring case).",
+        ),
+    ] = None,
+    contact_id: Annotated[
+        str | None, typer.Option(help="The contact ID to use (default: a fresh UUID, as Connect makes).")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document instead.")] = False,
+) -> None:
+    """Run one inbound call through FLOW.json: prompts, the SIP transfer, Lambda calls, attributes, queue."""
+    from kore_connect.contactflow.model import Flow
+    from kore_connect.twin.connect.connector import Gateway
+    from kore_connect.twin.connect.local import LocalContactSettings, contact_document, run_contact
+
+    if transport not in ("udp", "tcp"):
+        fail(f"--transport {transport!r}: use udp or tcp")
+    if contact_id is not None and not _UUID.fullmatch(contact_id):
+        fail(f"--contact-id {contact_id!r}: a contact ID is a lower-case UUID")
+    try:
+        flow = Flow.loads(flow_file.read_bytes())
+    except OSError as exc:
+        fail(f"cannot read {flow_file}: {exc.strerror}")
+    except KoreConnectError as exc:
+        fail(f"{flow_file}: {'; '.join(str(exc).splitlines()[1:]) or exc}")
+    sip_transport: Literal["udp", "tcp"] = "tcp" if transport == "tcp" else "udp"
+    settings = LocalContactSettings(
+        gateway=Gateway(*_host_port(gateway), sip_transport),
+        caller=caller,
+        store=db,
+        caller_hangs_up_after=caller_hangs_up_after,
+        contact_id=contact_id,
+        aliases=_aliases(function or []),
+    )
+    contact, connector = asyncio.run(run_contact(flow, settings))
+    document = contact_document(contact, connector)
+    if json_output:
+        typer.echo(json.dumps(document, indent=2))
+        return
+    _print(document)
+
+
+def _aliases(pairs: list[str]) -> dict[str, str]:
+    from kore_connect.twin.template import describe_api, load_template
+
+    known = set(describe_api(load_template()).functions)
+    aliases = {}
+    for pair in pairs:
+        name, _, target = pair.partition("=")
+        if not name or target not in known:
+            fail(
+                f"--function {pair!r}: expected NAME=FUNCTION with FUNCTION one of {', '.join(sorted(known))}"
+            )
+        aliases[name] = target
+    return aliases
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        fail(f"--gateway {text!r}: expected HOST:PORT, e.g. 127.0.0.1:5080")
+    return host.strip("[]"), int(port)
+
+
+def _print(document: dict[str, object]) -> None:
+    console.print(f"Contact {document['contactId']} from {document['customer']}")
+    steps = Table(show_header=True, header_style="bold")
+    for column in ("#", "Action", "Branch", "Why"):
+        steps.add_column(column, overflow="fold")
+    actions = document["actions"]
+    assert isinstance(actions, list)
+    for number, action in enumerate(actions, 1):
+        steps.add_row(str(number), action["type"], action["branch"], action["reason"])
+    console.print(steps)
+    calls = document["sip"]
+    assert isinstance(calls, list)
+    for call in calls:
+        console.print("SIP:")
+        for message in call:
+            arrow = "->" if message["direction"] == "sent" else "<-"
+            console.print(f"  {message['at']:7.3f}s {arrow} {message['firstLine']}")
+    console.print(f"Attributes: {json.dumps(document['attributes'])}")
+    console.print(f"Queue: {document['queue'] or 'none'}")
+    console.print(f"Ended: {document['ended']}")

@@ -1,0 +1,83 @@
+"""One contact through a flow on the local twin: the template's functions on the embedded store,
+the SIP connector to a voice gateway, the interpreter; and the contact as one JSON document."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kore_connect import config
+from kore_connect.contactflow.model import Flow
+from kore_connect.twin.connect.connector import Gateway, SipConnector
+from kore_connect.twin.connect.contact import Contact
+from kore_connect.twin.connect.interpreter import Interpreter, LocalQueues
+from kore_connect.twin.connect.lambdas import LocalLambdas
+from kore_connect.twin.runtime import FunctionSpec
+from kore_connect.twin.template import describe_api, load_template
+
+LOCAL_INSTANCE_ARN = "arn:aws:connect:us-east-1:000000000000:instance/00000000-0000-4000-8000-000000000000"
+
+
+@dataclass(frozen=True, slots=True)
+class LocalContactSettings:
+    gateway: Gateway
+    caller: str = "+14155550123"
+    system: str = "+18005550100"
+    store: Path = config.DEFAULT_SQLITE_PATH
+    caller_hangs_up_after: float | None = None
+    contact_id: str | None = None  # None: a fresh one, as Connect makes
+    aliases: Mapping[str, str] = field(default_factory=dict)  # a flow's function name -> a template function
+
+
+def template_functions(store: Path) -> dict[str, FunctionSpec]:
+    """The template's functions, as the flow may invoke them, on the embedded SQLite store."""
+    local = {config.SESSION_BACKEND: config.Backend.SQLITE.value, config.SQLITE_PATH: str(store.resolve())}
+    return {
+        name: FunctionSpec(
+            name, spec.handler, spec.timeout_seconds, {**spec.environment, **local}, spec.memory_mb
+        )
+        for name, spec in describe_api(load_template()).functions.items()
+    }
+
+
+async def run_contact(flow: Flow, settings: LocalContactSettings) -> tuple[Contact, SipConnector]:
+    """Run one inbound voice contact through `flow`; the contact holds the trace and the outcome."""
+    lambdas = LocalLambdas(template_functions(settings.store), aliases=settings.aliases)
+    connector = SipConnector(settings.gateway, caller_hangs_up_after=settings.caller_hangs_up_after)
+    contact = Contact.inbound(
+        customer=settings.caller,
+        system=settings.system,
+        instance_arn=LOCAL_INSTANCE_ARN,
+        contact_id=settings.contact_id,
+    )
+    try:
+        await Interpreter(flow, invoke_lambda=lambdas, transfer=connector, queues=LocalQueues()).run(contact)
+    finally:
+        await lambdas.close()
+    return contact, connector
+
+
+def contact_document(contact: Contact, connector: SipConnector) -> dict[str, Any]:
+    """The contact as `kore-connect connect run --json` prints it."""
+    return {
+        "contactId": contact.contact_id,
+        "initialContactId": contact.initial_contact_id,
+        "customer": contact.customer_address,
+        "ended": str(contact.state),
+        "queue": contact.queue_arn,
+        "attributes": dict(contact.attributes),
+        "heard": list(contact.heard),
+        "actions": [
+            {"identifier": s.action_id, "type": s.action_type, "branch": s.branch, "reason": s.reason}
+            for s in contact.trace
+        ],
+        "sip": [
+            [
+                {"direction": m.direction, "firstLine": m.first_line, "at": round(m.at, 4), "message": m.text}
+                for m in call
+            ]
+            for call in connector.calls
+        ],
+    }
