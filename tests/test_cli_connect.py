@@ -61,8 +61,11 @@ def test_the_reference_flow_hands_the_bots_metadata_to_the_queue(tmp_path: Path,
         "TransferParticipantToThirdParty",
         "InvokeLambdaFunction",
     ]
-    ladder = [m["firstLine"].split(" ")[0] for m in document["sip"][0]]
-    assert ladder == ["INVITE", "SIP/2.0", "SIP/2.0", "SIP/2.0", "ACK", "BYE", "SIP/2.0"]
+    (call,) = document["sip"]
+    assert [m["direction"] for m in call][:2] == ["sent", "received"]
+    assert call[0]["firstLine"].startswith("INVITE sip:+12065551118@")
+    assert f"X-Amzn-ConnectContactId: {contact_id}" in call[0]["message"]
+    assert any(m["firstLine"].startswith("BYE") and m["direction"] == "received" for m in call)
     assert document["queue"].endswith("/queue/dda3235a-e2c6-4bee-8865-fc522452fcb3")
 
 

@@ -8,6 +8,7 @@ import json
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -96,6 +97,17 @@ def _wait_listening(port: int, transport: str, process: subprocess.Popen[str]) -
     raise RuntimeError("SIPp did not start listening")
 
 
+def ladder(messages: Any) -> list[str]:
+    """'-> INVITE', '<- 180'...: each message's direction and method or status, retransmissions dropped."""
+    steps: list[str] = []
+    for message in messages:
+        arrow, first, second = message.split(" ")[:3]
+        step = f"{arrow} {second if first == 'SIP/2.0' else first}"
+        if not steps or steps[-1] != step:
+            steps.append(step)
+    return steps
+
+
 def new_contact() -> Contact:
     return Contact.inbound(customer="+14155550123", system="+18005550100", instance_arn=INSTANCE)
 
@@ -121,19 +133,20 @@ def test_answered_then_hung_up_by_the_gateway(tmp_path: Path, transport: str) ->
         code, err = peer.finish()
     assert code == 0, err
     assert result.outcome is TransferOutcome.FAR_END_HUNG_UP
-    assert [m.split(" ")[1] for m in result.messages] == [
-        "INVITE",
-        "SIP/2.0",
-        "SIP/2.0",
-        "SIP/2.0",
-        "ACK",
-        "BYE",
-        "SIP/2.0",
+    assert ladder(result.messages) == [
+        "-> INVITE",
+        "<- 100",
+        "<- 180",
+        "<- 200",
+        "-> ACK",
+        "<- BYE",
+        "-> 200",
     ]
     # THEN the INVITE SIPp received is Connect's
     invite = peer.received()[0]
     request_line, *header_lines = invite.split("\n\n", 1)[0].splitlines()
-    assert request_line.startswith(f"INVITE sip:+12065551118@127.0.0.1:{peer.port} SIP/2.0")
+    suffix = ";transport=tcp" if transport == "tcp" else ""
+    assert request_line == f"INVITE sip:+12065551118@127.0.0.1:{peer.port}{suffix} SIP/2.0"
     headers = dict(line.split(": ", 1) for line in header_lines)
     assert headers["X-Amzn-ConnectContactId"] == contact.contact_id  # exactly this spelling
     assert headers["X-Amzn-ConnectInitialContactId"] == contact.initial_contact_id
@@ -167,6 +180,7 @@ def test_a_final_refusal_is_call_failed(tmp_path: Path, code: str, reason: str) 
         status, err = peer.finish()
     assert status == 0, err  # SIPp got its ACK
     assert result.outcome is TransferOutcome.FAILED and code in result.reason
+    assert ladder(result.messages) == ["-> INVITE", "<- 100", f"<- {code}", "-> ACK"]
 
 
 def test_no_answer_within_the_limit_is_cancelled(tmp_path: Path) -> None:
@@ -175,7 +189,15 @@ def test_no_answer_within_the_limit_is_cancelled(tmp_path: Path) -> None:
         status, err = peer.finish()
     assert status == 0, err  # SIPp saw the CANCEL and got the ACK for its 487
     assert result.outcome is TransferOutcome.TIMED_OUT
-    assert any(m.startswith("-> CANCEL") for m in result.messages)
+    assert ladder(result.messages) == [
+        "-> INVITE",
+        "<- 100",
+        "<- 180",
+        "-> CANCEL",
+        "<- 200",
+        "<- 487",
+        "-> ACK",
+    ]
 
 
 def test_the_caller_hanging_up_sends_bye(tmp_path: Path) -> None:
@@ -184,16 +206,36 @@ def test_the_caller_hanging_up_sends_bye(tmp_path: Path) -> None:
         status, err = peer.finish()
     assert status == 0, err
     assert result.outcome is TransferOutcome.CALLER_HUNG_UP
-    assert any(m.startswith("-> BYE") for m in result.messages)
+    assert ladder(result.messages)[-2:] == ["-> BYE", "<- 200"]
 
 
-def test_nothing_listening_is_call_failed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_nothing_listening_is_call_failed(transport: str) -> None:
     class Nobody:
-        port = free_port(socket.SOCK_STREAM)
-        transport = "tcp"
+        port = free_port(socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM)
 
-    result = transfer(Nobody(), new_contact())  # type: ignore[arg-type]
-    assert result.outcome is TransferOutcome.FAILED and "cannot reach the voice gateway" in result.reason
+    Nobody.transport = transport  # type: ignore[attr-defined]
+    result = transfer(Nobody(), new_contact(), limit=5)  # type: ignore[arg-type]
+    # the kernel says nothing listens there: CallFailed, not a wait for the time limit
+    assert result.outcome is TransferOutcome.FAILED
+    assert "unreachable" in result.reason or "cannot reach" in result.reason
+
+
+def test_a_gateway_that_closes_tcp_mid_call_ends_the_transfer_without_waiting(tmp_path: Path) -> None:
+    with sipp("answer_then_bye", tmp_path, "tcp") as peer:
+        connector = SipConnector(Gateway("127.0.0.1", peer.port, "tcp"), max_call_seconds=30)
+
+        async def scenario() -> Any:
+            request = TransferRequest(CONNECTOR, "+12065551118", "+14155550123", 5)
+            transfer_task = asyncio.ensure_future(connector(new_contact(), request))
+            await asyncio.sleep(0.1)  # answered, before SIPp's BYE (300 ms)
+            peer.process.kill()  # the gateway goes away: its connection closes
+            return await transfer_task
+
+        started = time.monotonic()
+        result = asyncio.run(scenario())
+    assert time.monotonic() - started < 5
+    assert result.outcome is TransferOutcome.FAR_END_HUNG_UP and "without a BYE" in result.reason
 
 
 def test_the_reference_flow_runs_unchanged_against_sipp_and_reaches_the_queue(

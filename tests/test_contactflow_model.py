@@ -151,6 +151,17 @@ def test_parameters_connect_would_refuse_are_named(mutate: Any, expected: str) -
     assert expected in problem
 
 
+def test_an_unknown_condition_operator_is_refused() -> None:
+    from kore_connect.contactflow.render import render_flow
+    from tests.test_flow_render import OPTIONS
+
+    document = render_flow(OPTIONS)
+    compare = next(a for a in document["Actions"] if a["Type"] == "Compare")
+    compare["Transitions"]["Conditions"][0]["Condition"]["Operator"] = "Equal"
+    (problem,) = problems_of(document)
+    assert "unknown condition operator 'Equal'" in problem and "Equals" in problem
+
+
 def test_the_documented_timeout_name_is_accepted_too() -> None:
     # AWS's reference page says ThirdPartyConnectionTimeoutSeconds; console exports say ...TimeLimitSeconds.
     document = reference()

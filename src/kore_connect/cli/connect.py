@@ -35,7 +35,16 @@ def run(
         Path, typer.Option(help="The SQLite store the flow's functions read.")
     ] = config.DEFAULT_SQLITE_PATH,
     caller_hangs_up_after: Annotated[
-        float | None, typer.Option(help="Seconds into the transfer at which the caller hangs up.")
+        float | None,
+        typer.Option(min=0, help="Seconds after the gateway answers at which the caller hangs up."),
+    ] = None,
+    max_call_seconds: Annotated[
+        float,
+        typer.Option(min=1, help="Hang up a transferred call the gateway has not ended after this long."),
+    ] = 3600.0,
+    local_host: Annotated[
+        str | None,
+        typer.Option(help="The local address to call from (default: the one routed to the gateway)."),
     ] = None,
     function: Annotated[
         list[str] | None,
@@ -71,6 +80,8 @@ def run(
         caller=caller,
         store=db,
         caller_hangs_up_after=caller_hangs_up_after,
+        max_call_seconds=max_call_seconds,
+        local_host=local_host,
         contact_id=contact_id,
         aliases=_aliases(function or []),
     )

@@ -53,6 +53,20 @@ ERRORS: dict[ActionType, tuple[ErrorType, ...]] = {
     ActionType.COMPARE: (ErrorType.NO_MATCHING_CONDITION,),
 }
 
+# The operators of Transitions.Conditions (Check contact attributes / Compare).
+CONDITION_OPERATORS = frozenset(
+    {
+        "Equals",
+        "NumberGreaterThan",
+        "NumberLessThan",
+        "NumberGreaterOrEqualTo",
+        "NumberLessOrEqualTo",
+        "TextContains",
+        "TextStartsWith",
+        "TextEndsWith",
+    }
+)
+
 # Connect's rule for contact attribute keys and for the keys of a Lambda's flat response.
 ATTRIBUTE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 ATTRIBUTES_LIMIT_BYTES = 32_768

@@ -16,6 +16,7 @@ from typing import Any
 
 from kore_connect.contactflow.language import (
     ATTRIBUTE_KEY,
+    CONDITION_OPERATORS,
     ERRORS,
     LAMBDA_TIME_LIMIT_SECONDS,
     VERSION,
@@ -274,6 +275,12 @@ def _check_compare(action: Action) -> Iterator[str]:
         yield f"{action.label}: ComparisonValue is missing"
     if not action.conditions:
         yield f"{action.label}: a Compare needs at least one condition"
+    for condition in action.conditions:
+        if condition.operator not in CONDITION_OPERATORS:
+            known = ", ".join(sorted(CONDITION_OPERATORS))
+            yield f"{action.label}: unknown condition operator {condition.operator!r} (operators: {known})"
+        if len(condition.operands) != 1:
+            yield f"{action.label}: the condition {condition.operator} needs exactly one operand"
 
 
 _PARAMETER_CHECKS = {

@@ -21,13 +21,15 @@ import binascii
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiosipua import SipUAC, SipUAS, parse_sdp
+from aiosipua.dialog import DialogState
 from aiosipua.message import SipRequest, SipResponse
-from aiosipua.transport import SipTransport, TcpSipTransport, UdpSipTransport, _UdpProtocol
+from aiosipua.outgoing_call import OutgoingCall
+from aiosipua.transport import TcpSipTransport, UdpSipTransport, _UdpProtocol
 
 from kore_connect.twin.connect.contact import Contact
 from kore_connect.twin.connect.interpreter import TransferOutcome, TransferRequest, TransferResult
@@ -35,6 +37,7 @@ from kore_connect.twin.connect.interpreter import TransferOutcome, TransferReque
 logger = logging.getLogger(__name__)
 USER_AGENT = "kore-connect local Amazon Connect"
 LONGEST_CALL_SECONDS = 3600.0  # a transferred call the far end never ends is dropped after this
+FINAL_ANSWER_WAIT_SECONDS = 4.0  # after a CANCEL or a BYE, how long the answer is waited for
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,20 +68,22 @@ class SipConnector:
         self,
         gateways: Mapping[str, Gateway] | Gateway,
         *,
-        local_host: str = "127.0.0.1",
+        local_host: str | None = None,
         account_id: str = "000000000000",
         caller_hangs_up_after: float | None = None,
+        max_call_seconds: float = LONGEST_CALL_SECONDS,
     ) -> None:
-        self._gateways = gateways
-        self._local_host = local_host
-        self._account_id = account_id
-        self._caller_hangs_up_after = caller_hangs_up_after
+        self.gateways = gateways
+        self.local_host = local_host  # None: the address the system routes to the gateway from
+        self.account_id = account_id
+        self.caller_hangs_up_after = caller_hangs_up_after
+        self.max_call_seconds = max_call_seconds
         self.calls: list[list[SipMessageRecord]] = []  # every call's messages, in order
 
     def gateway_for(self, connector_arn: str) -> Gateway | None:
-        if isinstance(self._gateways, Gateway):
-            return self._gateways
-        return self._gateways.get(connector_arn)
+        if isinstance(self.gateways, Gateway):
+            return self.gateways
+        return self.gateways.get(connector_arn)
 
     async def __call__(self, contact: Contact, request: TransferRequest) -> TransferResult:
         gateway = self.gateway_for(request.connector_arn)
@@ -98,7 +103,7 @@ class SipConnector:
         headers = {
             "X-Amzn-ConnectContactId": contact.contact_id,
             "X-Amzn-ConnectInitialContactId": contact.initial_contact_id,
-            "X-Amzn-SourceAccount": self._account_id,
+            "X-Amzn-SourceAccount": self.account_id,
             "X-Amzn-SourceArn": contact.instance_arn,
             "X-Amzn-TargetArn": request.connector_arn,
         }
@@ -106,14 +111,6 @@ class SipConnector:
             encoded = binascii.hexlify(request.user_to_user.encode("utf-8")).decode("ascii")
             headers["User-to-User"] = f"{encoded};encoding=hex"
         return headers
-
-    @property
-    def local_host(self) -> str:
-        return self._local_host
-
-    @property
-    def caller_hangs_up_after(self) -> float | None:
-        return self._caller_hangs_up_after
 
 
 class _Call:
@@ -126,105 +123,181 @@ class _Call:
         self.contact = contact
         self.request = request
         self.gateway = gateway
+        self.remote = (gateway.host, gateway.port)
         self.messages: list[SipMessageRecord] = []
         self.started = time.monotonic()
-        self.far_end_hung_up = asyncio.Event()
         self.invite: SipRequest | None = None
-        self.transport_failed = asyncio.Event()
-        local = (connector.local_host, 0)
-        self.transport: SipTransport = (
-            _TcpTransport(local_addr=local) if gateway.transport == "tcp" else _UdpTransport(local_addr=local)
+        self.provisional = asyncio.Event()  # a 1xx to the INVITE came: a CANCEL may be sent
+        self.final = asyncio.Event()  # a final answer to the INVITE came
+        self.far_end_hung_up = asyncio.Event()
+        self.transport_failed = asyncio.Event()  # unreachable, connection lost, unparseable answers
+        self.failure = ""
+        self.transport: _UdpTransport | _TcpTransport = (
+            _TcpTransport(local_addr=(connector.local_host or "", 0), call=self)
+            if gateway.transport == "tcp"
+            else _UdpTransport(local_addr=(connector.local_host or "", 0), call=self)
         )
-        self.transport.call = self
         self.uac = SipUAC(self.transport)
         self.uas = SipUAS(self.transport, uac=self.uac, user_agent=USER_AGENT)
         self.uas.on_bye = lambda _call, _request: self.far_end_hung_up.set()
-
-    def record(self, direction: Literal["sent", "received"], message: SipRequest | SipResponse) -> None:
-        self.record_raw(direction, bytes(message))
 
     def record_raw(self, direction: Literal["sent", "received"], raw: bytes) -> None:
         text = raw.decode("utf-8", "replace")
         first_line = text.split("\r\n", 1)[0]
         self.messages.append(SipMessageRecord(direction, first_line, time.monotonic() - self.started, text))
 
-    async def place(self) -> TransferResult:
-        remote = (self.gateway.host, self.gateway.port)
+    def fail(self, reason: str) -> None:
+        if not self.transport_failed.is_set():
+            self.failure = reason
+            self.transport_failed.set()
+
+    def received(self, message: SipRequest | SipResponse, addr: tuple[str, int], receive: Any) -> None:
+        """Every message the transport parsed: to the user agents, and noted for the INVITE's state."""
+        invite = self.invite
+        is_invite_answer = (
+            invite is not None
+            and isinstance(message, SipResponse)
+            and message.call_id == invite.call_id
+            and message.cseq is not None
+            and message.cseq.method == "INVITE"
+        )
         try:
-            await self.uas.start()
-            receive = self.transport.on_message
-            assert receive is not None  # set by uas.start()
+            receive(message, addr)
+        except Exception as exc:  # an answer aiosipua cannot take (say, SDP it cannot parse)
+            logger.warning("the voice gateway's %s could not be handled: %s", message, exc)
+            self.fail(f"the voice gateway's answer could not be handled: {exc}")
+        if not is_invite_answer:
+            return
+        assert isinstance(message, SipResponse) and invite is not None
+        if message.status_code < 200:
+            self.provisional.set()
+            return
+        self.final.set()
+        if 300 <= message.status_code <= 699:
+            # aiosipua acknowledges 2xx only; the INVITE client transaction must ACK a 3xx-6xx too
+            # (RFC 3261 §17.1.1.3), or the gateway retransmits it.
+            self._send(_ack_for_failure(invite, message), addr)
 
-            def received(message: SipRequest | SipResponse, addr: tuple[str, int]) -> None:
-                self.record("received", message)
-                receive(message, addr)
-                invite = self.invite
-                if (
-                    invite is not None
-                    and isinstance(message, SipResponse)
-                    and _is_final_failure_to(invite, message)
-                ):
-                    # aiosipua acknowledges 2xx only; the INVITE client transaction must ACK a
-                    # 3xx-6xx too (RFC 3261 §17.1.1.3), or the gateway retransmits it.
-                    self.transport.send(_ack_for_failure(invite, message), addr)
+    def _send(self, message: SipRequest, addr: tuple[str, int]) -> None:
+        try:
+            self.transport.send(message, addr)
+        except (OSError, RuntimeError) as exc:
+            self.fail(f"the connection to the voice gateway is gone: {exc}")
 
-            self.transport.on_message = received
-            if isinstance(self.transport, _TcpTransport):
-                await self.transport.connect(remote)
-                self.transport.local_addr = self.transport.bound_address(remote)
+    async def place(self) -> TransferResult:
+        try:
+            await self.transport.open(self.remote)
         except OSError as exc:
             return self.result(
-                TransferOutcome.FAILED, f"cannot reach the voice gateway at {_where(remote)}: {exc}"
+                TransferOutcome.FAILED, f"cannot reach the voice gateway at {_where(self.remote)}: {exc}"
             )
+        receive = self.transport.on_message
+        self.transport.on_message = lambda message, addr: self.received(message, addr, receive)
         request = self.request
-        call = self.uac.send_invite(
-            from_uri=f"sip:{request.from_user}@{self.connector.local_host}",
-            to_uri=f"sip:{request.to_user}@{_where(remote)}",
-            remote_addr=remote,
-            sdp_offer=parse_sdp(_sdp_offer(self.transport.local_addr[0])),
-            extra_headers=self.connector.headers(self.contact, request),
-            user_agent=USER_AGENT,
-        )
+        local_host = self.transport.local_addr[0]
+        tcp = ";transport=tcp" if self.gateway.transport == "tcp" else ""
+        try:
+            call = self.uac.send_invite(
+                from_uri=f"sip:{request.from_user}@{local_host}",
+                to_uri=f"sip:{request.to_user}@{_where(self.remote)}{tcp}",
+                remote_addr=self.remote,
+                sdp_offer=parse_sdp(_sdp_offer(local_host)),
+                extra_headers=self.connector.headers(self.contact, request),
+                user_agent=USER_AGENT,
+            )
+        except (OSError, RuntimeError) as exc:
+            return self.result(
+                TransferOutcome.FAILED, f"cannot send the INVITE to {_where(self.remote)}: {exc}"
+            )
         self.invite = call.invite
-        answered = asyncio.ensure_future(call.wait_answered(timeout=request.time_limit_seconds))
-        failed = asyncio.ensure_future(self.transport_failed.wait())
-        await asyncio.wait({answered, failed}, return_when=asyncio.FIRST_COMPLETED)
-        failed.cancel()
-        if not answered.done():
-            answered.cancel()
-            return self.result(
-                TransferOutcome.FAILED, f"the voice gateway at {_where(remote)} is unreachable"
-            )
-        error = answered.exception()
-        if isinstance(error, TimeoutError):
-            call.cancel(self.uac)
-            await asyncio.sleep(0.2)  # let the 487 and its ACK cross, for the trace
-            return self.result(
-                TransferOutcome.TIMED_OUT, f"no answer within {request.time_limit_seconds} s: cancelled"
-            )
-        if error is not None:
-            return self.result(TransferOutcome.FAILED, str(error))
+        which, outcome = await _first(
+            answered=call.wait_answered(timeout=request.time_limit_seconds),
+            failed=self.transport_failed.wait(),
+        )
+        if which == "failed":
+            return self.result(TransferOutcome.FAILED, self.failure)
+        if isinstance(outcome, TimeoutError):
+            return await self.give_up(call)
+        if isinstance(outcome, BaseException):  # a 3xx-6xx final answer
+            return self.result(TransferOutcome.FAILED, str(outcome))
         return await self.connected(call)
 
-    async def connected(self, call: Any) -> TransferResult:
+    async def give_up(self, call: OutgoingCall) -> TransferResult:
+        """No answer in time: CANCEL (only once the gateway has answered provisionally, RFC 3261
+        §9.1), and wait a while for the INVITE's final answer; a 2xx that crossed the CANCEL is
+        ended with a BYE."""
+        limit = self.request.time_limit_seconds
+        if self.provisional.is_set():
+            try:
+                call.cancel(self.uac)
+            except (OSError, RuntimeError) as exc:
+                self.fail(str(exc))
+            await _first(final=self.final.wait(), enough=asyncio.sleep(FINAL_ANSWER_WAIT_SECONDS))
+            if call.dialog.state == DialogState.CONFIRMED:  # answered while we cancelled
+                self._hang_up(call)
+        return self.result(TransferOutcome.TIMED_OUT, f"no answer within {limit} s: cancelled")
+
+    async def connected(self, call: OutgoingCall) -> TransferResult:
         hang_up_after = self.connector.caller_hangs_up_after
-        try:
-            await asyncio.wait_for(self.far_end_hung_up.wait(), hang_up_after or LONGEST_CALL_SECONDS)
-        except TimeoutError:
-            call.hangup(self.uac)
-            await asyncio.sleep(0.2)  # let the 200 OK to our BYE arrive, for the trace
+        limit = hang_up_after if hang_up_after is not None else self.connector.max_call_seconds
+        which, _ = await _first(
+            bye=self.far_end_hung_up.wait(), failed=self.transport_failed.wait(), limit=asyncio.sleep(limit)
+        )
+        if which == "bye":
+            await asyncio.sleep(0)  # the 200 OK to the far end's BYE has gone out
+            return self.result(TransferOutcome.FAR_END_HUNG_UP, "the voice gateway hung up (BYE)")
+        if which == "failed":
+            return self.result(
+                TransferOutcome.FAR_END_HUNG_UP, f"the voice gateway went away without a BYE ({self.failure})"
+            )
+        self._hang_up(call)
+        await _first(answer=self.final_bye_answer(), enough=asyncio.sleep(FINAL_ANSWER_WAIT_SECONDS))
+        if hang_up_after is not None:
             return self.result(TransferOutcome.CALLER_HUNG_UP, "the caller hung up while transferred")
-        await asyncio.sleep(0)  # the 200 OK to the far end's BYE has been sent
-        return self.result(TransferOutcome.FAR_END_HUNG_UP, "the voice gateway hung up (BYE)")
+        return self.result(TransferOutcome.CALLER_HUNG_UP, f"the call reached its {limit:g} s limit: hung up")
+
+    async def final_bye_answer(self) -> None:
+        """Until the gateway has answered our BYE (for the trace: the call is over either way)."""
+        while not any(_answers_bye(m) for m in self.messages):
+            await asyncio.sleep(0.01)
+
+    def _hang_up(self, call: OutgoingCall) -> None:
+        try:
+            call.hangup(self.uac)
+        except (OSError, RuntimeError) as exc:
+            self.fail(str(exc))
 
     def result(self, outcome: TransferOutcome, reason: str) -> TransferResult:
-        return TransferResult(outcome, reason, tuple(str(m) for m in self.messages))
+        records = tuple(
+            {"direction": m.direction, "firstLine": m.first_line, "at": round(m.at, 4), "message": m.text}
+            for m in self.messages
+        )
+        return TransferResult(outcome, reason, tuple(str(m) for m in self.messages), records)
 
     async def close(self) -> None:
         try:
             await self.uas.stop()
         except Exception:  # closing a transport that never started is not worth a failure
             logger.debug("closing the SIP transport failed", exc_info=True)
+
+
+def _answers_bye(record: SipMessageRecord) -> bool:
+    if record.direction != "received" or not record.first_line.startswith("SIP/2.0"):
+        return False
+    cseq = re.search(r"^CSeq:\s*\d+\s+(\w+)", record.text, re.IGNORECASE | re.MULTILINE)
+    return cseq is not None and cseq.group(1).upper() == "BYE"
+
+
+async def _first(**waits: Awaitable[Any]) -> tuple[str, Any]:
+    """(name, result or exception) of whichever of `waits` ends first; the others are cancelled."""
+    tasks = {asyncio.ensure_future(wait): name for name, wait in waits.items()}
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+    first = next(task for task in tasks if task in done)
+    return tasks[first], first.exception() or first.result()
 
 
 def _sdp_offer(address: str) -> str:
@@ -245,13 +318,6 @@ def _sdp_offer(address: str) -> str:
             "",
         ]
     )
-
-
-def _is_final_failure_to(invite: SipRequest, message: SipResponse) -> bool:
-    if message.status_code < 300:
-        return False
-    cseq = message.cseq
-    return message.call_id == invite.call_id and cseq is not None and cseq.method == "INVITE"
 
 
 def _ack_for_failure(invite: SipRequest, response: SipResponse) -> SipRequest:
@@ -300,70 +366,97 @@ def _wire(message: SipRequest | SipResponse) -> bytes:
 
 
 class _RecordingMixin:
-    """Sends the exact wire form, and records every message sent, for the trace."""
+    """Records every message as it crosses the wire, both ways, and sends Connect's spelling."""
 
     call: _Call
 
-    def record_sent(self, raw: bytes) -> None:
-        self.call.record_raw("sent", raw)
+    def _dispatch(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.call.record_raw("received", data)  # as it came, also when it cannot be parsed
+        super()._dispatch(data, addr)  # type: ignore[misc]
 
 
 class _Python311DatagramProtocol(_UdpProtocol):
     """aiosipua's UDP protocol asserts that its transport is an `asyncio.DatagramTransport`; on
     CPython 3.11 the selector event loop's datagram transport does not subclass it yet (it does
     from 3.12) although it is one in all but name. So the transport is taken without the check;
-    and an ICMP error (nothing listening) marks the call's transport as failed."""
+    and an ICMP error (nothing listening: the socket is connected, so the kernel reports it) fails
+    the call's transport."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._owner._udp_transport = transport  # type: ignore[assignment]
 
     def error_received(self, exc: Exception) -> None:
         super().error_received(exc)
-        call = getattr(self._owner, "call", None)
-        if call is not None:
-            call.transport_failed.set()
+        owner = self._owner
+        if isinstance(owner, _UdpTransport):
+            owner.call.fail(f"the voice gateway is unreachable ({exc})")
 
 
 @dataclass
 class _UdpTransport(_RecordingMixin, UdpSipTransport):
-    async def start(self) -> None:
+    call: _Call = field(default=None, repr=False)  # type: ignore[assignment]
+
+    async def open(self, remote: tuple[str, int]) -> None:
+        """Bind and connect to the gateway: the kernel picks the source address that routes there,
+        and reports an unreachable gateway."""
+        await self.uas_start()
         loop = asyncio.get_running_loop()
+        local = self.local_addr if self.local_addr[0] else None  # "": the kernel chooses
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Python311DatagramProtocol(self), local_addr=self.local_addr
+            lambda: _Python311DatagramProtocol(self), local_addr=local, remote_addr=remote
         )
         self._udp_transport = transport
         self.local_addr = transport.get_extra_info("sockname")[:2]
 
+    async def uas_start(self) -> None:
+        await self.call.uas.start()  # registers the message handler; our start() binds nothing
+
+    async def start(self) -> None:
+        """Bound in `open`, once the gateway is known."""
+
     def send(self, message: SipRequest | SipResponse, addr: tuple[str, int]) -> None:
         if self._udp_transport is None:
-            raise RuntimeError("the transport is not started")
+            raise RuntimeError("the transport is not open")
         raw = _wire(message)
-        self.record_sent(raw)
-        self._udp_transport.sendto(raw, addr)
+        self.call.record_raw("sent", raw)
+        self._udp_transport.sendto(raw)  # connected: always to the gateway
 
 
 @dataclass
 class _TcpTransport(_RecordingMixin, TcpSipTransport):
-    async def start(self) -> None:
-        """A client only: it connects to the gateway (`connect`) and listens nowhere."""
+    call: _Call = field(default=None, repr=False)  # type: ignore[assignment]
 
-    def bound_address(self, remote: tuple[str, int]) -> tuple[str, int]:
+    async def open(self, remote: tuple[str, int]) -> None:
+        await self.call.uas.start()
+        await self.connect(remote)
         _, writer = self._connections[remote]
         host, port = writer.get_extra_info("sockname")[:2]
-        return str(host), int(port)
+        self.local_addr = (str(host), int(port))
+
+    async def start(self) -> None:
+        """A client only: it connects to the gateway (`open`) and listens nowhere."""
+
+    async def _handle_incoming(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, addr: tuple[str, int]
+    ) -> None:
+        await super()._handle_incoming(reader, writer, addr)
+        self.call.fail("the voice gateway closed the TCP connection")
 
     def send(self, message: SipRequest | SipResponse, addr: tuple[str, int]) -> None:
         if isinstance(message, SipRequest):
-            # aiosipua's requests say UDP in their Via whatever the transport: ours is TCP.
+            # aiosipua's requests say UDP in Via and name no transport in Contact: ours is TCP.
             vias = message.headers.get("Via")
             if vias:
                 message.headers.set_single("Via", vias[0].replace("SIP/2.0/UDP", "SIP/2.0/TCP", 1))
                 for via in vias[1:]:
                     message.headers.append("Via", via)
+            contacts = message.headers.get("Contact")
+            if contacts and "transport=" not in contacts[0]:
+                message.headers.set_single("Contact", contacts[0].replace(">", ";transport=tcp>", 1))
         connection = self._connections.get(addr)
         if connection is None:
             raise OSError(f"no TCP connection to {addr[0]}:{addr[1]}")
         raw = _wire(message)
-        self.record_sent(raw)
+        self.call.record_raw("sent", raw)
         connection[1].write(raw)
         self._spawn(self._flush(connection[1], addr))

@@ -31,12 +31,14 @@ from kore_connect.contactflow.language import (
 )
 from kore_connect.contactflow.model import Action, Flow
 from kore_connect.twin.connect.contact import Contact, ContactState, Step
+from kore_connect.twin.connect.lambdas import function_name
 from kore_connect.twin.connect.references import resolve
 from kore_connect.twin.runtime import Invocation
 
 LAMBDA_RESPONSE_LIMIT_BYTES = 32 * 1024
 LAMBDA_RETRIES = 3  # Connect retries a failed synchronous invocation up to 3 times within its limit
 MAX_STEPS = 1000  # a flow that loops forever is stopped
+ASYNCHRONOUS_WAIT_SECONDS = 60.0  # how long a finished contact waits for its asynchronous invocations
 
 
 class LambdaInvoker(Protocol):
@@ -63,7 +65,8 @@ class TransferRequest:
 class TransferResult:
     outcome: TransferOutcome
     reason: str
-    messages: tuple[str, ...] = ()  # the SIP messages sent and received, for the ladder
+    messages: tuple[str, ...] = ()  # the SIP messages sent and received, one line each
+    records: tuple[dict[str, Any], ...] = ()  # the same messages in full, with their timing
 
 
 class ThirdPartyTransfer(Protocol):
@@ -109,6 +112,7 @@ class Interpreter:
     transfer: ThirdPartyTransfer | None = None
     queues: LocalQueues = field(default_factory=LocalQueues)
     clock: Callable[[], float] = time.monotonic
+    _asynchronous: set[asyncio.Future[Invocation]] = field(default_factory=set)
 
     async def run(self, contact: Contact) -> Contact:
         """Run `contact` through the flow until it ends; the contact holds the outcome and the trace."""
@@ -117,7 +121,10 @@ class Interpreter:
             if action_id is None or contact.ended:
                 break
             action = self.flow.action(action_id)
-            branch = await self._run(action, contact)
+            try:
+                branch = await self._run(action, contact)
+            except Exception as exc:  # a collaborator failed: the action fails, the contact goes on
+                branch = _error(action, ErrorType.NO_MATCHING_ERROR, f"{type(exc).__name__}: {exc}")
             contact.trace.append(
                 Step(action.identifier, str(action.type), branch.name, branch.reason, branch.details)
             )
@@ -127,6 +134,8 @@ class Interpreter:
             contact.trace.append(Step("", "", "Stopped", f"the flow ran {MAX_STEPS} actions without ending"))
         if not contact.ended:
             contact.state = ContactState.DISCONNECTED  # a flow that runs out of actions hangs up
+        if self._asynchronous:  # asynchronous invocations run to their end, as they do in Lambda
+            await asyncio.wait(self._asynchronous, timeout=ASYNCHRONOUS_WAIT_SECONDS)
         return contact
 
     async def _run(self, action: Action, contact: Contact) -> _Branch:
@@ -168,9 +177,14 @@ class Interpreter:
         )
         if self.transfer is None:
             return _error(action, ErrorType.NO_MATCHING_ERROR, "no external voice connector is configured")
+        to_user = resolve(connector.get("ToUser", ""), contact)
+        if not to_user:
+            return _error(
+                action, ErrorType.NO_MATCHING_ERROR, f"ToUser {connector.get('ToUser')!r} resolves to nothing"
+            )
         request = TransferRequest(
             connector_arn=resolve(connector.get("VoiceConnectorArn", ""), contact) or "",
-            to_user=resolve(connector.get("ToUser", ""), contact) or "",
+            to_user=to_user,
             from_user=resolve(connector.get("FromUser", ""), contact) or "anonymous",
             time_limit_seconds=int(str(limit)),
             user_to_user=resolve(connector["UserToUserInformation"], contact)
@@ -178,7 +192,7 @@ class Interpreter:
             else None,
         )
         result = await self.transfer(contact, request)
-        details = {"sip": list(result.messages)}
+        details = {"sip": list(result.messages), "sipMessages": list(result.records)}
         if result.outcome is TransferOutcome.FAR_END_HUNG_UP:
             if parameters.get("ContinueFlowExecution") == "True":
                 return _success(action, f"{result.reason}; the flow resumes", details)
@@ -203,7 +217,9 @@ class Interpreter:
             invocation_parameters[key] = "" if resolved is None else resolved
         event = contact_flow_event(contact, invocation_parameters)
         if parameters.get("InvocationType") == "ASYNCHRONOUS":
-            asyncio.ensure_future(self.invoke_lambda(arn, event))  # noqa: RUF006 (fire and forget, as Connect)
+            task = asyncio.ensure_future(self.invoke_lambda(arn, event))  # the flow does not wait
+            self._asynchronous.add(task)
+            task.add_done_callback(self._asynchronous.discard)
             contact.external = {}
             return _success(action, "invoked asynchronously")
         limit = float(parameters["InvocationTimeLimitSeconds"])
@@ -222,11 +238,13 @@ class Interpreter:
             problem = _invalid_response(invocation, response_type)
             if problem is None:
                 contact.external = dict(invocation.result)
-                return _success(action, f"{_function_name(arn)} answered (attempt {attempt + 1})")
+                return _success(action, f"{function_name(arn)} answered (attempt {attempt + 1})")
             problems.append(f"attempt {attempt + 1}: {problem}")
+            if invocation.ok:
+                break  # an answer Connect cannot use is not retried: only errors are
         contact.external = {}  # $.External is the latest response only: there is none now
         return _error(
-            action, ErrorType.NO_MATCHING_ERROR, f"{_function_name(arn)} failed: " + "; ".join(problems)
+            action, ErrorType.NO_MATCHING_ERROR, f"{function_name(arn)} failed: " + "; ".join(problems)
         )
 
     async def _attributes(self, action: Action, contact: Contact) -> _Branch:
@@ -286,6 +304,9 @@ def contact_flow_event(contact: Contact, parameters: dict[str, str]) -> dict[str
         "Details": {
             "ContactData": {
                 "Attributes": dict(contact.attributes),
+                "AwsRegion": contact.instance_arn.split(":")[3]
+                if contact.instance_arn.count(":") >= 3
+                else "",
                 "Channel": contact.channel,
                 "ContactId": contact.contact_id,
                 "CustomerEndpoint": {"Address": contact.customer_address, "Type": "TELEPHONE_NUMBER"},
@@ -341,10 +362,6 @@ def _holds(name: str, value: str, operand: str) -> bool:
         except ValueError:
             return False
     return name in _TEXT and _TEXT[name](value, operand)
-
-
-def _function_name(arn: str) -> str:
-    return arn.split(":")[6] if arn.count(":") >= 6 else arn
 
 
 def _success(action: Action, reason: str, details: dict[str, Any] | None = None) -> _Branch:

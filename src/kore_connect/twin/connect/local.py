@@ -27,6 +27,8 @@ class LocalContactSettings:
     system: str = "+18005550100"
     store: Path = config.DEFAULT_SQLITE_PATH
     caller_hangs_up_after: float | None = None
+    max_call_seconds: float = 3600.0
+    local_host: str | None = None  # None: the address that routes to the gateway
     contact_id: str | None = None  # None: a fresh one, as Connect makes
     aliases: Mapping[str, str] = field(default_factory=dict)  # a flow's function name -> a template function
 
@@ -45,7 +47,12 @@ def template_functions(store: Path) -> dict[str, FunctionSpec]:
 async def run_contact(flow: Flow, settings: LocalContactSettings) -> tuple[Contact, SipConnector]:
     """Run one inbound voice contact through `flow`; the contact holds the trace and the outcome."""
     lambdas = LocalLambdas(template_functions(settings.store), aliases=settings.aliases)
-    connector = SipConnector(settings.gateway, caller_hangs_up_after=settings.caller_hangs_up_after)
+    connector = SipConnector(
+        settings.gateway,
+        local_host=settings.local_host,
+        caller_hangs_up_after=settings.caller_hangs_up_after,
+        max_call_seconds=settings.max_call_seconds,
+    )
     contact = Contact.inbound(
         customer=settings.caller,
         system=settings.system,
@@ -73,11 +80,6 @@ def contact_document(contact: Contact, connector: SipConnector) -> dict[str, Any
             {"identifier": s.action_id, "type": s.action_type, "branch": s.branch, "reason": s.reason}
             for s in contact.trace
         ],
-        "sip": [
-            [
-                {"direction": m.direction, "firstLine": m.first_line, "at": round(m.at, 4), "message": m.text}
-                for m in call
-            ]
-            for call in connector.calls
-        ],
+        # the SIP messages of each transfer, in the order the transfers happened
+        "sip": [step.details["sipMessages"] for step in contact.trace if "sipMessages" in step.details],
     }
