@@ -14,27 +14,12 @@ from typing import Any
 
 from py_mini_racer import MiniRacer
 
+from kore_connect.twin.kore.session import KORE_GLOBALS
+
 SipHeaders = list[dict[str, str]]
 
-_GLOBALS = r"""
-var __kore = {log: [], callFlow: {}};
-var context = {BotUserSession: {}, session: {BotUserSession: {}, UserSession: {}}};
-
-function __koreKeep(value) {
-  return value === undefined ? undefined : JSON.parse(JSON.stringify(value));
-}
-function setCallFlowVariable(name, value) { __kore.callFlow[name] = __koreKeep(value); }
-function getCallFlowVariable(name) { return __kore.callFlow[name]; }
-var userSessionUtils = {
-  put: function (key, value) { context.session.UserSession[key] = __koreKeep(value); },
-  get: function (key) { return context.session.UserSession[key]; }
-};
-var BotUserSession = {
-  put: function (key, value) { context.session.BotUserSession[key] = __koreKeep(value); },
-  get: function (key) { return context.session.BotUserSession[key]; }
-};
-var koreDebugger = {log: function (message) { __kore.log.push(String(message)); }};
-"""
+# The same globals the local twin's bot gives script nodes.
+_GLOBALS = KORE_GLOBALS
 
 
 def sip_headers(message: str) -> SipHeaders:

@@ -1,0 +1,146 @@
+"""Runs one call through the bot: the Start Flow, then the dialog's nodes, then how it ends.
+
+Every node run is recorded with its result, like Kore's interaction log. A node that fails (a
+script that throws, a placeholder that names nothing, a service that times out or answers
+non-2xx after its retries) follows the dialog's error path: by default it is logged and the call
+goes straight to the agent transfer, so the caller always reaches a human.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import httpx
+
+from kore_connect.twin.kore.dialog import (
+    AgentTransferNode,
+    Dialog,
+    MessageNode,
+    ScriptNode,
+    ServiceRequestNode,
+)
+from kore_connect.twin.kore.session import KoreSession, ScriptError
+from kore_connect.twin.kore.templates import TemplateError, render
+
+RETRYABLE = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True, slots=True)
+class NodeResult:
+    node: str
+    kind: Literal["script", "message", "service", "transfer"]
+    status: Literal["ok", "error", "skipped"]
+    detail: str
+    http_status: int | None = None  # the service node's answer (the last attempt's)
+    attempts: int = 0
+
+
+@dataclass
+class BotRun:
+    results: list[NodeResult] = field(default_factory=list)
+    said: list[str] = field(default_factory=list)
+    transfer: AgentTransferNode | None = None  # how the bot ends the call: a BYE, with these headers
+
+    @property
+    def failed(self) -> bool:
+        return any(r.status == "error" for r in self.results)
+
+
+async def run_bot(
+    session: KoreSession, dialog: Dialog, *, environment: Mapping[str, str], http: httpx.AsyncClient
+) -> BotRun:
+    """Run the Start Flow and the dialog for one call's `session`."""
+    run = BotRun()
+    for script in dialog.start_flow:
+        run.results.append(_script(session, script))
+    failed = False
+    for node in dialog.nodes:
+        if failed and dialog.on_error == "transfer" and not isinstance(node, AgentTransferNode):
+            run.results.append(
+                _result(node, "skipped", "after a failed node, straight to the agent transfer")
+            )
+            continue
+        if isinstance(node, MessageNode):
+            run.said.append(node.text)
+            result = NodeResult(node.name, "message", "ok", node.text)
+        elif isinstance(node, ScriptNode):
+            result = _script(session, node)
+        elif isinstance(node, ServiceRequestNode):
+            result = await _service(session, node, environment, http)
+        else:
+            run.transfer = node
+            run.results.append(NodeResult(node.name, "transfer", "ok", "agent transfer by SIP BYE"))
+            break
+        run.results.append(result)
+        failed = failed or result.status == "error"
+    return run
+
+
+def _script(session: KoreSession, node: ScriptNode) -> NodeResult:
+    try:
+        session.run(node.script)
+    except ScriptError as exc:
+        return NodeResult(node.name, "script", "error", f"the script failed: {exc}")
+    return NodeResult(node.name, "script", "ok", "ran")
+
+
+async def _service(
+    session: KoreSession, node: ServiceRequestNode, environment: Mapping[str, str], http: httpx.AsyncClient
+) -> NodeResult:
+    if node.only_when is not None:
+        path, expected = node.only_when
+        actual = session.value(path)
+        if actual != expected:
+            return NodeResult(node.name, "service", "skipped", f"{path} is {actual!r}, not {expected!r}")
+    try:
+        url = render(node.url, session.value, environment)
+        headers = {name: render(value, session.value, environment) for name, value in node.headers}
+        body = render(node.body, session.value, environment)
+    except TemplateError as exc:
+        return NodeResult(node.name, "service", "error", str(exc))
+    delay = node.backoff_seconds
+    status: int | None = None
+    problem = ""
+    for attempt in range(1, node.retries + 2):
+        try:
+            response = await http.request(
+                node.method, url, headers=headers, content=body.encode("utf-8"), timeout=node.timeout_seconds
+            )
+        except httpx.HTTPError as exc:
+            status, problem = None, f"no answer: {type(exc).__name__}"
+        else:
+            status = response.status_code
+            if 200 <= status < 300:
+                return NodeResult(node.name, "service", "ok", f"HTTP {status}", status, attempt)
+            problem = f"HTTP {status}"
+            if status not in RETRYABLE:
+                return NodeResult(node.name, "service", "error", problem, status, attempt)
+        if attempt <= node.retries:
+            await asyncio.sleep(delay)
+            delay *= 2
+    return NodeResult(
+        node.name,
+        "service",
+        "error",
+        f"{problem} after {node.retries + 1} attempts",
+        status,
+        node.retries + 1,
+    )
+
+
+def _result(
+    node: MessageNode | ScriptNode | ServiceRequestNode | AgentTransferNode,
+    status: Literal["ok", "error", "skipped"],
+    detail: str,
+) -> NodeResult:
+    kind: Literal["script", "message", "service", "transfer"] = (
+        "message"
+        if isinstance(node, MessageNode)
+        else "script"
+        if isinstance(node, ScriptNode)
+        else "service"
+    )
+    return NodeResult(node.name, kind, status, detail)

@@ -1,0 +1,189 @@
+"""The local Kore bot: the shipped snippets run unchanged in V8, the Service node POSTs to the real
+served API (API Gateway, authorizer, store on SQLite), and every path ends in the agent transfer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from kore_connect import config
+from kore_connect.bridge import container
+from kore_connect.bridge.retrieve import lambda_handler as retrieve
+from kore_connect.korebot.service_node import DEFAULT_TOKEN_VARIABLE
+from kore_connect.stack import AUTHORIZER_FUNCTION
+from kore_connect.twin.apigw.app import FunctionOverrides, LocalApi
+from kore_connect.twin.events import contact_flow_event
+from kore_connect.twin.kore.bot import BotRun, run_bot
+from kore_connect.twin.kore.dialog import Dialog, ScriptNode, ServiceRequestNode, default_dialog
+from kore_connect.twin.kore.session import KoreSession
+from kore_connect.twin.kore.templates import TemplateError, render
+from tests.conftest import CONTACT_ID, FIXTURES, context
+from tests.kore_fakes import sip_headers
+from tests.servers import serving
+
+TOKEN = "kore-bot-local-token-0123456789"
+INVITE_HEADERS = sip_headers((FIXTURES / "events" / "connect-invite.sip").read_text())
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    database = tmp_path_factory.mktemp("kore") / "sessions.db"
+    api = LocalApi(
+        overrides=FunctionOverrides(
+            all_functions={config.SESSION_BACKEND: "sqlite", config.SQLITE_PATH: str(database)},
+            by_function={AUTHORIZER_FUNCTION: {config.AUTH_TOKEN: TOKEN}},
+        ),
+        containers=1,
+    )
+    with serving(api.app) as base:
+        yield f"{base}/prod/kore-metadata", database
+
+
+def bot(
+    headers: Any, dialog: Dialog, *, environment: dict[str, str] | None = None, transport: Any = None
+) -> tuple[BotRun, KoreSession]:
+    session = KoreSession(headers)
+
+    async def scenario() -> BotRun:
+        async with httpx.AsyncClient(transport=transport) as http:
+            return await run_bot(
+                session, dialog, environment=environment or {DEFAULT_TOKEN_VARIABLE: TOKEN}, http=http
+            )
+
+    return asyncio.run(scenario()), session
+
+
+def statuses(run: BotRun) -> list[tuple[str, str]]:
+    return [(r.kind, r.status) for r in run.results]
+
+
+def stored(database: Path, contact_id: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    monkeypatch.setenv(config.SESSION_BACKEND, "sqlite")
+    monkeypatch.setenv(config.SQLITE_PATH, str(database))
+    container.reset()
+    answer: dict[str, Any] = retrieve(contact_flow_event(contact_id), context("retrieve"))
+    return answer
+
+
+def test_the_reference_dialog_stores_the_metadata_for_the_callers_contact(
+    served: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN Connect's INVITE headers (the shared fixture) and the reference dialog
+    url, database = served
+    run, session = bot(INVITE_HEADERS, default_dialog(url))
+    # THEN every node ran, the Service node was answered 200 and the call ends in the agent transfer
+    assert statuses(run) == [
+        ("script", "ok"),
+        ("message", "ok"),
+        ("script", "ok"),
+        ("service", "ok"),
+        ("transfer", "ok"),
+    ]
+    assert run.results[3].http_status == 200 and run.transfer is not None
+    assert session.bot_user_session["ContactId"] == CONTACT_ID
+    # AND the Connect flow reads back exactly what the Service node sent
+    answer = stored(database, CONTACT_ID, monkeypatch)
+    assert answer["statusCode"] == 200
+    assert json.loads(answer["body"]) == {
+        "x_metadata": f"Hello from Kore for contact {CONTACT_ID}",
+        "kore-instanceSessionId": session.instance_session_id,
+    }
+
+
+def test_without_the_contact_id_header_the_metadata_is_not_sent_but_the_caller_is_transferred(
+    served: tuple[str, Path],
+) -> None:
+    url, _ = served
+    headers = [h for h in INVITE_HEADERS if h["name"] != "X-Amzn-ConnectContactId"]
+    run, session = bot(headers, default_dialog(url))
+    assert statuses(run)[-2:] == [("service", "skipped"), ("transfer", "ok")]
+    assert session.bot_user_session["ContactIdStatus"] == "missing"
+
+
+def test_a_wrong_token_fails_the_service_node_and_the_caller_is_still_transferred(
+    served: tuple[str, Path],
+) -> None:
+    url, _ = served
+    run, _ = bot(
+        INVITE_HEADERS, default_dialog(url), environment={DEFAULT_TOKEN_VARIABLE: "not-the-token-xxxxxxxx"}
+    )
+    service = run.results[3]
+    assert (service.status, service.http_status, service.attempts) == ("error", 401, 1)  # 401 is not retried
+    assert run.transfer is not None and run.failed
+
+
+def test_a_service_answering_503_is_retried_with_backoff() -> None:
+    answers = iter([503, 503, 200])
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(next(answers), json={})
+
+    node = ServiceRequestNode(
+        "send",
+        "http://gateway.test/prod/kore-metadata?contactId={{context.session.BotUserSession.ContactId}}",
+        "POST",
+        (("authorizationToken", "{{env.koreApiToken}}"),),
+        '{"a": "{{context.session.BotUserSession.ContactId}}"}',
+        backoff_seconds=0.01,
+    )
+    dialog = Dialog(start_flow=(), nodes=(ScriptNode("set", "BotUserSession.put('ContactId', 'c-1');"), node))
+    run, _ = bot(INVITE_HEADERS, dialog, transport=httpx.MockTransport(answer))
+    assert run.results[-1].status == "ok" and run.results[-1].attempts == 3
+    assert str(seen[0].url) == "http://gateway.test/prod/kore-metadata?contactId=c-1"
+    assert seen[0].headers["authorizationToken"] == TOKEN and seen[0].content == b'{"a": "c-1"}'
+
+
+def test_a_service_that_never_recovers_fails_after_its_retries() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    node = ServiceRequestNode(
+        "send", "http://gateway.test/x", "POST", (), "{}", retries=1, backoff_seconds=0.01
+    )
+    run, _ = bot(INVITE_HEADERS, Dialog(start_flow=(), nodes=(node,)), transport=httpx.MockTransport(answer))
+    assert run.results[-1].status == "error" and "after 2 attempts" in run.results[-1].detail
+
+
+def test_a_script_that_throws_goes_straight_to_the_agent_transfer(served: tuple[str, Path]) -> None:
+    url, _ = served
+    reference = default_dialog(url)
+    broken = ScriptNode("broken", "throw new Error('the bot broke');")
+    dialog = Dialog(reference.start_flow, (reference.nodes[0], broken, *reference.nodes[1:]))
+    run, _ = bot(INVITE_HEADERS, dialog)
+    assert statuses(run) == [
+        ("script", "ok"),
+        ("message", "ok"),
+        ("script", "error"),
+        ("script", "skipped"),
+        ("service", "skipped"),
+        ("transfer", "ok"),
+    ]
+    assert "the bot broke" in run.results[2].detail
+
+
+def test_a_script_that_runs_forever_is_stopped() -> None:
+    run, _ = bot(INVITE_HEADERS, Dialog(start_flow=(), nodes=(ScriptNode("loop", "while (true) {}"),)))
+    assert run.results[0].status == "error"
+
+
+def test_placeholders_render_as_kore_renders_them() -> None:
+    session = KoreSession(INVITE_HEADERS)
+    session.run("BotUserSession.put('ContactId', 'abc'); BotUserSession.put('n', 1.5);")
+    values = {"token": "t"}
+    rendered = render(
+        "{{context.session.BotUserSession.ContactId}}/{{ context.session.BotUserSession.n }}/{{env.token}}",
+        session.value,
+        values,
+    )
+    assert rendered == "abc/1.5/t"
+    for bad in ("{{env.missing}}", "{{context.session.BotUserSession.nothing}}", "{{other.thing}}"):
+        with pytest.raises(TemplateError):
+            render(bad, session.value, values)
