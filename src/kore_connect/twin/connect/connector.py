@@ -29,10 +29,11 @@ from aiosipua import SipUAC, SipUAS, parse_sdp
 from aiosipua.dialog import DialogState
 from aiosipua.message import SipRequest, SipResponse
 from aiosipua.outgoing_call import OutgoingCall
-from aiosipua.transport import TcpSipTransport, UdpSipTransport, _UdpProtocol
+from aiosipua.transport import TcpSipTransport, UdpSipTransport
 
 from kore_connect.twin.connect.contact import Contact
 from kore_connect.twin.connect.interpreter import TransferOutcome, TransferRequest, TransferResult
+from kore_connect.twin.siptransport import DatagramProtocol311
 
 logger = logging.getLogger(__name__)
 USER_AGENT = "kore-connect local Amazon Connect"
@@ -375,23 +376,6 @@ class _RecordingMixin:
         super()._dispatch(data, addr)  # type: ignore[misc]
 
 
-class _Python311DatagramProtocol(_UdpProtocol):
-    """aiosipua's UDP protocol asserts that its transport is an `asyncio.DatagramTransport`; on
-    CPython 3.11 the selector event loop's datagram transport does not subclass it yet (it does
-    from 3.12) although it is one in all but name. So the transport is taken without the check;
-    and an ICMP error (nothing listening: the socket is connected, so the kernel reports it) fails
-    the call's transport."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._owner._udp_transport = transport  # type: ignore[assignment]
-
-    def error_received(self, exc: Exception) -> None:
-        super().error_received(exc)
-        owner = self._owner
-        if isinstance(owner, _UdpTransport):
-            owner.call.fail(f"the voice gateway is unreachable ({exc})")
-
-
 @dataclass
 class _UdpTransport(_RecordingMixin, UdpSipTransport):
     call: _Call = field(default=None, repr=False)  # type: ignore[assignment]
@@ -403,10 +387,14 @@ class _UdpTransport(_RecordingMixin, UdpSipTransport):
         loop = asyncio.get_running_loop()
         local = self.local_addr if self.local_addr[0] else None  # "": the kernel chooses
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Python311DatagramProtocol(self), local_addr=local, remote_addr=remote
+            lambda: DatagramProtocol311(self, self._unreachable), local_addr=local, remote_addr=remote
         )
         self._udp_transport = transport
         self.local_addr = transport.get_extra_info("sockname")[:2]
+
+    def _unreachable(self, exc: Exception) -> None:
+        # The socket is connected, so the kernel reports an ICMP error: nothing listens there.
+        self.call.fail(f"the voice gateway is unreachable ({exc})")
 
     async def uas_start(self) -> None:
         await self.call.uas.start()  # registers the message handler; our start() binds nothing

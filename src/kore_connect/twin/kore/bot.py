@@ -55,7 +55,7 @@ async def run_bot(
     """Run the Start Flow and the dialog for one call's `session`."""
     run = BotRun()
     for script in dialog.start_flow:
-        run.results.append(_script(session, script))
+        run.results.append(await _script(session, script))
     failed = False
     for node in dialog.nodes:
         if failed and dialog.on_error == "transfer" and not isinstance(node, AgentTransferNode):
@@ -67,7 +67,7 @@ async def run_bot(
             run.said.append(node.text)
             result = NodeResult(node.name, "message", "ok", node.text)
         elif isinstance(node, ScriptNode):
-            result = _script(session, node)
+            result = await _script(session, node)
         elif isinstance(node, ServiceRequestNode):
             result = await _service(session, node, environment, http)
         else:
@@ -79,9 +79,11 @@ async def run_bot(
     return run
 
 
-def _script(session: KoreSession, node: ScriptNode) -> NodeResult:
+async def _script(session: KoreSession, node: ScriptNode) -> NodeResult:
     try:
-        session.run(node.script)
+        # In a worker thread: V8 enforces the script's time limit only outside an event loop,
+        # and a long script must not hold up the other calls.
+        await asyncio.to_thread(session.run, node.script)
     except ScriptError as exc:
         return NodeResult(node.name, "script", "error", f"the script failed: {exc}")
     return NodeResult(node.name, "script", "ok", "ran")

@@ -1,0 +1,46 @@
+"""The UDP transport piece the local twin's SIP code shares (connector and gateway).
+
+aiosipua's UDP protocol asserts that its transport is an `asyncio.DatagramTransport`; on CPython
+3.11 the selector event loop's datagram transport does not subclass it yet (it does from 3.12),
+although it is one in all but name. We take the transport without the check here, in our code,
+rather than running with `-O`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiosipua.transport import UdpSipTransport, _UdpProtocol
+
+
+class DatagramProtocol311(_UdpProtocol):
+    """aiosipua's UDP protocol without the 3.12-only assertion; ICMP errors reported to `on_error`."""
+
+    def __init__(self, owner: UdpSipTransport, on_error: Callable[[Exception], None] | None = None) -> None:
+        super().__init__(owner)
+        self._on_error = on_error
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._owner._udp_transport = transport  # type: ignore[assignment]
+
+    def error_received(self, exc: Exception) -> None:
+        super().error_received(exc)
+        if self._on_error is not None:
+            self._on_error(exc)
+
+
+@dataclass
+class ServerUdpTransport(UdpSipTransport):
+    """A UDP transport that listens on `local_addr` (port 0: any free port, read back after start)."""
+
+    on_error: Callable[[Exception], None] | None = field(default=None, repr=False)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: DatagramProtocol311(self, self.on_error), local_addr=self.local_addr
+        )
+        self._udp_transport = transport
+        self.local_addr = transport.get_extra_info("sockname")[:2]

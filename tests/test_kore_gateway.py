@@ -1,0 +1,210 @@
+"""The local Kore voice gateway over real SIP: SIPp plays Amazon Connect's connector, the bot posts
+to the real served API, and the metadata the flow reads back is what the Service node sent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kore_connect import config
+from kore_connect.bridge import container
+from kore_connect.bridge.retrieve import lambda_handler as retrieve
+from kore_connect.errors import ConfigError
+from kore_connect.stack import AUTHORIZER_FUNCTION
+from kore_connect.twin.apigw.app import FunctionOverrides, LocalApi
+from kore_connect.twin.events import contact_flow_event
+from kore_connect.twin.kore.config import DidRoute, GatewayConfig
+from kore_connect.twin.kore.gateway import KoreGateway
+from tests.conftest import REPO, context
+from tests.servers import serving
+
+SCENARIOS = REPO / "tests" / "sipp"
+TOKEN = "gateway-test-token-0123456789"
+DID = "+12065551118"
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    database = tmp_path_factory.mktemp("gateway") / "sessions.db"
+    local_api = LocalApi(
+        overrides=FunctionOverrides(
+            all_functions={config.SESSION_BACKEND: "sqlite", config.SQLITE_PATH: str(database)},
+            by_function={AUTHORIZER_FUNCTION: {config.AUTH_TOKEN: TOKEN}},
+        ),
+        containers=1,
+    )
+    with serving(local_api.app) as base:
+        yield f"{base}/prod/kore-metadata", database
+
+
+def gateway_config(tmp_path: Path, url: str, **changes: Any) -> GatewayConfig:
+    values: dict[str, Any] = {
+        "port": 0,
+        "transports": ("udp", "tcp"),
+        "dids": (DidRoute(DID, "default"), DidRoute("+1206*", "default")),
+        "metadata_url": url,
+        "token": TOKEN,
+        "interactions": tmp_path / "interactions.db",
+    }
+    values.update(changes)
+    return GatewayConfig(**values)
+
+
+def call(
+    settings: GatewayConfig,
+    scenario: str,
+    *,
+    did: str = DID,
+    contact_id: str | None = None,
+    transport: str = "udp",
+    source: str = "127.0.0.1",
+    scenario_path: Path | None = None,
+) -> tuple[int, str, list[dict[str, Any]]]:
+    """One SIPp call to a gateway started for it; SIPp's exit code and stderr, and the interactions."""
+    sipp = shutil.which("sipp")
+    if sipp is None:
+        pytest.fail("SIPp is missing: run the tests with ./dev test, which installs Debian's sip-tester")
+
+    async def scenario_run() -> tuple[int, str, list[dict[str, Any]]]:
+        gateway = KoreGateway(settings)
+        await gateway.start()
+        try:
+            port = gateway.addresses[transport][1]
+            command = [sipp, f"127.0.0.1:{port}", "-sf", str(scenario_path or SCENARIOS / f"{scenario}.xml")]
+            command += ["-s", did, "-key", "contact", contact_id or str(uuid.uuid4()), "-m", "1"]
+            command += [
+                "-i",
+                source,
+                "-t",
+                "u1" if transport == "udp" else "t1",
+                "-nostdin",
+                "-timeout",
+                "20s",
+            ]
+            process = await asyncio.create_subprocess_exec(
+                *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+            )
+            _, err = await process.communicate()
+            await asyncio.sleep(0.1)  # the gateway records the end of the call
+            return process.returncode or 0, err.decode(errors="replace"), gateway.interactions.all()
+        finally:
+            await gateway.stop()
+
+    return asyncio.run(scenario_run())
+
+
+def refused_scenario(tmp_path: Path, code: str, *, sdp_codecs: str | None = None) -> Path:
+    text = (SCENARIOS / "connect_refused.xml").read_text().replace('response="403"', f'response="{code}"')
+    if sdp_codecs is not None:
+        text = text.replace(
+            "m=audio [media_port] RTP/AVP 0 8 101", f"m=audio [media_port] RTP/AVP {sdp_codecs}"
+        )
+        text = text.replace("a=rtpmap:0 PCMU/8000\na=rtpmap:8 PCMA/8000\n", "a=rtpmap:18 G729/8000\n")
+    path = tmp_path / f"connect_refused_{code}.xml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_connects_call_ends_with_the_bots_bye_and_its_metadata_in_the_store(
+    tmp_path: Path, api: tuple[str, Path], monkeypatch: pytest.MonkeyPatch, transport: str
+) -> None:
+    url, database = api
+    contact_id = str(uuid.uuid4())
+    # WHEN Connect's connector (SIPp) calls the gateway's DID with the contact ID in its INVITE
+    code, err, interactions = call(
+        gateway_config(tmp_path, url), "connect_to_kore", contact_id=contact_id, transport=transport
+    )
+    # THEN the call went INVITE -> 200 -> ACK -> the gateway's BYE -> 200
+    assert code == 0, err
+    (interaction,) = interactions
+    assert interaction["contactId"] == contact_id and interaction["did"] == DID
+    assert interaction["ended"] == "agent transfer (SIP BYE)" and interaction["serviceStatus"] == 200
+    assert [n["status"] for n in interaction["nodes"]] == ["ok"] * 5
+    # AND the metadata for that contact is in the store, exactly as the Service node sent it
+    monkeypatch.setenv(config.SESSION_BACKEND, "sqlite")
+    monkeypatch.setenv(config.SQLITE_PATH, str(database))
+    container.reset()
+    answer = retrieve(contact_flow_event(contact_id), context("retrieve"))
+    assert answer["statusCode"] == 200
+    metadata = json.loads(answer["body"])
+    assert metadata["x_metadata"] == f"Hello from Kore for contact {contact_id}"
+    assert len(metadata["kore-instanceSessionId"]) == 24
+
+
+def test_a_source_not_allow_listed_gets_403_and_nothing_happens(
+    tmp_path: Path, api: tuple[str, Path]
+) -> None:
+    url, _ = api
+    code, err, interactions = call(
+        gateway_config(tmp_path, url), "", source="127.0.0.2", scenario_path=refused_scenario(tmp_path, "403")
+    )
+    assert code == 0, err
+    assert interactions == []  # no call was set up, nothing recorded
+
+
+def test_an_unknown_did_gets_404(tmp_path: Path, api: tuple[str, Path]) -> None:
+    url, _ = api
+    code, err, interactions = call(
+        gateway_config(tmp_path, url), "", did="+19995550100", scenario_path=refused_scenario(tmp_path, "404")
+    )
+    assert code == 0, err
+    (interaction,) = interactions
+    assert interaction["ended"].startswith("no DID matches")
+
+
+def test_no_acceptable_codec_gets_488(tmp_path: Path, api: tuple[str, Path]) -> None:
+    url, _ = api
+    scenario = refused_scenario(tmp_path, "488", sdp_codecs="18")
+    code, err, interactions = call(gateway_config(tmp_path, url), "", scenario_path=scenario)
+    assert code == 0, err
+    assert interactions[0]["ended"].startswith("no acceptable codec")
+
+
+def test_the_longest_did_pattern_wins() -> None:
+    settings = GatewayConfig(
+        dids=(DidRoute("+1*", "default"), DidRoute("+1206*", "default"), DidRoute(DID, "default"))
+    )
+    assert settings.route(DID) == DidRoute(DID, "default")
+    assert settings.route("+12065550000") == DidRoute("+1206*", "default")
+    assert settings.route("+13105550000") == DidRoute("+1*", "default")
+    assert settings.route("+44") is None
+
+
+def test_the_configuration_file_is_validated_with_clear_errors(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.yaml"
+    env = {"KORE_CONNECT_API_TOKEN": TOKEN}
+    path.write_text("listen: {port: 5099}\nallow: [127.0.0.1, 10.0.0.0/8]\ndids: [{number: '+1206*'}]\n")
+    loaded = GatewayConfig.load(path, env)
+    assert loaded.port == 5099 and loaded.allowed("10.1.2.3") and not loaded.allowed("192.168.0.1")
+    assert loaded.token == TOKEN and "token" not in repr(loaded).lower().replace("token=", "")
+    for text, message in [
+        ("listen: {port: 70000}", "listen.port"),
+        ("allow: [not-an-ip]", "not an IP address or CIDR"),
+        ("dids: [{number: '+1*2'}]", "a wildcard may only end a number"),
+        ("metadata: {token: secret-in-the-file}", "never put the token in the file"),
+        ("metadata: {url: 'http://example.com/prod/kore-metadata'}", "metadata.url"),
+        ("colour: blue", "unknown key(s) colour"),
+        ("listen: [1, 2]", "listen must be a mapping"),
+        ("ring_seconds: -1", "ring_seconds"),
+        (": : :", "not valid YAML"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(ConfigError) as raised:
+            GatewayConfig.load(path, env)
+        assert message in str(raised.value), text
+
+
+def test_without_a_token_anywhere_the_gateway_refuses_to_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .kore-connect/api-token here
+    with pytest.raises(ConfigError, match="no token: set KORE_CONNECT_API_TOKEN or create"):
+        GatewayConfig.load(None, {})
