@@ -208,3 +208,80 @@ def test_without_a_token_anywhere_the_gateway_refuses_to_start(
     monkeypatch.chdir(tmp_path)  # no .kore-connect/api-token here
     with pytest.raises(ConfigError, match="no token: set KORE_CONNECT_API_TOKEN or create"):
         GatewayConfig.load(None, {})
+
+
+def test_serve_gateway_answers_connects_call_and_stops_on_ctrl_c(
+    tmp_path: Path, api: tuple[str, Path]
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.peers import free_port
+
+    url, _ = api
+    port = free_port()
+    (tmp_path / "gateway.yaml").write_text(
+        f"listen: {{port: {port}, transports: [udp]}}\nmetadata: {{url: '{url}'}}\n"
+        f"interactions: {tmp_path / 'interactions.db'}\n"
+    )
+    command = [
+        str(Path(sys.executable).parent / "kore-connect"),
+        "serve",
+        "gateway",
+        "--config",
+        "gateway.yaml",
+    ]
+    server = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env={**os.environ, "KORE_CONNECT_API_TOKEN": TOKEN},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stderr is not None
+        assert "Kore voice gateway: sip:127.0.0.1" in server.stderr.readline()
+        sipp = shutil.which("sipp") or "sipp"
+        result = subprocess.run(
+            [
+                sipp,
+                f"127.0.0.1:{port}",
+                "-sf",
+                str(SCENARIOS / "connect_to_kore.xml"),
+                "-s",
+                DID,
+                "-key",
+                "contact",
+                str(uuid.uuid4()),
+                "-m",
+                "1",
+                "-i",
+                "127.0.0.1",
+                "-nostdin",
+                "-timeout",
+                "20s",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=20)
+    assert server.returncode == 0
+
+
+def test_serve_gateway_refuses_a_bad_configuration_in_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "bad.yaml").write_text("allow: [nowhere]\n")
+    command = [str(Path(sys.executable).parent / "kore-connect"), "serve", "gateway", "--config", "bad.yaml"]
+    result = subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin"}
+    )
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "not an IP address or CIDR" in result.stderr and "Traceback" not in result.stderr

@@ -124,3 +124,56 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+@app.command("gateway")
+def gateway(
+    config_file: Annotated[
+        Path | None,
+        typer.Option("--config", help="The gateway's YAML configuration (default: built-in defaults)."),
+    ] = None,
+    port: Annotated[int | None, typer.Option(min=0, max=65535, help="Override listen.port.")] = None,
+) -> None:
+    """Serve the local Kore voice gateway: answers Connect's calls, runs the bot, hangs up with a BYE.
+
+    Calls from sources not allow-listed get 403, unknown DIDs 404. The bot posts its metadata to the
+    local API (kore-connect serve api) with the token from KORE_CONNECT_API_TOKEN or .kore-connect/api-token.
+    """
+    import asyncio
+    import dataclasses
+    import signal
+
+    from kore_connect.twin.kore.config import GatewayConfig
+    from kore_connect.twin.kore.gateway import KoreGateway
+
+    try:
+        settings = GatewayConfig.load(config_file)
+    except KoreConnectError as exc:
+        fail(str(exc))
+    if port is not None:
+        settings = dataclasses.replace(settings, port=port)
+    if not _is_loopback(settings.host):
+        fail(
+            f"listen.host {settings.host} is not a loopback address: the local twin listens on loopback only"
+        )
+
+    async def run() -> None:
+        served = KoreGateway(settings)
+        try:
+            await served.start()
+        except OSError as exc:
+            fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        for transport, (host, bound) in served.addresses.items():
+            console.print(f"Kore voice gateway: sip:{host}:{bound};transport={transport}")
+        console.print(f"Metadata endpoint: {settings.metadata_url}; interactions: {settings.interactions}")
+        console.print("Ctrl-C stops it.")
+        try:
+            await stop.wait()
+        finally:
+            await served.stop()
+
+    asyncio.run(run())
