@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 KORE_CONNECT = Path(sys.executable).parent / "kore-connect"
-API_URL = "https://abc123.execute-api.eu-west-2.amazonaws.com/prod/kore-metadata"
+API_URL = "https://a1b2c3d4e5.execute-api.eu-west-2.amazonaws.com/prod/kore-metadata"
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -404,23 +404,16 @@ def test_the_reference_flow_reaches_the_templates_retrieve_function_in_its_own_p
     tmp_path: Path,
 ) -> None:
     from kore_connect.twin.connect.lambdas import LocalLambdas, function_name
-    from kore_connect.twin.runtime import FunctionSpec
-    from kore_connect.twin.template import describe_api, load_template
+    from kore_connect.twin.connect.local import template_functions
 
     # GIVEN the template's retrieve function, in the local runtime, on a SQLite store holding the metadata
     database = tmp_path / "sessions.db"
-    retrieve = describe_api(load_template()).functions["KoreRetrieveSessionMetadata"]
-    spec = FunctionSpec(
-        retrieve.logical_id,
-        retrieve.handler,
-        retrieve.timeout_seconds,
-        {**retrieve.environment, config.SESSION_BACKEND: "sqlite", config.SQLITE_PATH: str(database)},
-    )
+    specs = template_functions(database)  # the template's functions on this SQLite store
     contact = new_contact()
     SQLiteSessionStore(database).put(contact.contact_id, json.dumps(METADATA), ttl_seconds=3600)
 
     async def scenario() -> Contact:
-        lambdas = LocalLambdas({spec.name: spec})
+        lambdas = LocalLambdas(specs)
         try:
             return await Interpreter(
                 Flow.parse(REFERENCE), invoke_lambda=lambdas, transfer=FakeTransfer()

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from kore_connect import config
 from kore_connect.bridge import container
 from kore_connect.contactflow.model import Flow
 from kore_connect.sessions.sqlite import SQLiteSessionStore
@@ -25,8 +24,7 @@ from kore_connect.twin.connect.connector import Gateway, SipConnector
 from kore_connect.twin.connect.contact import Contact, ContactState
 from kore_connect.twin.connect.interpreter import Interpreter, TransferOutcome, TransferRequest
 from kore_connect.twin.connect.lambdas import LocalLambdas
-from kore_connect.twin.runtime import FunctionSpec
-from kore_connect.twin.template import describe_api, load_template
+from kore_connect.twin.connect.local import template_functions
 from tests.conftest import FIXTURES, REPO
 
 SCENARIOS = REPO / "tests" / "sipp"
@@ -244,13 +242,7 @@ def test_the_reference_flow_runs_unchanged_against_sipp_and_reaches_the_queue(
     # GIVEN the bot's metadata in the store, the template's retrieve function in the local runtime,
     # and SIPp as the voice gateway the reference flow's connector reaches
     database = tmp_path / "sessions.db"
-    retrieve = describe_api(load_template()).functions["KoreRetrieveSessionMetadata"]
-    spec = FunctionSpec(
-        retrieve.logical_id,
-        retrieve.handler,
-        retrieve.timeout_seconds,
-        {**retrieve.environment, config.SESSION_BACKEND: "sqlite", config.SQLITE_PATH: str(database)},
-    )
+    specs = template_functions(database)  # the template's functions on this SQLite store
     contact = new_contact()
     metadata = {"x_metadata": "Hello from Kore", "kore-instanceSessionId": "6744a1f2c0ffee0011223344"}
     SQLiteSessionStore(database).put(contact.contact_id, json.dumps(metadata), ttl_seconds=3600)
@@ -259,7 +251,7 @@ def test_the_reference_flow_runs_unchanged_against_sipp_and_reaches_the_queue(
     with sipp("answer_then_bye", tmp_path) as peer:
 
         async def scenario() -> None:
-            lambdas = LocalLambdas({spec.name: spec})
+            lambdas = LocalLambdas(specs)
             connector = SipConnector({CONNECTOR: Gateway("127.0.0.1", peer.port)})
             try:
                 await Interpreter(Flow.parse(REFERENCE), invoke_lambda=lambdas, transfer=connector).run(

@@ -26,7 +26,7 @@ from tests.conftest import CONTACT_ID, REPO, TOKEN
 
 KORE_CONNECT = Path(sys.executable).parent / "kore-connect"
 SNIPPETS_DIR = REPO / "src" / "kore_connect" / "korebot" / "snippets"
-API_URL = "https://abc123.execute-api.eu-west-2.amazonaws.com/prod/kore-metadata"
+API_URL = "https://a1b2c3d4e5.execute-api.eu-west-2.amazonaws.com/prod/kore-metadata"
 SECRET_TOKEN = "tok-7c1d9e0f2a4b6c8d0e1f3a5b7c9d"
 INSTANCE_SESSION_ID = "67a1f0c2e4b5d6a7b8c9d0e1"
 PLACEHOLDER = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
@@ -118,7 +118,7 @@ def test_the_body_renders_to_the_json_object_the_store_expects() -> None:
     [
         (API_URL, API_URL),
         (f"  {API_URL}/ ", API_URL),
-        ("HTTPS://abc123.execute-api.eu-west-2.amazonaws.com/prod/kore-metadata", API_URL),
+        ("HTTPS://a1b2c3d4e5.execute-api.eu-west-2.amazonaws.com/prod/kore-metadata", API_URL),
         ("http://127.0.0.1:3000/prod/kore-metadata", "http://127.0.0.1:3000/prod/kore-metadata"),
         ("http://localhost:8080/kore-metadata", "http://localhost:8080/kore-metadata"),
         ("http://[::1]:8080/prod/kore-metadata", "http://[::1]:8080/prod/kore-metadata"),
@@ -133,19 +133,22 @@ def test_endpoints_that_are_accepted(given: str, endpoint: str) -> None:
     ("url", "message"),
     [
         ("", "is empty"),
-        ("http://abc123.execute-api.eu-west-2.amazonaws.com/prod/kore-metadata", "must use https"),
+        ("http://a1b2c3d4e5.execute-api.eu-west-2.amazonaws.com/prod/kore-metadata", "must use https"),
         ("http://10.0.0.5/prod/kore-metadata", "must use https"),
         ("ftp://example.com/kore-metadata", "must start with https://"),
-        ("abc123.execute-api.eu-west-2.amazonaws.com/prod/kore-metadata", "must start with https://"),
+        ("a1b2c3d4e5.execute-api.eu-west-2.amazonaws.com/prod/kore-metadata", "must start with https://"),
         ("https:///prod/kore-metadata", "has no host"),
-        ("https://abc123.execute-api.eu-west-2.amazonaws.com/prod", "must end with /kore-metadata"),
+        ("https://a1b2c3d4e5.execute-api.eu-west-2.amazonaws.com/prod", "must end with /kore-metadata"),
         (
-            "https://abc123.execute-api.eu-west-2.amazonaws.com/prod/kore-metadata/x",
+            "https://a1b2c3d4e5.execute-api.eu-west-2.amazonaws.com/prod/kore-metadata/x",
             "must end with /kore-metadata",
         ),
         (f"{API_URL}?contactId=1", "must not have a query string"),
         (f"{API_URL}#top", "must not have a fragment"),
-        ("https://abc123.execute-api.eu-west-2.amazonaws.com:99999/prod/kore-metadata", "not a valid URL"),
+        (
+            "https://a1b2c3d4e5.execute-api.eu-west-2.amazonaws.com:99999/prod/kore-metadata",
+            "not a valid URL",
+        ),
         (f"{API_URL} x", "must not contain spaces"),
     ],
 )
@@ -158,7 +161,7 @@ def test_endpoints_that_are_refused_say_why_and_what_to_pass(url: str, message: 
 def test_credentials_in_the_url_are_refused_without_being_echoed() -> None:
     with pytest.raises(KoreConfigError, match="must not hold credentials") as raised:
         validate_api_url(
-            f"https://kore:{SECRET_TOKEN}@abc123.execute-api.eu-west-2.amazonaws.com/prod/kore-metadata"
+            f"https://kore:{SECRET_TOKEN}@a1b2c3d4e5.execute-api.eu-west-2.amazonaws.com/prod/kore-metadata"
         )
     assert SECRET_TOKEN not in str(raised.value)
 
@@ -262,9 +265,12 @@ def test_no_token_is_ever_printed(json_flag: list[str]) -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("http://abc123.execute-api.eu-west-2.amazonaws.com/prod/kore-metadata", "must use https"),
+        ("http://a1b2c3d4e5.execute-api.eu-west-2.amazonaws.com/prod/kore-metadata", "must use https"),
         (f"{API_URL}?contactId={CONTACT_ID}", "must not have a query string"),
-        ("https://abc123.execute-api.eu-west-2.amazonaws.com/prod/metadata", "must end with /kore-metadata"),
+        (
+            "https://a1b2c3d4e5.execute-api.eu-west-2.amazonaws.com/prod/metadata",
+            "must end with /kore-metadata",
+        ),
     ],
 )
 def test_a_bad_url_is_one_line_on_stderr_and_exit_2(url: str, message: str) -> None:
@@ -323,7 +329,7 @@ def test_the_installed_command_refuses_a_bad_url_in_one_line() -> None:
     # a URL long enough that a wrapping console would break the message
     result = run(
         "--api-url",
-        f"http://abc123.execute-api.eu-west-2.amazonaws.com/{'very-long-stage-' * 5}/kore-metadata",
+        f"http://a1b2c3d4e5.execute-api.eu-west-2.amazonaws.com/{'very-long-stage-' * 5}/kore-metadata",
     )
     assert result.returncode == 2
     assert_one_line_error(result.stderr, "must use https")

@@ -32,7 +32,7 @@ INSTANCE_SESSION_ID_PLACEHOLDER = (
 DEFAULT_TOKEN_VARIABLE = "koreApiToken"  # noqa: S105 (the name of a variable, not a token)
 METHOD = "POST"
 CONTENT_TYPE = "application/json"
-EXAMPLE_API_URL = f"https://abc123.execute-api.eu-west-2.amazonaws.com/prod{RESOURCE_PATH}"
+EXAMPLE_API_URL = f"https://a1b2c3d4e5.execute-api.eu-west-2.amazonaws.com/prod{RESOURCE_PATH}"
 
 # A starting point that teams edit. Kore substitutes placeholders as raw text, so each one sits
 # inside a JSON string and stands for a value that holds no quote or backslash: the body stays
