@@ -285,3 +285,17 @@ def test_serve_gateway_refuses_a_bad_configuration_in_one_line(tmp_path: Path) -
     )
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "not an IP address or CIDR" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_cancel_while_ringing_ends_the_call_before_the_bot_runs(
+    tmp_path: Path, api: tuple[str, Path]
+) -> None:
+    url, _ = api
+    settings = gateway_config(tmp_path, url, ring_seconds=2.0)
+    code, err, interactions = call(settings, "connect_cancels")
+    assert code == 0, err  # SIPp got 200 for its CANCEL and 487 for its INVITE
+    (interaction,) = interactions
+    assert interaction["ended"] == "cancelled by the caller"
+    assert interaction["nodes"] == []  # the bot never ran
+    sent = [m["firstLine"] for m in interaction["sip"] if m["direction"] == "sent"]
+    assert "SIP/2.0 200 OK" not in sent[:1]  # no answer went out before the CANCEL

@@ -176,8 +176,8 @@ class KoreGateway:
             call.ringing()
             if self.config.ring_seconds:
                 await asyncio.sleep(self.config.ring_seconds)
-            if self._records.get(call.call_id, {}).get("ended"):
-                return  # cancelled while ringing
+            if call.call_id not in self._records:
+                return  # cancelled while ringing: its record is closed, nothing more is sent
             call.accept(answer)
             session = KoreSession(headers)
             try:
