@@ -8,7 +8,6 @@ import json
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -230,9 +229,8 @@ def test_a_gateway_that_closes_tcp_mid_call_ends_the_transfer_without_waiting(tm
             peer.process.kill()  # the gateway goes away: its connection closes
             return await transfer_task
 
-        started = time.monotonic()
         result = asyncio.run(scenario())
-    assert time.monotonic() - started < 5
+    # "without a BYE": the closed connection ended it, not the 30 s limit
     assert result.outcome is TransferOutcome.FAR_END_HUNG_UP and "without a BYE" in result.reason
 
 

@@ -299,3 +299,32 @@ def test_a_cancel_while_ringing_ends_the_call_before_the_bot_runs(
     assert interaction["nodes"] == []  # the bot never ran
     sent = [m["firstLine"] for m in interaction["sip"] if m["direction"] == "sent"]
     assert "SIP/2.0 200 OK" not in sent[:1]  # no answer went out before the CANCEL
+
+
+def test_a_caller_who_hangs_up_mid_dialog_stops_the_bot(tmp_path: Path) -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def slow_store(request: Any) -> JSONResponse:  # the metadata endpoint, taking its time
+        await asyncio.sleep(3)
+        return JSONResponse({"message": "Metadata stored"})
+
+    slow = Starlette(routes=[Route("/prod/kore-metadata", slow_store, methods=["POST"])])
+    with serving(slow) as base:
+        code, err, interactions = call(
+            gateway_config(tmp_path, f"{base}/prod/kore-metadata"), "connect_hangs_up"
+        )
+    assert code == 0, err  # the gateway answered the caller's BYE with 200
+    (interaction,) = interactions
+    assert interaction["ended"] == "the caller hung up"
+    # the bot was stopped mid-dialog: no node results were kept and the gateway sent no BYE of its own
+    assert interaction["nodes"] == []
+    assert not any(m["direction"] == "sent" and m["firstLine"].startswith("BYE") for m in interaction["sip"])
+
+
+def test_an_options_ping_is_answered(tmp_path: Path, api: tuple[str, Path]) -> None:
+    url, _ = api
+    code, err, interactions = call(gateway_config(tmp_path, url), "options_ping")
+    assert code == 0, err
+    assert interactions == []
