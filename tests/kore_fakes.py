@@ -14,12 +14,7 @@ from typing import Any
 
 from py_mini_racer import MiniRacer
 
-from kore_connect.twin.kore.session import KORE_GLOBALS
-
-SipHeaders = list[dict[str, str]]
-
-# The same globals the local twin's bot gives script nodes.
-_GLOBALS = KORE_GLOBALS
+from kore_connect.twin.kore.session import KORE_GLOBALS, KoreSession, SipHeaders
 
 
 def sip_headers(message: str) -> SipHeaders:
@@ -42,12 +37,15 @@ def header_value(headers: SipHeaders, name: str) -> str:
     return next(h["value"] for h in headers if h["name"].lower() == name.lower())
 
 
-class FakeKoreSession:
-    """One call's Kore session in V8. `channel_handle` is what Kore puts in `channels[0].handle`."""
+class FakeKoreSession(KoreSession):
+    """One call's Kore session in V8, as the twin's `KoreSession` but with any channel handle (or
+    none), no instance session ID, and JavaScript errors raised as they are. `channel_handle` is
+    what Kore puts in `channels[0].handle`."""
 
     def __init__(self, channel_handle: dict[str, Any] | None = None) -> None:
+        self.instance_session_id = ""
         self._v8 = MiniRacer()
-        self._v8.eval(_GLOBALS)
+        self._v8.eval(KORE_GLOBALS)
         if channel_handle is not None:
             self._v8.eval(f"context.BotUserSession.channels = [{{handle: {json.dumps(channel_handle)}}}];")
 
@@ -64,24 +62,3 @@ class FakeKoreSession:
 
     def put_in_bot_user_session(self, key: str, value: Any) -> None:
         self._v8.eval(f"BotUserSession.put({json.dumps(key)}, {json.dumps(value)});")
-
-    @property
-    def bot_user_session(self) -> dict[str, Any]:
-        return self._read("context.session.BotUserSession")
-
-    @property
-    def user_session(self) -> dict[str, Any]:
-        return self._read("context.session.UserSession")
-
-    @property
-    def call_flow_variables(self) -> dict[str, Any]:
-        return self._read("__kore.callFlow")
-
-    @property
-    def debug_log(self) -> list[str]:
-        lines: list[str] = json.loads(str(self._v8.eval("JSON.stringify(__kore.log)")))
-        return lines
-
-    def _read(self, expression: str) -> dict[str, Any]:
-        value: dict[str, Any] = json.loads(str(self._v8.eval(f"JSON.stringify({expression})")))
-        return value

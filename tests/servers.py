@@ -10,6 +10,8 @@ from typing import Any
 
 import uvicorn
 
+from kore_connect import config
+from kore_connect.stack import AUTHORIZER_FUNCTION
 from tests.peers import free_port
 
 
@@ -32,3 +34,20 @@ def serving(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@contextmanager
+def serving_metadata_api(database: Any, token: str) -> Iterator[str]:
+    """The local API Gateway with the real functions on the SQLite store `database`, the authorizer
+    accepting `token`; yields the base URL (the endpoint is `<base>/prod/kore-metadata`)."""
+    from kore_connect.twin.apigw.app import FunctionOverrides, LocalApi
+
+    api = LocalApi(
+        overrides=FunctionOverrides(
+            all_functions={config.SESSION_BACKEND: "sqlite", config.SQLITE_PATH: str(database)},
+            by_function={AUTHORIZER_FUNCTION: {config.AUTH_TOKEN: token}},
+        ),
+        containers=1,
+    )
+    with serving(api.app) as base:
+        yield base

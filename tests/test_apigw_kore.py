@@ -19,13 +19,12 @@ from hypothesis import HealthCheck, settings
 from kore_connect import config
 from kore_connect.bridge import container
 from kore_connect.bridge.retrieve import lambda_handler as retrieve
-from kore_connect.stack import AUTHORIZER_FUNCTION, RESOURCE_PATH, TOKEN_HEADER
-from kore_connect.twin.apigw.app import FunctionOverrides, LocalApi
+from kore_connect.stack import RESOURCE_PATH, TOKEN_HEADER
 from kore_connect.twin.apigw.openapi import openapi_document
 from kore_connect.twin.events import contact_flow_event
 from kore_connect.twin.template import describe_api, load_template
 from tests.conftest import context, load_event
-from tests.servers import serving
+from tests.servers import serving_metadata_api
 
 TOKEN = "local-test-token-0123456789abcdef"
 
@@ -48,14 +47,7 @@ def access_log() -> Iterator[io.StringIO]:
 
 @pytest.fixture(scope="module")
 def base_url(store_path: Path, access_log: io.StringIO) -> Iterator[str]:
-    api = LocalApi(
-        overrides=FunctionOverrides(
-            all_functions={config.SESSION_BACKEND: "sqlite", config.SQLITE_PATH: str(store_path)},
-            by_function={AUTHORIZER_FUNCTION: {config.AUTH_TOKEN: TOKEN}},
-        ),
-        containers=1,
-    )
-    with serving(api.app) as base:
+    with serving_metadata_api(store_path, TOKEN) as base:
         yield base
 
 

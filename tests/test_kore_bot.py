@@ -16,8 +16,6 @@ from kore_connect import config
 from kore_connect.bridge import container
 from kore_connect.bridge.retrieve import lambda_handler as retrieve
 from kore_connect.korebot.service_node import DEFAULT_TOKEN_VARIABLE
-from kore_connect.stack import AUTHORIZER_FUNCTION
-from kore_connect.twin.apigw.app import FunctionOverrides, LocalApi
 from kore_connect.twin.events import contact_flow_event
 from kore_connect.twin.kore.bot import BotRun, run_bot
 from kore_connect.twin.kore.dialog import Dialog, ScriptNode, ServiceRequestNode, default_dialog
@@ -25,7 +23,7 @@ from kore_connect.twin.kore.session import KoreSession
 from kore_connect.twin.kore.templates import TemplateError, render
 from tests.conftest import CONTACT_ID, FIXTURES, context
 from tests.kore_fakes import sip_headers
-from tests.servers import serving
+from tests.servers import serving_metadata_api
 
 TOKEN = "kore-bot-local-token-0123456789"
 INVITE_HEADERS = sip_headers((FIXTURES / "events" / "connect-invite.sip").read_text())
@@ -34,14 +32,7 @@ INVITE_HEADERS = sip_headers((FIXTURES / "events" / "connect-invite.sip").read_t
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     database = tmp_path_factory.mktemp("kore") / "sessions.db"
-    api = LocalApi(
-        overrides=FunctionOverrides(
-            all_functions={config.SESSION_BACKEND: "sqlite", config.SQLITE_PATH: str(database)},
-            by_function={AUTHORIZER_FUNCTION: {config.AUTH_TOKEN: TOKEN}},
-        ),
-        containers=1,
-    )
-    with serving(api.app) as base:
+    with serving_metadata_api(database, TOKEN) as base:
         yield f"{base}/prod/kore-metadata", database
 
 

@@ -17,13 +17,11 @@ from kore_connect import config
 from kore_connect.bridge import container
 from kore_connect.bridge.retrieve import lambda_handler as retrieve
 from kore_connect.errors import ConfigError
-from kore_connect.stack import AUTHORIZER_FUNCTION
-from kore_connect.twin.apigw.app import FunctionOverrides, LocalApi
 from kore_connect.twin.events import contact_flow_event
 from kore_connect.twin.kore.config import DidRoute, GatewayConfig
 from kore_connect.twin.kore.gateway import KoreGateway
 from tests.conftest import REPO, context
-from tests.servers import serving
+from tests.servers import serving, serving_metadata_api
 
 SCENARIOS = REPO / "tests" / "sipp"
 TOKEN = "gateway-test-token-0123456789"
@@ -33,14 +31,7 @@ DID = "+12065551118"
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     database = tmp_path_factory.mktemp("gateway") / "sessions.db"
-    local_api = LocalApi(
-        overrides=FunctionOverrides(
-            all_functions={config.SESSION_BACKEND: "sqlite", config.SQLITE_PATH: str(database)},
-            by_function={AUTHORIZER_FUNCTION: {config.AUTH_TOKEN: TOKEN}},
-        ),
-        containers=1,
-    )
-    with serving(local_api.app) as base:
+    with serving_metadata_api(database, TOKEN) as base:
         yield f"{base}/prod/kore-metadata", database
 
 

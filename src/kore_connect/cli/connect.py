@@ -85,8 +85,7 @@ def run(
         contact_id=contact_id,
         aliases=_aliases(function or []),
     )
-    contact, connector = asyncio.run(run_contact(flow, settings))
-    document = contact_document(contact, connector)
+    document = contact_document(asyncio.run(run_contact(flow, settings)))
     if json_output:
         typer.echo(json.dumps(document, indent=2))
         return

@@ -79,7 +79,6 @@ class SipConnector:
         self.account_id = account_id
         self.caller_hangs_up_after = caller_hangs_up_after
         self.max_call_seconds = max_call_seconds
-        self.calls: list[list[SipMessageRecord]] = []  # every call's messages, in order
 
     def gateway_for(self, connector_arn: str) -> Gateway | None:
         if isinstance(self.gateways, Gateway):
@@ -93,7 +92,6 @@ class SipConnector:
                 TransferOutcome.FAILED, f"no voice gateway is configured for {request.connector_arn}"
             )
         call = _Call(self, contact, request, gateway)
-        self.calls.append(call.messages)
         try:
             return await call.place()
         finally:

@@ -44,7 +44,7 @@ def template_functions(store: Path) -> dict[str, FunctionSpec]:
     }
 
 
-async def run_contact(flow: Flow, settings: LocalContactSettings) -> tuple[Contact, SipConnector]:
+async def run_contact(flow: Flow, settings: LocalContactSettings) -> Contact:
     """Run one inbound voice contact through `flow`; the contact holds the trace and the outcome."""
     lambdas = LocalLambdas(template_functions(settings.store), aliases=settings.aliases)
     connector = SipConnector(
@@ -63,10 +63,10 @@ async def run_contact(flow: Flow, settings: LocalContactSettings) -> tuple[Conta
         await Interpreter(flow, invoke_lambda=lambdas, transfer=connector, queues=LocalQueues()).run(contact)
     finally:
         await lambdas.close()
-    return contact, connector
+    return contact
 
 
-def contact_document(contact: Contact, connector: SipConnector) -> dict[str, Any]:
+def contact_document(contact: Contact) -> dict[str, Any]:
     """The contact as `kore-connect connect run --json` prints it."""
     return {
         "contactId": contact.contact_id,
