@@ -3,7 +3,11 @@
     listen: {host: 127.0.0.1, port: 5080, transports: [udp, tcp]}
     allow: [127.0.0.1, 10.0.0.0/8]          # source IPs/CIDRs; any other source gets 403
     dids:                                    # the Request-URI user; a trailing * is a wildcard,
-      - {number: "+12065551118", flow: default}   # the longest match wins
+      - {number: "+12065551118", flow: billing}   # the longest match wins
+      - {number: "*", flow: default}             # default: the reference dialog
+    flows:                                   # the bot's dialogs (see dialog_config.py)
+      billing: {nodes: [{message: Hello}, {script: {snippet: agent_transfer_script}},
+                        {service: {}}, {transfer: {}}]}
     metadata:
       url: http://127.0.0.1:3000/prod/kore-metadata
       token_env: KORE_CONNECT_API_TOKEN      # where the token is: an environment variable,
@@ -29,10 +33,11 @@ import yaml
 from kore_connect.errors import ConfigError
 from kore_connect.korebot.service_node import DEFAULT_TOKEN_VARIABLE, KoreConfigError, validate_api_url
 from kore_connect.twin.kore.dialog import Dialog, default_dialog
+from kore_connect.twin.kore.dialog_config import DEFAULT_FLOW, parse_flows
 from kore_connect.twin.local_token import DEFAULT_TOKEN_FILE, TOKEN_VARIABLE
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-_KNOWN = {"listen", "allow", "dids", "metadata", "ring_seconds", "interactions"}
+_KNOWN = {"listen", "allow", "dids", "flows", "metadata", "ring_seconds", "interactions"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +57,8 @@ class GatewayConfig:
     port: int = 5080
     transports: tuple[str, ...] = ("udp", "tcp")
     allow: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.1/32"),)
-    dids: tuple[DidRoute, ...] = (DidRoute("*", "default"),)
+    dids: tuple[DidRoute, ...] = (DidRoute("*", DEFAULT_FLOW),)
+    flows: Mapping[str, Dialog] = field(default_factory=dict)  # besides the reference `default`
     metadata_url: str = "http://127.0.0.1:3000/prod/kore-metadata"
     token: str = field(default="", repr=False)
     ring_seconds: float = 0.0
@@ -75,7 +81,11 @@ class GatewayConfig:
         )
 
     def dialog(self, flow: str) -> Dialog:
-        return default_dialog(self.metadata_url)
+        if flow in self.flows:
+            return self.flows[flow]
+        if flow == DEFAULT_FLOW:
+            return default_dialog(self.metadata_url)
+        raise KeyError(f"no flow named {flow!r}")
 
     @property
     def environment(self) -> dict[str, str]:
@@ -99,9 +109,8 @@ class GatewayConfig:
             raise ConfigError(f"{where}: the configuration must be a mapping of keys")
         unknown = set(document) - _KNOWN
         if unknown:
-            raise ConfigError(
-                f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(_KNOWN))})"
-            )
+            names, known = ", ".join(sorted(map(str, unknown))), ", ".join(sorted(_KNOWN))
+            raise ConfigError(f"{where}: unknown key(s) {names} (known: {known})")
         listen = _mapping(document.get("listen", {}), "listen", where)
         metadata = _mapping(document.get("metadata", {}), "metadata", where)
         if "token" in metadata:
@@ -112,12 +121,24 @@ class GatewayConfig:
             url = validate_api_url(str(metadata.get("url", cls.metadata_url)))
         except KoreConfigError as exc:
             raise ConfigError(f"{where}: metadata.url: {exc}") from None
+        flows = parse_flows(
+            document.get("flows"),
+            metadata_url=url,
+            base=path.parent if path is not None else Path.cwd(),
+            where=where,
+        )
+        dids = _dids(document.get("dids", [{"number": "*", "flow": DEFAULT_FLOW}]), where)
+        for index, route in enumerate(dids):
+            if route.flow != DEFAULT_FLOW and route.flow not in flows:
+                known = ", ".join(sorted({DEFAULT_FLOW, *flows}))
+                raise ConfigError(f"{where}: dids[{index}]: no flow named {route.flow!r} (known: {known})")
         return cls(
             host=str(listen.get("host", cls.host)),
             port=_port(listen.get("port", cls.port), where),
             transports=_transports(listen.get("transports", list(cls.transports)), where),
             allow=_networks(document.get("allow", ["127.0.0.1"]), where),
-            dids=_dids(document.get("dids", [{"number": "*", "flow": "default"}]), where),
+            dids=dids,
+            flows=flows,
             metadata_url=url,
             token=_token(metadata, env, where),
             ring_seconds=_seconds(document.get("ring_seconds", 0), "ring_seconds", where),
@@ -164,9 +185,9 @@ def _dids(value: Any, where: str) -> tuple[DidRoute, ...]:
             raise ConfigError(f"{where}: dids[{index}] needs a number (a trailing * is a wildcard)")
         if "*" in item["number"][:-1]:
             raise ConfigError(f"{where}: dids[{index}]: a wildcard may only end a number")
-        flow = item.get("flow", "default")
-        if flow != "default":
-            raise ConfigError(f"{where}: dids[{index}]: only the default flow exists so far")
+        flow = item.get("flow", DEFAULT_FLOW)
+        if not isinstance(flow, str) or not flow:
+            raise ConfigError(f"{where}: dids[{index}].flow must name a flow")
         routes.append(DidRoute(item["number"], flow))
     return tuple(routes)
 

@@ -15,6 +15,9 @@ from kore_connect.korebot import snippets
 from kore_connect.korebot.service_node import DEFAULT_TOKEN_VARIABLE, ServiceNode
 
 CONTACT_ID_STATUS = "context.session.BotUserSession.ContactIdStatus"
+# The Service node runs only when the Script node found the contact ID, as the shipped
+# instructions connect the two nodes.
+REFERENCE_RULE = (CONTACT_ID_STATUS, "found")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +79,7 @@ def default_dialog(api_url: str, token_variable: str = DEFAULT_TOKEN_VARIABLE) -
                 method=service.method,
                 headers=service.headers,
                 body=service.body,
-                only_when=(CONTACT_ID_STATUS, "found"),
+                only_when=REFERENCE_RULE,
             ),
             AgentTransferNode("agent transfer (SIP BYE)"),
         ),

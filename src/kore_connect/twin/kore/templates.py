@@ -22,6 +22,11 @@ class TemplateError(KoreConnectError):
     """A placeholder that names nothing."""
 
 
+def placeholders(template: str) -> list[str]:
+    """The paths the template's placeholders name, in order: "{{ env.x }}" -> "env.x"."""
+    return _PLACEHOLDER.findall(template)
+
+
 def render(template: str, context: Callable[[str], Any], environment: Mapping[str, str]) -> str:
     def value(match: re.Match[str]) -> str:
         path = match.group(1)
