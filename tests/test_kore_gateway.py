@@ -57,6 +57,7 @@ def call(
     transport: str = "udp",
     source: str = "127.0.0.1",
     scenario_path: Path | None = None,
+    sipp_options: tuple[str, ...] = (),
 ) -> tuple[int, str, list[dict[str, Any]]]:
     """One SIPp call to a gateway started for it; SIPp's exit code and stderr, and the interactions."""
     sipp = shutil.which("sipp")
@@ -78,11 +79,16 @@ def call(
                 "-nostdin",
                 "-timeout",
                 "20s",
+                *sipp_options,
             ]
             process = await asyncio.create_subprocess_exec(
                 *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
             )
-            _, err = await process.communicate()
+            try:
+                _, err = await asyncio.wait_for(process.communicate(), 60)
+            except TimeoutError:
+                process.kill()
+                pytest.fail("SIPp still ran after 60 s")
             await asyncio.sleep(0.1)  # the gateway records the end of the call
             return process.returncode or 0, err.decode(errors="replace"), gateway.interactions.all()
         finally:
@@ -117,7 +123,10 @@ def test_connects_call_ends_with_the_bots_bye_and_its_metadata_in_the_store(
     assert code == 0, err
     (interaction,) = interactions
     assert interaction["contactId"] == contact_id and interaction["did"] == DID
-    assert interaction["ended"] == "agent transfer (SIP BYE)" and interaction["serviceStatus"] == 200
+    assert (
+        interaction["ended"] == "agent transfer (SIP BYE, answered 200)"
+        and interaction["serviceStatus"] == 200
+    )
     assert [n["status"] for n in interaction["nodes"]] == ["ok"] * 5
     # AND the metadata for that contact is in the store, exactly as the Service node sent it
     monkeypatch.setenv(config.SESSION_BACKEND, "sqlite")
@@ -130,12 +139,17 @@ def test_connects_call_ends_with_the_bots_bye_and_its_metadata_in_the_store(
     assert len(metadata["kore-instanceSessionId"]) == 24
 
 
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
 def test_a_source_not_allow_listed_gets_403_and_nothing_happens(
-    tmp_path: Path, api: tuple[str, Path]
+    tmp_path: Path, api: tuple[str, Path], transport: str
 ) -> None:
     url, _ = api
     code, err, interactions = call(
-        gateway_config(tmp_path, url), "", source="127.0.0.2", scenario_path=refused_scenario(tmp_path, "403")
+        gateway_config(tmp_path, url),
+        "",
+        source="127.0.0.2",
+        scenario_path=refused_scenario(tmp_path, "403"),
+        transport=transport,
     )
     assert code == 0, err
     assert interactions == []  # no call was set up, nothing recorded
@@ -292,7 +306,12 @@ def test_a_cancel_while_ringing_ends_the_call_before_the_bot_runs(
     assert "SIP/2.0 200 OK" not in sent[:1]  # no answer went out before the CANCEL
 
 
-def test_a_caller_who_hangs_up_mid_dialog_stops_the_bot(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("scenario", "options"), [("connect_hangs_up", ()), ("caller_bye_retransmitted", ("-nr",))]
+)
+def test_a_caller_who_hangs_up_mid_dialog_stops_the_bot(
+    tmp_path: Path, scenario: str, options: tuple[str, ...]
+) -> None:
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse
     from starlette.routing import Route
@@ -304,9 +323,9 @@ def test_a_caller_who_hangs_up_mid_dialog_stops_the_bot(tmp_path: Path) -> None:
     slow = Starlette(routes=[Route("/prod/kore-metadata", slow_store, methods=["POST"])])
     with serving(slow) as base:
         code, err, interactions = call(
-            gateway_config(tmp_path, f"{base}/prod/kore-metadata"), "connect_hangs_up"
+            gateway_config(tmp_path, f"{base}/prod/kore-metadata"), scenario, sipp_options=options
         )
-    assert code == 0, err  # the gateway answered the caller's BYE with 200
+    assert code == 0, err  # the gateway answered the caller's BYE with 200 (each copy of it too)
     (interaction,) = interactions
     assert interaction["ended"] == "the caller hung up"
     # the bot was stopped mid-dialog: no node results were kept and the gateway sent no BYE of its own
@@ -319,3 +338,49 @@ def test_an_options_ping_is_answered(tmp_path: Path, api: tuple[str, Path]) -> N
     code, err, interactions = call(gateway_config(tmp_path, url), "options_ping")
     assert code == 0, err
     assert interactions == []
+
+
+def sent_lines(interaction: dict[str, Any], start: str) -> list[str]:
+    sent = [m["firstLine"] for m in interaction["sip"] if m["direction"] == "sent"]
+    return [line for line in sent if line.startswith(start)]
+
+
+def test_udp_retransmissions_are_absorbed_and_made_as_rfc_3261_says(
+    tmp_path: Path, api: tuple[str, Path]
+) -> None:
+    url, _ = api
+    # WHEN the connector sends its INVITE twice, ACKs the 200 late and answers the BYE late
+    code, err, interactions = call(
+        gateway_config(tmp_path, url, ring_seconds=1.0), "retransmissions", sipp_options=("-nr",)
+    )
+    assert code == 0, err
+    # THEN the copy of the INVITE started no second call: one interaction, the bot ran once
+    (interaction,) = interactions
+    assert (
+        interaction["ended"] == "agent transfer (SIP BYE, answered 200)"
+        and interaction["serviceStatus"] == 200
+    )
+    assert len(interaction["nodes"]) == 5
+    received = [m["firstLine"] for m in interaction["sip"] if m["direction"] == "received"]
+    assert sum(line.startswith("INVITE") for line in received) == 2
+    # AND the copy was answered with the last response sent before it (the 180), not a new 100
+    assert sent_lines(interaction, "SIP/2.0 180") == ["SIP/2.0 180 Ringing"] * 2, interaction["sip"]
+    assert len(sent_lines(interaction, "SIP/2.0 100")) == 1
+    # AND the 200 went out again until the late ACK, and the BYE again until its late 200
+    assert len(sent_lines(interaction, "SIP/2.0 200")) >= 2
+    assert len(sent_lines(interaction, "BYE ")) >= 2
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_malformed_requests_get_400_or_are_dropped_and_the_gateway_goes_on(
+    tmp_path: Path, api: tuple[str, Path], transport: str
+) -> None:
+    url, _ = api
+    contact_id = str(uuid.uuid4())
+    code, err, interactions = call(
+        gateway_config(tmp_path, url), "malformed", contact_id=contact_id, transport=transport
+    )
+    assert code == 0, err  # SIPp checked each 400's reason phrase, then a sound call went through
+    (interaction,) = interactions  # none of the malformed requests opened a call
+    assert interaction["contactId"] == contact_id
+    assert interaction["ended"] == "agent transfer (SIP BYE, answered 200)"

@@ -12,6 +12,8 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from aiosipua.headers import parse_via, stringify_via
+from aiosipua.message import SipRequest
 from aiosipua.transport import UdpSipTransport, _UdpProtocol
 
 
@@ -44,3 +46,17 @@ class ServerUdpTransport(UdpSipTransport):
         )
         self._udp_transport = transport
         self.local_addr = transport.get_extra_info("sockname")[:2]
+
+
+def answer_on_connection(request: SipRequest, addr: tuple[str, int]) -> None:
+    """Over TCP, stamp the top Via with the connection's address (`received`, `rport`), so that
+    every answer goes back on the caller's connection (RFC 3261 §18.2.2), not to the port its
+    Via names, where nothing listens."""
+    vias = request.headers.get("via")
+    if not vias:
+        return
+    top = parse_via(vias[0])
+    top.params["received"], top.params["rport"] = addr[0], str(addr[1])
+    request.headers.remove("Via")
+    for value in (stringify_via(top), *vias[1:]):
+        request.headers.append("Via", value)

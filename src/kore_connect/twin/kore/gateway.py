@@ -16,6 +16,7 @@ the service node's HTTP status, the SIP messages, how it ended) in the local SQL
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -31,7 +32,13 @@ from kore_connect.twin.kore.bot import BotRun, run_bot
 from kore_connect.twin.kore.config import GatewayConfig
 from kore_connect.twin.kore.interactions import InteractionStore
 from kore_connect.twin.kore.session import KoreSession
-from kore_connect.twin.siptransport import ServerUdpTransport
+from kore_connect.twin.sip_transactions import (
+    TRANSACTION_SECONDS,
+    ServerTransactions,
+    retransmit_intervals,
+)
+from kore_connect.twin.sip_validation import problem
+from kore_connect.twin.siptransport import ServerUdpTransport, answer_on_connection
 
 logger = logging.getLogger(__name__)
 USER_AGENT = "kore-connect local Kore voice gateway"
@@ -47,7 +54,9 @@ class KoreGateway:
         self._servers: list[SipUAS] = []
         self._records: dict[str, dict[str, Any]] = {}  # Call-ID -> the interaction being recorded
         self._bots: dict[str, asyncio.Task[None]] = {}
-        self._peers: dict[str, tuple[str, int]] = {}  # Call-ID -> where its messages came from
+        self._bye_answers: dict[str, asyncio.Future[int]] = {}  # Call-ID -> the status answering our BYE
+        # Call-ID -> set once the 200 is ACKed (or never will be): only then may the BYE go out
+        self._confirmed: dict[str, asyncio.Event] = {}
         self.addresses: dict[str, tuple[str, int]] = {}  # transport -> bound address
 
     async def start(self) -> None:
@@ -62,6 +71,7 @@ class KoreGateway:
             )
             uas = SipUAS(transport, user_agent=USER_AGENT)
             uas.on_invite = self._on_invite
+            uas.on_ack_timeout = lambda call: self._confirm(call.call_id)
             uas.on_bye = self._on_caller_bye
             uas.on_cancel = lambda request, addr: self._ended(
                 request.call_id or "", "cancelled by the caller"
@@ -75,7 +85,7 @@ class KoreGateway:
             self._servers.append(uas)
 
     async def stop(self) -> None:
-        for task in list(self._bots.values()):
+        for task in self._bots.values():
             task.cancel()
         for uas in self._servers:
             await uas.stop()
@@ -87,27 +97,58 @@ class KoreGateway:
     # ------------------------------------------------------------ the SIP side
 
     def _guard(self, uas: SipUAS) -> None:
-        """Refuse any source not on the allow-list (403), and record every message by call."""
+        """Wrap the transport's two ends with what aiosipua leaves to us: the allow-list (403),
+        malformed requests (400, or dropped when no answer can be routed), retransmissions
+        absorbed by server transactions, a 500 rather than silence when a handler fails, and every
+        message recorded with its call."""
         transport = uas.transport
         inner = transport.on_message
         send = transport.send
+        transactions = ServerTransactions()
+        clock = asyncio.get_running_loop().time
 
         def received(message: SipRequest | SipResponse, addr: tuple[str, int]) -> None:
+            if isinstance(message, SipResponse):
+                self._note(message, "received")
+                self._answered_bye(message)
+                return  # the gateway's only requests are BYEs: nothing else to hand on
+            reason = problem(message)
+            if transport.reliable and reason != "Bad Via":
+                answer_on_connection(message, addr)
             if not self.config.allowed(addr[0]):
-                if isinstance(message, SipRequest) and message.method != "ACK":
+                if message.method != "ACK":
                     uas._send_error(message, 403, "Forbidden")
                 return
+            if reason is not None:
+                logger.warning("malformed %s from %s: %s", message.method[:16], addr[0], reason)
+                if message.method != "ACK" and reason != "Bad Via":  # no Via: nowhere to answer
+                    uas._send_error(message, 400, reason)
+                return
+            again, last_answer = transactions.received(message, clock())
+            if message.method == "INVITE" and not again:
+                self._open_record(message, addr)
             self._note(message, "received")
-            self._peers[message.call_id or ""] = addr
-            if inner is not None:
-                inner(message, addr)
+            if again:
+                if last_answer is not None:
+                    transport.send_reply(last_answer)
+                return
+            call_id = message.call_id or ""
+            try:
+                if inner is not None:
+                    inner(message, addr)
+                if message.method == "ACK":
+                    self._confirm(call_id)
+                elif message.method == "INVITE" and uas.get_call(call_id) is None:
+                    self._ended(call_id, "refused by the SIP stack")
+            except Exception:  # a handler's bug answers 500; the gateway goes on
+                logger.exception("%s from %s failed", message.method, addr[0])
+                if message.method != "ACK":
+                    uas._send_error(message, 500, "Server Internal Error")
 
         def sent(message: SipRequest | SipResponse, addr: tuple[str, int]) -> None:
             self._note(message, "sent")
-            if isinstance(transport, TcpSipTransport) and addr not in transport._connections:
-                # Over TCP, answers and in-dialog requests go back on the caller's connection
-                # (RFC 3261 §18.2.2), not to the port its Via names.
-                addr = self._peers.get(message.call_id or "", addr)
+            if isinstance(message, SipResponse):
+                transactions.answered(message, clock())
             send(message, addr)
 
         transport.on_message = received
@@ -121,29 +162,29 @@ class KoreGateway:
                 {"direction": direction, "firstLine": first_line, "at": round(time.time(), 4)}
             )
 
+    def _open_record(self, invite: SipRequest, addr: tuple[str, int]) -> None:
+        """Start recording a call when its INVITE arrives, before any answer goes out."""
+        call_id = invite.call_id or ""
+        if call_id in self._records or invite.to_addr is None or invite.to_addr.params.get("tag"):
+            return  # a re-INVITE belongs to the call already recorded
+        contact_id = invite.headers.get_first("x-amzn-connectcontactid")
+        self._records[call_id] = {
+            "callId": call_id,
+            "contactId": contact_id,
+            "did": _user(invite.uri),
+            "source": f"{addr[0]}:{addr[1]}",
+            "startedAt": time.time(),
+            "nodes": [],
+            "sip": [],
+            "ended": None,
+        }
+
     def _on_invite(self, call: IncomingCall) -> None:
         invite = call.invite
         did = _user(invite.uri)
         headers = [
             {"name": name, "value": value} for name, values in invite.headers.items() for value in values
         ]
-        contact_id = next(
-            (h["value"] for h in headers if h["name"].lower() == "x-amzn-connectcontactid"), None
-        )
-        record: dict[str, Any] = {
-            "callId": call.call_id,
-            "contactId": contact_id,
-            "did": did,
-            "source": f"{call.source_addr[0]}:{call.source_addr[1]}",
-            "startedAt": time.time(),
-            "nodes": [],
-            "sip": [],
-            "ended": None,
-        }
-        self._records[call.call_id] = record
-        record["sip"].append(
-            {"direction": "received", "firstLine": f"INVITE {invite.uri} SIP/2.0", "at": time.time()}
-        )
         route = self.config.route(did)
         if route is None:
             call.reject(404, "Not Found")
@@ -163,6 +204,11 @@ class KoreGateway:
             self._answer_and_run(call, headers, answer, route.flow)
         )
 
+    def _confirm(self, call_id: str) -> None:
+        confirmed = self._confirmed.get(call_id)
+        if confirmed is not None:
+            confirmed.set()
+
     def _on_caller_bye(self, call: IncomingCall, request: SipRequest) -> None:
         task = self._bots.get(call.call_id)
         if task is not None and not task.done():
@@ -178,6 +224,7 @@ class KoreGateway:
                 await asyncio.sleep(self.config.ring_seconds)
             if call.call_id not in self._records:
                 return  # cancelled while ringing: its record is closed, nothing more is sent
+            self._confirmed[call.call_id] = asyncio.Event()
             call.accept(answer)
             session = KoreSession(headers)
             try:
@@ -189,8 +236,11 @@ class KoreGateway:
                 session.close()
             self._record_bot(call.call_id, run)
             if run.transfer is not None:
-                self._hang_up(call, run)
-                self._ended(call.call_id, "agent transfer (SIP BYE)")
+                # RFC 3261 §15: no BYE before the 200 is ACKed (or its retransmissions give up)
+                await self._confirmed[call.call_id].wait()
+                status = await self._hang_up(call, run)
+                answer = f"answered {status}" if status else "never answered"
+                self._ended(call.call_id, f"agent transfer (SIP BYE, {answer})")
             else:
                 self._ended(call.call_id, "the bot ended without a transfer")
         except asyncio.CancelledError:
@@ -200,9 +250,11 @@ class KoreGateway:
             self._ended(call.call_id, "the gateway failed (see its log)")
         finally:
             self._bots.pop(call.call_id, None)
+            self._confirmed.pop(call.call_id, None)
 
-    def _hang_up(self, call: IncomingCall, run: BotRun) -> None:
-        """The agent transfer: a BYE, with the transfer node's custom headers."""
+    async def _hang_up(self, call: IncomingCall, run: BotRun) -> int | None:
+        """The agent transfer: a BYE, with the transfer node's custom headers; over UDP it is sent
+        again (Timer E) until the caller answers it. The status that answered it, or None."""
         bye = call.dialog.create_request(
             "BYE", via_host=self._local_ip(call), via_port=self._local_port(call)
         )
@@ -210,8 +262,29 @@ class KoreGateway:
         for name, value in run.transfer.bye_headers:
             bye.headers.set_single(name, value)
         call.dialog.terminate()
-        if call.transport is not None:
-            call.transport.send(bye, call.source_addr)
+        transport = call.transport
+        if transport is None:
+            return None
+        answer = self._bye_answers[call.call_id] = asyncio.get_running_loop().create_future()
+        waits = [] if transport.reliable else list(retransmit_intervals())
+        waits.append(TRANSACTION_SECONDS - sum(waits))  # Timer F: then the transaction gives up
+        try:
+            transport.send(bye, call.source_addr)
+            for attempt, wait in enumerate(waits, start=1):
+                with contextlib.suppress(TimeoutError):
+                    return await asyncio.wait_for(asyncio.shield(answer), wait)
+                if attempt < len(waits):  # every wait but the last ends with the BYE sent again
+                    transport.send(bye, call.source_addr)
+            return None
+        finally:
+            self._bye_answers.pop(call.call_id, None)
+
+    def _answered_bye(self, response: SipResponse) -> None:
+        cseq = response.headers.get_first("cseq") or ""
+        answer = self._bye_answers.get(response.call_id or "")
+        final = response.status_code >= 200 and cseq.upper().endswith("BYE")
+        if final and answer is not None and not answer.done():
+            answer.set_result(response.status_code)
 
     def _record_bot(self, call_id: str, run: BotRun) -> None:
         record = self._records.get(call_id)
@@ -238,7 +311,6 @@ class KoreGateway:
         record["endedAt"] = time.time()
         self.interactions.save(record)
         self._records.pop(call_id, None)
-        self._peers.pop(call_id, None)
 
     def _local_ip(self, call: IncomingCall) -> str:
         return call.transport.local_addr[0] if call.transport is not None else self.config.host

@@ -1,0 +1,64 @@
+"""Which requests are too malformed to act on, and why (RFC 3261 §8.2 and §18.3; pure).
+
+aiosipua parses leniently and checks only that the mandatory headers are present; a request whose
+CSeq, Via, From or To does not parse, or whose body is cut short, would otherwise fail deep in a
+handler with no answer at all. A request named here is answered 400 with the reason, and nothing
+else happens (no call, no dialog).
+"""
+
+from __future__ import annotations
+
+import re
+
+from aiosipua.message import SipRequest
+
+_CSEQ = re.compile(r"\s*(\d{1,10})\s+([A-Za-z]+)\s*")
+_VIA = re.compile(r"\s*SIP\s*/\s*2\.0\s*/\s*[A-Za-z]+\s+[^\s;,]+.*", re.IGNORECASE)
+# name-addr (<uri>, optionally after a display name) or addr-spec, with a sip/sips/tel URI
+_ADDRESS = re.compile(r'\s*(("[^"]*"|[^<"]*)<\s*(sips?|tel):[^>\s]+>|(sips?|tel):[^\s<>]+).*', re.IGNORECASE)
+_SDP_LINE = re.compile(r"[a-z]=.*")
+_SDP_MEDIA = re.compile(r"m=[a-z]+ \d+(/\d+)? [^ ]+( [^ ]+)+")
+_URI_SCHEMES = ("sip:", "sips:", "tel:")
+MAX_CSEQ = 2**31 - 1  # RFC 3261 §8.1.1.5
+
+
+def problem(request: SipRequest) -> str | None:
+    """Why `request` cannot be acted on (a reason phrase for the 400), or None when it can."""
+    if not request.uri.lower().startswith(_URI_SCHEMES):
+        return "Bad Request-URI"
+    cseq = _CSEQ.fullmatch(request.headers.get_first("cseq") or "")
+    if cseq is None or int(cseq.group(1)) > MAX_CSEQ:
+        return "Bad CSeq"
+    if cseq.group(2) != request.method:
+        return "CSeq Method Does Not Match"
+    if not _VIA.fullmatch(request.headers.get_first("via") or ""):
+        return "Bad Via"
+    for name in ("from", "to"):
+        if not _ADDRESS.fullmatch(request.headers.get_first(name) or ""):
+            return f"Bad {name.title()}"
+    forwards = request.headers.get_first("max-forwards")
+    if forwards is not None and not (forwards.strip().isdigit() and int(forwards) <= 255):
+        return "Bad Max-Forwards"
+    declared = request.headers.get_first("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            return "Bad Content-Length"
+        if len(request.body) < int(declared):
+            return "Body Shorter Than Content-Length"
+    sdp = request.method == "INVITE" and request.body and request.content_type == "application/sdp"
+    if sdp and not _sdp_is_well_formed(request.body):
+        return "Bad SDP"
+    return None
+
+
+def _sdp_is_well_formed(body: bytes) -> bool:
+    """RFC 8866 §5: `v=0` first, every line `<letter>=<value>`, at least one complete m= line."""
+    try:
+        lines = body.decode("utf-8").replace("\r\n", "\n").rstrip("\n").split("\n")
+    except UnicodeDecodeError:
+        return False
+    return (
+        lines[0] == "v=0"
+        and all(_SDP_LINE.fullmatch(line) for line in lines)
+        and any(_SDP_MEDIA.fullmatch(line) for line in lines)
+    )

@@ -1,0 +1,124 @@
+"""RFC 3261's rules as plain logic: which requests are malformed (400), which are retransmissions
+(absorbed, answered with the last response), and Timer E's schedule."""
+
+from __future__ import annotations
+
+import pytest
+from aiosipua.message import SipMessage, SipRequest, SipResponse
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kore_connect.twin.sip_transactions import ServerTransactions, retransmit_intervals
+from kore_connect.twin.sip_validation import problem
+from tests.conftest import FIXTURES
+
+# Connect's INVITE from the fixtures, with the CRLF line ends of the wire
+INVITE = (
+    (FIXTURES / "events" / "connect-invite.sip").read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+)
+
+
+def invite(old: bytes = b"", new: bytes = b"") -> SipRequest:
+    message = SipMessage.parse(INVITE.replace(old, new, 1) if old else INVITE)
+    assert isinstance(message, SipRequest)
+    return message
+
+
+def response(request: SipRequest, status: int) -> SipResponse:
+    answer = SipResponse(status_code=status, reason_phrase="x")
+    for name in ("via", "from", "to", "call-id", "cseq"):
+        for value in request.headers.get(name):
+            answer.headers.append(name, value)
+    return answer
+
+
+def test_connects_invite_from_the_fixtures_is_well_formed() -> None:
+    assert problem(invite()) is None
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "reason"),
+    [
+        (b"INVITE sip:", b"INVITE http:", "Bad Request-URI"),
+        (b"CSeq: 1 INVITE", b"CSeq: one INVITE", "Bad CSeq"),
+        (b"CSeq: 1 INVITE", b"CSeq: 99999999999 INVITE", "Bad CSeq"),
+        (b"CSeq: 1 INVITE", b"CSeq: 1 BYE", "CSeq Method Does Not Match"),
+        (b"Via: SIP/2.0/UDP", b"Via: HTTP/1.1", "Bad Via"),
+        (b"From: <sip:+14155550123@3.80.16.10>", b"From: +14155550123", "Bad From"),
+        (b"To: <sip:", b"To: <mailto:", "Bad To"),
+        (b"Max-Forwards: 70", b"Max-Forwards: many", "Bad Max-Forwards"),
+        (b"v=0", b"v=zero", "Bad SDP"),
+        (b"m=audio 16384", b"m=audio xxxxx", "Bad SDP"),
+    ],
+)
+def test_a_malformed_request_is_named_with_its_fault(old: bytes, new: bytes, reason: str) -> None:
+    assert old in INVITE, old
+    assert problem(invite(old, new)) == reason
+
+
+def test_a_body_cut_short_of_its_content_length_is_malformed() -> None:
+    cut = SipMessage.parse(INVITE[:-20])
+    assert isinstance(cut, SipRequest)
+    assert problem(cut) == "Body Shorter Than Content-Length"
+
+
+@given(st.binary(max_size=400))
+def test_garbage_after_a_request_line_never_raises(noise: bytes) -> None:
+    try:
+        message = SipMessage.parse(b"INVITE sip:+1@127.0.0.1 SIP/2.0\r\n" + noise)
+    except ValueError:
+        return  # aiosipua refuses it: the transport drops it
+    assert isinstance(message, SipRequest)
+    assert problem(message) is None or isinstance(problem(message), str)
+
+
+def test_a_retransmitted_request_is_answered_with_the_last_response_sent_for_it() -> None:
+    transactions = ServerTransactions()
+    first = invite()
+    assert transactions.received(first, now=0.0) == (False, None)  # a new transaction
+    assert transactions.received(invite(), now=0.1) == (True, None)  # nothing sent yet: absorbed
+    ringing = response(first, 180)
+    transactions.answered(ringing, now=0.2)
+    assert transactions.received(invite(), now=0.3) == (True, ringing)
+    busy = response(first, 486)
+    transactions.answered(busy, now=0.4)
+    assert transactions.received(invite(), now=0.5) == (True, busy)
+
+
+def test_an_invite_answered_2xx_absorbs_its_copies_without_an_answer() -> None:
+    transactions = ServerTransactions()
+    transactions.received(invite(), now=0.0)
+    transactions.answered(response(invite(), 200), now=0.1)
+    assert transactions.received(invite(), now=0.2) == (True, None)  # RFC 6026: the TU resends 2xx
+
+
+def test_other_branches_methods_and_acks_are_not_retransmissions() -> None:
+    transactions = ServerTransactions()
+    transactions.received(invite(), now=0.0)
+    assert transactions.received(invite(b"branch=z9hG4bK", b"branch=z9hG4bKother"), now=0.1) == (False, None)
+    cancel = invite(b"INVITE sip:", b"CANCEL sip:")
+    cancel.method = "CANCEL"
+    assert transactions.received(cancel, now=0.1) == (False, None)  # same branch, other method
+    ack = invite()
+    ack.method = "ACK"
+    assert transactions.received(ack, now=0.2) == (False, None)
+    assert transactions.received(ack, now=0.3) == (False, None)
+    legacy = invite(b"branch=z9hG4bK", b"branch=rfc2543-")
+    assert transactions.received(legacy, now=0.4) == (False, None)
+    assert transactions.received(legacy, now=0.5) == (False, None)  # no branch cookie: never matched
+
+
+def test_a_transaction_is_forgotten_after_its_lifetime_and_the_table_is_bounded() -> None:
+    transactions = ServerTransactions(lifetime=32.0, limit=3)
+    transactions.received(invite(), now=0.0)
+    assert transactions.received(invite(), now=31.9)[0] is True
+    assert transactions.received(invite(), now=32.1)[0] is False  # expired: a new transaction
+    for n in range(5):
+        transactions.received(invite(b"branch=z9hG4bK", f"branch=z9hG4bK{n}x".encode()), now=40.0)
+    assert len(transactions) == 3
+
+
+def test_timer_e_doubles_from_t1_to_t2_within_the_transactions_lifetime() -> None:
+    waits = list(retransmit_intervals())
+    assert waits[:5] == [0.5, 1.0, 2.0, 4.0, 4.0]
+    assert max(waits) == 4.0 and sum(waits) < 32.0 and sum(waits) + 4.0 >= 32.0
