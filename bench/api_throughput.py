@@ -24,16 +24,15 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+from processes import Server, free_port
 
 STAGE_PATH = "/prod/kore-metadata"
 GOAL_RATIO, GOAL_P99_MS, GOAL_CONCURRENCY = 0.5, 20.0, 50
@@ -56,52 +55,6 @@ class Run:
         if len(self.latencies) < 2:
             return float("nan")  # (nearly) all failed: the failures say why
         return statistics.quantiles(self.latencies, n=100)[percent - 1] * 1000
-
-
-class Server:
-    """A server process on a loopback port, its output in a log file; `stop` sends Ctrl-C, then kills."""
-
-    def __init__(self, name: str, command: list[str], port: int, workdir: Path, env: dict[str, str]) -> None:
-        self.name, self.port = name, port
-        self.log = workdir / f"{name}.log"
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                command, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
-            )
-
-    def wait_ready(self, timeout: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited ({self.process.returncode}):\n{self.tail()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise TimeoutError(
-            f"{self.name} does not listen on {self.port} after {timeout:.0f} s:\n{self.tail()}"
-        )
-
-    def cpu(self) -> dict[str, float]:
-        """CPU seconds so far of the server process and of its live children (the function containers)."""
-        children = [pid for pid, parent in _processes() if parent == self.process.pid]
-        return {"server": _cpu_seconds(self.process.pid), "functions": sum(map(_cpu_seconds, children))}
-
-    def children(self) -> int:
-        return sum(1 for _, parent in _processes() if parent == self.process.pid)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-
-    def tail(self, lines: int = 20) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
 def main() -> None:
@@ -132,7 +85,7 @@ def main() -> None:
     )
     servers: dict[str, Server] = {}
     try:
-        port = _free_port()
+        port = free_port()
         command = [str(Path(sys.executable).with_name("kore-connect")), "serve", "api", "--port", str(port)]
         command += ["--db", str(workdir / "sessions.db"), "--token-file", str(workdir / "token")]
         servers["ours"] = Server(
@@ -142,7 +95,7 @@ def main() -> None:
             workdir,
             env,
         )
-        port = _free_port()
+        port = free_port()
         command = [sys.executable, str(Path(__file__).resolve()), "--serve-baseline", str(port)]
         servers["baseline"] = Server("baseline", command, port, workdir, env)
         for server in servers.values():
@@ -314,34 +267,6 @@ def serve_baseline(port: int) -> None:
     )
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once it has stopped
         server.run()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _processes() -> list[tuple[int, int]]:
-    """(pid, parent pid) of every process we can see."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rpartition(")")[2].split()
-            except OSError:
-                continue  # it ended meanwhile
-            found.append((int(entry.name), int(fields[1])))
-    return found
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User and system CPU seconds of a live process (0 when it has ended)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":
