@@ -4,6 +4,7 @@ to the real served API, and the metadata the flow reads back is what the Service
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import shutil
 import uuid
@@ -384,3 +385,43 @@ def test_malformed_requests_get_400_or_are_dropped_and_the_gateway_goes_on(
     (interaction,) = interactions  # none of the malformed requests opened a call
     assert interaction["contactId"] == contact_id
     assert interaction["ended"] == "agent transfer (SIP BYE, answered 200)"
+
+
+def test_a_flow_from_the_yaml_answers_its_did_and_its_bye_carries_the_transfer_headers(
+    tmp_path: Path, api: tuple[str, Path]
+) -> None:
+    url, _ = api
+    (tmp_path / "gateway.yaml").write_text(
+        f"metadata: {{url: '{url}'}}\n"
+        "dids: [{number: '+1206555*', flow: billing}]\n"
+        "flows:\n"
+        "  billing:\n"
+        "    nodes:\n"
+        "      - message: Billing here.\n"
+        "      - script: {snippet: agent_transfer_script}\n"
+        "      - service: {}\n"
+        "      - transfer: {bye_headers: {X-Kore-Reason: billing}}\n"
+    )
+    settings = dataclasses.replace(
+        GatewayConfig.load(tmp_path / "gateway.yaml", {"KORE_CONNECT_API_TOKEN": TOKEN}),
+        port=0,
+        interactions=tmp_path / "interactions.db",
+    )
+    # SIPp checks the header on the gateway's BYE (check_it: the call fails without it)
+    check = (
+        '<recv request="BYE"><action><ereg regexp="^ *billing$" search_in="hdr" header="X-Kore-Reason:" '
+        'check_it="true" assign_to="reason" /></action></recv>\n  <Reference variables="reason" />'
+    )
+    scenario = (SCENARIOS / "connect_to_kore.xml").read_text().replace('<recv request="BYE" />', check)
+    (tmp_path / "bye_header.xml").write_text(scenario)
+    code, err, interactions = call(settings, "", scenario_path=tmp_path / "bye_header.xml")
+    assert code == 0, err
+    (interaction,) = interactions
+    assert [n["node"] for n in interaction["nodes"]] == [
+        "script 1",
+        "message 1",
+        "script 2",
+        "service 3",
+        "agent transfer (SIP BYE)",
+    ]
+    assert interaction["serviceStatus"] == 200
