@@ -19,6 +19,7 @@ from kore_connect.bridge import container
 from kore_connect.bridge.retrieve import lambda_handler as retrieve
 from kore_connect.errors import ConfigError
 from kore_connect.twin.events import contact_flow_event
+from kore_connect.twin.kore import gateway as gateway_module
 from kore_connect.twin.kore.config import DidRoute, GatewayConfig
 from kore_connect.twin.kore.gateway import KoreGateway
 from tests.conftest import REPO, context
@@ -425,3 +426,15 @@ def test_a_flow_from_the_yaml_answers_its_did_and_its_bye_carries_the_transfer_h
         "agent transfer (SIP BYE)",
     ]
     assert interaction["serviceStatus"] == 200
+
+
+def test_without_an_ack_the_gateway_still_hangs_up_after_64_t1(
+    tmp_path: Path, api: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, _ = api
+    monkeypatch.setattr(gateway_module, "TRANSACTION_SECONDS", 1.0)  # 64*T1, shortened for the test
+    code, err, interactions = call(gateway_config(tmp_path, url), "no_ack", transport="tcp")
+    assert code == 0, err  # SIPp got the BYE without ever sending its ACK
+    (interaction,) = interactions
+    assert interaction["ended"] == "agent transfer (SIP BYE, answered 200)"
+    assert not any(m["firstLine"].startswith("ACK") for m in interaction["sip"])

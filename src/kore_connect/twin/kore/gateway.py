@@ -236,8 +236,10 @@ class KoreGateway:
                 session.close()
             self._record_bot(call.call_id, run)
             if run.transfer is not None:
-                # RFC 3261 §15: no BYE before the 200 is ACKed (or its retransmissions give up)
-                await self._confirmed[call.call_id].wait()
+                # RFC 3261 §15: no BYE before the 200 is ACKed, or until 64*T1 without an ACK
+                # (aiosipua's 2xx retransmissions give up then over UDP; over TCP it has none)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._confirmed[call.call_id].wait(), TRANSACTION_SECONDS)
                 status = await self._hang_up(call, run)
                 answer = f"answered {status}" if status else "never answered"
                 self._ended(call.call_id, f"agent transfer (SIP BYE, {answer})")
