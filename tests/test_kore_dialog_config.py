@@ -175,6 +175,8 @@ def test_a_yaml_dialog_runs_in_v8_and_posts_what_its_templates_say(
         ("flows: {x: {nodes: [{service: {only_when: {path: a.b, equals: c}}}]}}", "only_when.path must"),
         ("flows: {x: {nodes: [{service: {bogus: 1}}]}}", "nodes[0]: unknown key(s) bogus"),
         ("flows: {x: {nodes: [{transfer: {bye_headers: {Call-ID: x}}}]}}", "Call-ID belongs to the dialog"),
+        ("flows: {x: {nodes: [{transfer: {bye_headers: {i: x}}}]}}", "i belongs to the dialog"),  # compact
+        ("flows: {x: {nodes: [{transfer: {bye_headers: {X-A: true}}}]}}", "must be one line of text"),
         ('flows: {x: {nodes: [{transfer: {bye_headers: {X-A: "a\\r\\nVia: x"}}}]}}', "must be one line"),
         ("flows: {x: {nodes: [{transfer: }, {message: hi}]}}", "nodes[0]: the transfer ends the dialog"),
         ("flows: {x: {nodes: [{message: hi}], start_flow: [{message: hi}]}}", "runs script nodes only"),

@@ -92,11 +92,19 @@ def call(
                 process.kill()
                 pytest.fail("SIPp still ran after 60 s")
             await asyncio.sleep(0.1)  # the gateway records the end of the call
+            assert_nothing_left(gateway)
             return process.returncode or 0, err.decode(errors="replace"), gateway.interactions.all()
         finally:
             await gateway.stop()
 
     return asyncio.run(scenario_run())
+
+
+def assert_nothing_left(gateway: KoreGateway) -> None:
+    """Once its calls are over, the gateway (and aiosipua under it) holds no state for any of them."""
+    assert gateway._records == {} and gateway._bots == {}
+    assert gateway._confirmed == {} and gateway._bye_answers == {}
+    assert [list(uas._calls) for uas in gateway._servers] == [[]] * len(gateway._servers)
 
 
 def refused_scenario(tmp_path: Path, code: str, *, sdp_codecs: str | None = None) -> Path:

@@ -47,6 +47,8 @@ def test_connects_invite_from_the_fixtures_is_well_formed() -> None:
         (b"From: <sip:+14155550123@3.80.16.10>", b"From: +14155550123", "Bad From"),
         (b"To: <sip:", b"To: <mailto:", "Bad To"),
         (b"Max-Forwards: 70", b"Max-Forwards: many", "Bad Max-Forwards"),
+        (b"Max-Forwards: 70", "Max-Forwards: \u00b2".encode(), "Bad Max-Forwards"),  # a digit, not ASCII
+        (b"Content-Length: 235", "Content-Length: \u0662\u0663\u0665".encode(), "Bad Content-Length"),
         (b"v=0", b"v=zero", "Bad SDP"),
         (b"m=audio 16384", b"m=audio xxxxx", "Bad SDP"),
     ],

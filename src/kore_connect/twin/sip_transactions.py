@@ -46,16 +46,15 @@ class ServerTransactions:
         error response only tells the call logic the INVITE is over.
         """
         self._expire(now)
-        key = _key(request, request.method)
+        key = transaction_key(request, request.method)
         if key is None or request.method == "ACK":
             return False, None
         known = self._transactions.get(key)
-        if known is None:
-            pass
-        elif known.response is not None and 200 <= known.response.status_code < 300 and key[2] == "INVITE":
-            return True, None  # RFC 6026 §7.1: the 2xx goes out again on the call's own timer
-        else:
-            return True, known.response
+        if known is not None:
+            answer = known.response
+            if answer is not None and 200 <= answer.status_code < 300 and key[2] == "INVITE":
+                return True, None  # RFC 6026 §7.1: the 2xx goes out again on the call's own timer
+            return True, answer
         self._transactions[key] = _Transaction(None, now + self._lifetime)
         while len(self._transactions) > self._limit:
             self._transactions.popitem(last=False)
@@ -64,12 +63,18 @@ class ServerTransactions:
     def answered(self, response: SipResponse, now: float) -> None:
         """Remember `response` as the one to send again for its request's retransmissions."""
         cseq = response.headers.get_first("cseq") or ""
-        key = _key(response, cseq.split()[-1] if cseq.split() else "")
+        key = transaction_key(response, cseq.split()[-1] if cseq.split() else "")
         transaction = self._transactions.get(key) if key is not None else None
         if transaction is not None and key is not None:
             transaction.response = response
             transaction.expires = now + self._lifetime
             self._transactions.move_to_end(key)
+
+    def answer_to_invite(self, request: SipRequest) -> SipResponse | None:
+        """The last response sent for the INVITE that `request` (a CANCEL or an ACK) refers to."""
+        key = transaction_key(request, "INVITE")
+        known = self._transactions.get(key) if key is not None else None
+        return known.response if known is not None else None
 
     def __len__(self) -> int:
         return len(self._transactions)
@@ -82,7 +87,7 @@ class ServerTransactions:
             del self._transactions[key]
 
 
-def _key(message: SipMessage, method: str) -> Key | None:
+def transaction_key(message: SipMessage, method: str) -> Key | None:
     """The transaction a message belongs to; None for RFC 2543 branches, which we do not match."""
     top = message.headers.get_first("via") or ""
     sent_by, _, parameters = top.partition(";")

@@ -12,12 +12,13 @@ import re
 
 from aiosipua.message import SipRequest
 
-_CSEQ = re.compile(r"\s*(\d{1,10})\s+([A-Za-z]+)\s*")
+_CSEQ = re.compile(r"\s*([0-9]{1,10})\s+([A-Za-z]+)\s*")
+_NUMBER = re.compile(r"\s*[0-9]{1,10}\s*")  # ASCII digits only: "²".isdigit() is True
 _VIA = re.compile(r"\s*SIP\s*/\s*2\.0\s*/\s*[A-Za-z]+\s+[^\s;,]+.*", re.IGNORECASE)
 # name-addr (<uri>, optionally after a display name) or addr-spec, with a sip/sips/tel URI
 _ADDRESS = re.compile(r'\s*(("[^"]*"|[^<"]*)<\s*(sips?|tel):[^>\s]+>|(sips?|tel):[^\s<>]+).*', re.IGNORECASE)
 _SDP_LINE = re.compile(r"[a-z]=.*")
-_SDP_MEDIA = re.compile(r"m=[a-z]+ \d+(/\d+)? [^ ]+( [^ ]+)+")
+_SDP_MEDIA = re.compile(r"m=[a-z]+ [0-9]+(/[0-9]+)? [^ ]+( [^ ]+)+")
 _URI_SCHEMES = ("sip:", "sips:", "tel:")
 MAX_CSEQ = 2**31 - 1  # RFC 3261 §8.1.1.5
 
@@ -37,11 +38,11 @@ def problem(request: SipRequest) -> str | None:
         if not _ADDRESS.fullmatch(request.headers.get_first(name) or ""):
             return f"Bad {name.title()}"
     forwards = request.headers.get_first("max-forwards")
-    if forwards is not None and not (forwards.strip().isdigit() and int(forwards) <= 255):
+    if forwards is not None and not (_NUMBER.fullmatch(forwards) and int(forwards) <= 255):
         return "Bad Max-Forwards"
     declared = request.headers.get_first("content-length")
     if declared is not None:
-        if not declared.strip().isdigit():
+        if not _NUMBER.fullmatch(declared):
             return "Bad Content-Length"
         if len(request.body) < int(declared):
             return "Body Shorter Than Content-Length"

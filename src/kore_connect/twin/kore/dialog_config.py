@@ -51,9 +51,11 @@ DEFAULT_FLOW = "default"
 _FLOW_KEYS = {"start_flow", "nodes", "on_error"}
 _SCRIPT_SOURCES = ("snippet", "code", "file")
 _SERVICE_KEYS = {"name", "url", "method", "headers", "body", "timeout_seconds", "retries", "only_when"}
-_DIALOG_HEADERS = {
-    *("via", "from", "to", "call-id", "cseq", "max-forwards", "contact", "content-length", "route")
-}
+# The BYE's own headers, in full and compact form (RFC 3261 §7.3.3): a transfer may not set them.
+_DIALOG_HEADERS = frozenset(
+    {"via", "from", "to", "call-id", "cseq", "max-forwards", "contact", "content-length", "route"}
+    | {"v", "f", "t", "i", "m", "l"}
+)
 _METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 _HEADER_NAME = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
@@ -190,7 +192,7 @@ class _FlowReader:
             raise self.fail(f"{at}.headers must map header names to values")
         headers = []
         for header, text in headers_value.items():
-            if not isinstance(header, str) or not header or not set(header) <= _HEADER_NAME:
+            if not _is_header_name(header):
                 raise self.fail(f"{at}.headers: {header!r} is not an HTTP header name")
             headers.append((header, self._template(at, text, f"headers.{header}")))
         default_body = reference.body if method != "GET" else ""
@@ -236,11 +238,20 @@ class _FlowReader:
             raise self.fail(f"{at}.bye_headers must map SIP header names to values")
         headers = []
         for header, text in bye.items():
-            if not isinstance(header, str) or not header or not set(header) <= _HEADER_NAME:
+            if not _is_header_name(header):
                 raise self.fail(f"{at}.bye_headers: {header!r} is not a SIP header name")
             if header.lower() in _DIALOG_HEADERS:
                 raise self.fail(f"{at}.bye_headers: {header} belongs to the dialog; it cannot be set")
-            if not isinstance(text, str | int) or any(c in str(text) for c in "\r\n\0"):
+            if (
+                not isinstance(text, str | int)
+                or isinstance(text, bool)
+                or any(c in str(text) for c in "\r\n\0")
+            ):
                 raise self.fail(f"{at}.bye_headers.{header} must be one line of text")
             headers.append((header, str(text)))
         return AgentTransferNode(str(fields.get("name", "agent transfer (SIP BYE)")), tuple(headers))
+
+
+def _is_header_name(name: Any) -> bool:
+    """An RFC 7230 token, which is what both HTTP and SIP (RFC 3261 §25.1) allow as a header name."""
+    return isinstance(name, str) and bool(name) and set(name) <= _HEADER_NAME

@@ -34,8 +34,10 @@ from kore_connect.twin.kore.interactions import InteractionStore
 from kore_connect.twin.kore.session import KoreSession
 from kore_connect.twin.sip_transactions import (
     TRANSACTION_SECONDS,
+    Key,
     ServerTransactions,
     retransmit_intervals,
+    transaction_key,
 )
 from kore_connect.twin.sip_validation import problem
 from kore_connect.twin.siptransport import ServerUdpTransport, answer_on_connection
@@ -54,10 +56,12 @@ class KoreGateway:
         self._servers: list[SipUAS] = []
         self._records: dict[str, dict[str, Any]] = {}  # Call-ID -> the interaction being recorded
         self._bots: dict[str, asyncio.Task[None]] = {}
-        self._bye_answers: dict[str, asyncio.Future[int]] = {}  # Call-ID -> the status answering our BYE
+        # Call-ID -> (the status answering our BYE, the caller it must come from)
+        self._bye_answers: dict[str, tuple[asyncio.Future[int], tuple[str, int]]] = {}
         # Call-ID -> set once the 200 is ACKed (or never will be): only then may the BYE go out
         self._confirmed: dict[str, asyncio.Event] = {}
         self.addresses: dict[str, tuple[str, int]] = {}  # transport -> bound address
+        self._timers: list[dict[Key, asyncio.Task[None]]] = []  # each transport's Timer G tasks
 
     async def start(self) -> None:
         if self._http is None:
@@ -73,7 +77,7 @@ class KoreGateway:
             uas.on_invite = self._on_invite
             uas.on_ack_timeout = lambda call: self._confirm(call.call_id)
             uas.on_bye = self._on_caller_bye
-            uas.on_cancel = lambda request, addr: self._ended(
+            uas.on_cancel = lambda request, addr: self._stop_bot(
                 request.call_id or "", "cancelled by the caller"
             )
             await uas.start()
@@ -85,7 +89,7 @@ class KoreGateway:
             self._servers.append(uas)
 
     async def stop(self) -> None:
-        for task in self._bots.values():
+        for task in [*self._bots.values(), *(t for timers in self._timers for t in timers.values())]:
             task.cancel()
         for uas in self._servers:
             await uas.stop()
@@ -97,41 +101,60 @@ class KoreGateway:
     # ------------------------------------------------------------ the SIP side
 
     def _guard(self, uas: SipUAS) -> None:
-        """Wrap the transport's two ends with what aiosipua leaves to us: the allow-list (403),
-        malformed requests (400, or dropped when no answer can be routed), retransmissions
-        absorbed by server transactions, a 500 rather than silence when a handler fails, and every
-        message recorded with its call."""
+        """Wrap the transport's two ends with what aiosipua leaves to us (RFC 3261): the allow-list,
+        malformed requests, server transactions (copies absorbed, non-2xx finals resent by Timer
+        G), the dialog rules aiosipua skips, a 500 rather than silence when a handler fails, and
+        every message recorded with its call."""
         transport = uas.transport
         inner = transport.on_message
         send = transport.send
         transactions = ServerTransactions()
         clock = asyncio.get_running_loop().time
+        resending: dict[Key, asyncio.Task[None]] = {}  # Timer G: non-2xx finals until their ACK
 
         def received(message: SipRequest | SipResponse, addr: tuple[str, int]) -> None:
             if isinstance(message, SipResponse):
-                self._note(message, "received")
-                self._answered_bye(message)
+                if self.config.allowed(addr[0]):
+                    self._note(message, "received")
+                    self._answered_bye(message, addr)
                 return  # the gateway's only requests are BYEs: nothing else to hand on
             reason = problem(message)
-            if transport.reliable and reason != "Bad Via":
+            if reason == "Bad Via":
+                logger.warning("dropped a %s from %s: its Via cannot be read", message.method[:16], addr[0])
+                return  # nowhere to answer
+            if transport.reliable:
                 answer_on_connection(message, addr)
             if not self.config.allowed(addr[0]):
-                if message.method != "ACK":
-                    uas._send_error(message, 403, "Forbidden")
+                answer(message, 403, "Forbidden")
                 return
             if reason is not None:
                 logger.warning("malformed %s from %s: %s", message.method[:16], addr[0], reason)
-                if message.method != "ACK" and reason != "Bad Via":  # no Via: nowhere to answer
-                    uas._send_error(message, 400, reason)
+                answer(message, 400, reason)
                 return
             again, last_answer = transactions.received(message, clock())
-            if message.method == "INVITE" and not again:
-                self._open_record(message, addr)
-            self._note(message, "received")
             if again:
+                self._note(message, "received")
                 if last_answer is not None:
                     transport.send_reply(last_answer)
                 return
+            if message.method == "ACK":
+                timer_g = resending.pop(transaction_key(message, "INVITE") or ("", "", ""), None)
+                if timer_g is not None:
+                    timer_g.cancel()
+            rule = self._dialog_rule(uas, transactions, message)
+            if rule is not None:
+                answer(message, *rule)
+                return
+            if message.method == "INVITE":
+                self._open_record(message, addr)
+            self._note(message, "received")
+            dispatch(message, addr)
+
+        def answer(message: SipRequest, status: int, reason: str) -> None:
+            if message.method != "ACK":  # an ACK is never answered
+                uas._send_error(message, status, reason)
+
+        def dispatch(message: SipRequest, addr: tuple[str, int]) -> None:
             call_id = message.call_id or ""
             try:
                 if inner is not None:
@@ -142,17 +165,50 @@ class KoreGateway:
                     self._ended(call_id, "refused by the SIP stack")
             except Exception:  # a handler's bug answers 500; the gateway goes on
                 logger.exception("%s from %s failed", message.method, addr[0])
-                if message.method != "ACK":
-                    uas._send_error(message, 500, "Server Internal Error")
+                if message.method == "INVITE":
+                    uas._calls.pop(call_id, None)
+                    self._ended(call_id, "the gateway failed (see its log)")
+                answer(message, 500, "Server Internal Error")
 
         def sent(message: SipRequest | SipResponse, addr: tuple[str, int]) -> None:
             self._note(message, "sent")
             if isinstance(message, SipResponse):
                 transactions.answered(message, clock())
+                key = transaction_key(message, "INVITE")
+                cseq = message.headers.get_first("cseq") or ""
+                final_error = message.status_code >= 300 and cseq.upper().endswith("INVITE")
+                if final_error and not transport.reliable and key is not None and key not in resending:
+                    resending[key] = asyncio.get_running_loop().create_task(resend(key, message, addr))
             send(message, addr)
+
+        async def resend(key: Key, response: SipResponse, addr: tuple[str, int]) -> None:
+            """Timer G (§17.2.1): a non-2xx final answer to an INVITE, again until its ACK."""
+            try:
+                for wait in retransmit_intervals():
+                    await asyncio.sleep(wait)
+                    sent(response, addr)
+            finally:
+                resending.pop(key, None)
 
         transport.on_message = received
         transport.send = sent  # type: ignore[method-assign]
+        self._timers.append(resending)
+
+    def _dialog_rule(
+        self, uas: SipUAS, transactions: ServerTransactions, request: SipRequest
+    ) -> tuple[int, str] | None:
+        """What RFC 3261 answers for a request aiosipua would mishandle, or None to pass it on."""
+        call_id = request.call_id or ""
+        to_tag = request.to_addr.params.get("tag") if request.to_addr is not None else None
+        if request.method == "INVITE" and to_tag and uas.get_call(call_id) is None:
+            return 481, "Call/Transaction Does Not Exist"  # a re-INVITE for no dialog of ours
+        if request.method == "INVITE" and not to_tag and (call_id in self._records or uas.get_call(call_id)):
+            return 482, "Loop Detected"  # §8.2.2.2: a second INVITE on a Call-ID still in progress
+        if request.method == "CANCEL":
+            answer = transactions.answer_to_invite(request)
+            if answer is not None and answer.status_code >= 200:
+                return 200, "OK"  # §9.2: a CANCEL after the final answer changes nothing
+        return None
 
     def _note(self, message: SipRequest | SipResponse, direction: str) -> None:
         record = self._records.get(message.call_id or "")
@@ -165,7 +221,7 @@ class KoreGateway:
     def _open_record(self, invite: SipRequest, addr: tuple[str, int]) -> None:
         """Start recording a call when its INVITE arrives, before any answer goes out."""
         call_id = invite.call_id or ""
-        if call_id in self._records or invite.to_addr is None or invite.to_addr.params.get("tag"):
+        if invite.to_addr is not None and invite.to_addr.params.get("tag"):
             return  # a re-INVITE belongs to the call already recorded
         contact_id = invite.headers.get_first("x-amzn-connectcontactid")
         self._records[call_id] = {
@@ -187,8 +243,7 @@ class KoreGateway:
         ]
         route = self.config.route(did)
         if route is None:
-            call.reject(404, "Not Found")
-            self._ended(call.call_id, f"no DID matches {did!r}")
+            self._reject(call, 404, "Not Found", f"no DID matches {did!r}")
             return
         try:
             if call.sdp_offer is None:
@@ -197,12 +252,23 @@ class KoreGateway:
                 call.sdp_offer, local_ip=self._local_ip(call), rtp_port=40000, supported_codecs=CODECS
             )
         except SdpNegotiationError as exc:
-            call.reject(488, "Not Acceptable Here")
-            self._ended(call.call_id, f"no acceptable codec: {exc}")
+            self._reject(call, 488, "Not Acceptable Here", f"no acceptable codec: {exc}")
             return
         self._bots[call.call_id] = asyncio.get_running_loop().create_task(
             self._answer_and_run(call, headers, answer, route.flow)
         )
+
+    def _reject(self, call: IncomingCall, status: int, reason: str, how: str) -> None:
+        call.reject(status, reason)
+        self._ended(call.call_id, how)
+        # aiosipua forgets a rejected call at its ACK; without one, when the transaction would end
+        uas = self._uas(call)
+        asyncio.get_running_loop().call_later(
+            TRANSACTION_SECONDS, lambda: uas._calls.get(call.call_id) is call and uas._calls.pop(call.call_id)
+        )
+
+    def _uas(self, call: IncomingCall) -> SipUAS:
+        return next(uas for uas in self._servers if uas.transport is call.transport)
 
     def _confirm(self, call_id: str) -> None:
         confirmed = self._confirmed.get(call_id)
@@ -210,10 +276,13 @@ class KoreGateway:
             confirmed.set()
 
     def _on_caller_bye(self, call: IncomingCall, request: SipRequest) -> None:
-        task = self._bots.get(call.call_id)
+        self._stop_bot(call.call_id, "the caller hung up")
+
+    def _stop_bot(self, call_id: str, how: str) -> None:
+        task = self._bots.get(call_id)
         if task is not None and not task.done():
             task.cancel()
-        self._ended(call.call_id, "the caller hung up")
+        self._ended(call_id, how)
 
     async def _answer_and_run(
         self, call: IncomingCall, headers: list[dict[str, str]], answer: Any, flow: str
@@ -222,10 +291,13 @@ class KoreGateway:
             call.ringing()
             if self.config.ring_seconds:
                 await asyncio.sleep(self.config.ring_seconds)
-            if call.call_id not in self._records:
-                return  # cancelled while ringing: its record is closed, nothing more is sent
+            if self._uas(call).get_call(call.call_id) is not call:
+                return  # cancelled while ringing: aiosipua has answered 487, nothing more is sent
             self._confirmed[call.call_id] = asyncio.Event()
             call.accept(answer)
+            # RFC 3261 §15: no BYE before the 200 is ACKed, or until 64*T1 after it without an ACK
+            # (aiosipua's 2xx retransmissions give up then over UDP; over TCP it has none)
+            ack_deadline = asyncio.get_running_loop().time() + TRANSACTION_SECONDS
             session = KoreSession(headers)
             try:
                 assert self._http is not None
@@ -236,17 +308,16 @@ class KoreGateway:
                 session.close()
             self._record_bot(call.call_id, run)
             if run.transfer is not None:
-                # RFC 3261 §15: no BYE before the 200 is ACKed, or until 64*T1 without an ACK
-                # (aiosipua's 2xx retransmissions give up then over UDP; over TCP it has none)
+                remaining = ack_deadline - asyncio.get_running_loop().time()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._confirmed[call.call_id].wait(), TRANSACTION_SECONDS)
+                    await asyncio.wait_for(self._confirmed[call.call_id].wait(), max(remaining, 0))
                 status = await self._hang_up(call, run)
                 answer = f"answered {status}" if status else "never answered"
                 self._ended(call.call_id, f"agent transfer (SIP BYE, {answer})")
             else:
                 self._ended(call.call_id, "the bot ended without a transfer")
         except asyncio.CancelledError:
-            pass  # the caller hung up: the bot stops
+            pass  # the caller hung up or cancelled: the bot stops
         except Exception:  # a bug must not take the gateway down: the call is recorded as failed
             logger.exception("call %s failed", call.call_id)
             self._ended(call.call_id, "the gateway failed (see its log)")
@@ -264,10 +335,12 @@ class KoreGateway:
         for name, value in run.transfer.bye_headers:
             bye.headers.set_single(name, value)
         call.dialog.terminate()
+        self._uas(call)._calls.pop(call.call_id, None)  # the dialog is over: aiosipua may forget it
         transport = call.transport
         if transport is None:
             return None
-        answer = self._bye_answers[call.call_id] = asyncio.get_running_loop().create_future()
+        answer = asyncio.get_running_loop().create_future()
+        self._bye_answers[call.call_id] = (answer, call.source_addr)
         waits = [] if transport.reliable else list(retransmit_intervals())
         waits.append(TRANSACTION_SECONDS - sum(waits))  # Timer F: then the transaction gives up
         try:
@@ -281,10 +354,10 @@ class KoreGateway:
         finally:
             self._bye_answers.pop(call.call_id, None)
 
-    def _answered_bye(self, response: SipResponse) -> None:
+    def _answered_bye(self, response: SipResponse, addr: tuple[str, int]) -> None:
         cseq = response.headers.get_first("cseq") or ""
-        answer = self._bye_answers.get(response.call_id or "")
-        final = response.status_code >= 200 and cseq.upper().endswith("BYE")
+        answer, caller = self._bye_answers.get(response.call_id or "", (None, None))
+        final = response.status_code >= 200 and cseq.upper().endswith("BYE") and addr == caller
         if final and answer is not None and not answer.done():
             answer.set_result(response.status_code)
 
