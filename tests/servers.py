@@ -6,12 +6,11 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 
-from kore_connect import config
-from kore_connect.stack import AUTHORIZER_FUNCTION
 from tests.peers import free_port
 
 
@@ -40,14 +39,8 @@ def serving(app: Any) -> Iterator[str]:
 def serving_metadata_api(database: Any, token: str) -> Iterator[str]:
     """The local API Gateway with the real functions on the SQLite store `database`, the authorizer
     accepting `token`; yields the base URL (the endpoint is `<base>/prod/kore-metadata`)."""
-    from kore_connect.twin.apigw.app import FunctionOverrides, LocalApi
+    from kore_connect.twin.apigw.app import LocalApi
 
-    api = LocalApi(
-        overrides=FunctionOverrides(
-            all_functions={config.SESSION_BACKEND: "sqlite", config.SQLITE_PATH: str(database)},
-            by_function={AUTHORIZER_FUNCTION: {config.AUTH_TOKEN: token}},
-        ),
-        containers=1,
-    )
+    api = LocalApi.on_sqlite(Path(database), token, containers=1)
     with serving(api.app) as base:
         yield base

@@ -15,7 +15,6 @@ from rich.console import Console
 from kore_connect import config
 from kore_connect.cli.errors import fail
 from kore_connect.errors import KoreConnectError
-from kore_connect.stack import AUTHORIZER_FUNCTION
 from kore_connect.twin.local_token import DEFAULT_TOKEN_FILE, resolve_token
 
 app = typer.Typer(help="Run parts of the local twin on loopback.", no_args_is_help=True)
@@ -59,19 +58,13 @@ def api(
 
     import uvicorn
 
-    from kore_connect.twin.apigw.app import FunctionOverrides, LocalApi
+    from kore_connect.twin.apigw.app import LocalApi
     from kore_connect.twin.apigw.gateway import GatewaySettings
 
-    local = {
-        config.SESSION_BACKEND: config.Backend.SQLITE.value,
-        config.SQLITE_PATH: str(db.resolve()),
-    }
     try:
-        served = LocalApi(
-            overrides=FunctionOverrides(
-                all_functions=local,
-                by_function={AUTHORIZER_FUNCTION: {config.AUTH_TOKEN: token.value}},
-            ),
+        served = LocalApi.on_sqlite(
+            db,
+            token.value,
             settings=GatewaySettings(
                 integration_timeout_seconds=integration_timeout,
                 authorizer_cache_ttl_seconds=authorizer_cache_ttl,

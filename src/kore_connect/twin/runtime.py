@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from kore_connect.errors import KoreConnectError
@@ -47,6 +48,7 @@ class FunctionSpec:
     memory_mb: int = 256
     region: str = "us-east-1"
     account_id: str = "000000000000"
+    log_path: Path | None = None  # where the function's log goes; None: our stderr
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +211,7 @@ class _Container:
         environment = {k: os.environ[k] for k in _PROCESS_BASICS if k in os.environ}
         environment.update(_lambda_variables(spec))
         environment.update(spec.environment)
+        log = spec.log_path.open("ab") if spec.log_path is not None else None
         self._process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
             [
                 sys.executable,
@@ -222,12 +225,16 @@ class _Container:
             env=environment,
             pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL,
-            stdout=2,  # the function's logs go where logs go, never into a command's output
+            # the function's logs go where logs go, never into a command's output
+            stdout=log if log is not None else 2,
+            stderr=log,
             # Its own process group: a Ctrl-C meant for the runtime does not reach it; the runtime
             # stops it, and a container whose runtime is gone ends when its socket closes.
             start_new_session=True,
         )
         theirs.close()
+        if log is not None:
+            log.close()  # the process has its own copy
         self._pipe = Connection(ours.detach())
 
     def wait_ready(self) -> None:

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -25,6 +26,8 @@ from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 from starlette.types import Receive, Scope, Send
 
+from kore_connect import config
+from kore_connect.stack import AUTHORIZER_FUNCTION
 from kore_connect.twin.apigw.gateway import Gateway, GatewaySettings, IncomingRequest
 from kore_connect.twin.apigw.openapi import openapi_document
 from kore_connect.twin.runtime import FunctionSpec, Invocation, LocalFunction
@@ -55,6 +58,7 @@ class LocalApi:
         settings: GatewaySettings | None = None,
         containers: int = 2,
         max_containers: int = 4,
+        log_path: Path | None = None,
     ) -> None:
         self.api = api or describe_api(load_template())
         self.settings = settings or GatewaySettings()
@@ -72,6 +76,7 @@ class LocalApi:
                     memory_mb=spec.memory_mb,
                     region=self.settings.region,
                     account_id=self.settings.account_id,
+                    log_path=log_path,
                 ),
                 containers=containers,
                 max_containers=max_containers,
@@ -90,6 +95,19 @@ class LocalApi:
 
     async def _invoke(self, function: str, event: dict[str, Any]) -> Invocation:
         return await self.functions[function].invoke(event)
+
+    @classmethod
+    def on_sqlite(cls, store: Path, token: str, **options: Any) -> LocalApi:
+        """The API as the local twin serves it: every function on the SQLite `store`, the authorizer
+        accepting `token`; `options` as for the constructor."""
+        local = {
+            config.SESSION_BACKEND: config.Backend.SQLITE.value,
+            config.SQLITE_PATH: str(store.resolve()),
+        }
+        overrides = FunctionOverrides(
+            all_functions=local, by_function={AUTHORIZER_FUNCTION: {config.AUTH_TOKEN: token}}
+        )
+        return cls(overrides=overrides, **options)
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -25,6 +26,7 @@ class Step:
     branch: str  # "Success", an error type ("NoMatchingError"...), or "Condition: Equals 200"
     reason: str  # one readable line
     details: dict[str, Any] = field(default_factory=dict)  # e.g. the SIP messages of a transfer
+    at: float = field(default_factory=time.monotonic)  # when the action ended (monotonic seconds)
 
 
 @dataclass

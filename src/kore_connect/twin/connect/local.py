@@ -33,20 +33,31 @@ class LocalContactSettings:
     aliases: Mapping[str, str] = field(default_factory=dict)  # a flow's function name -> a template function
 
 
-def template_functions(store: Path) -> dict[str, FunctionSpec]:
+def template_functions(store: Path, log_path: Path | None = None) -> dict[str, FunctionSpec]:
     """The template's functions, as the flow may invoke them, on the embedded SQLite store."""
     local = {config.SESSION_BACKEND: config.Backend.SQLITE.value, config.SQLITE_PATH: str(store.resolve())}
     return {
         name: FunctionSpec(
-            name, spec.handler, spec.timeout_seconds, {**spec.environment, **local}, spec.memory_mb
+            name,
+            spec.handler,
+            spec.timeout_seconds,
+            {**spec.environment, **local},
+            spec.memory_mb,
+            log_path=log_path,
         )
         for name, spec in describe_api(load_template()).functions.items()
     }
 
 
-async def run_contact(flow: Flow, settings: LocalContactSettings) -> Contact:
-    """Run one inbound voice contact through `flow`; the contact holds the trace and the outcome."""
-    lambdas = LocalLambdas(template_functions(settings.store), aliases=settings.aliases)
+async def run_contact(
+    flow: Flow, settings: LocalContactSettings, lambdas: LocalLambdas | None = None
+) -> Contact:
+    """Run one inbound voice contact through `flow`; the contact holds the trace and the outcome.
+
+    `lambdas`: functions shared by many contacts (kept running); None: this contact's own."""
+    own = lambdas is None
+    if lambdas is None:
+        lambdas = LocalLambdas(template_functions(settings.store), aliases=settings.aliases)
     connector = SipConnector(
         settings.gateway,
         local_host=settings.local_host,
@@ -62,7 +73,8 @@ async def run_contact(flow: Flow, settings: LocalContactSettings) -> Contact:
     try:
         await Interpreter(flow, invoke_lambda=lambdas, transfer=connector, queues=LocalQueues()).run(contact)
     finally:
-        await lambdas.close()
+        if own:
+            await lambdas.close()
     return contact
 
 

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -61,6 +62,7 @@ class KoreGateway:
         # Call-ID -> set once the 200 is ACKed (or never will be): only then may the BYE go out
         self._confirmed: dict[str, asyncio.Event] = {}
         self.addresses: dict[str, tuple[str, int]] = {}  # transport -> bound address
+        self.on_ended: Callable[[dict[str, Any]], None] | None = None  # each interaction, once saved
         self._timers: list[dict[Key, asyncio.Task[None]]] = []  # each transport's Timer G tasks
 
     async def start(self) -> None:
@@ -299,6 +301,9 @@ class KoreGateway:
             # (aiosipua's 2xx retransmissions give up then over UDP; over TCP it has none)
             ack_deadline = asyncio.get_running_loop().time() + TRANSACTION_SECONDS
             session = KoreSession(headers)
+            record = self._records.get(call.call_id)
+            if record is not None:  # what the Agent AI widget fetches the bot's history by
+                record["instanceSessionId"] = session.instance_session_id
             try:
                 assert self._http is not None
                 run = await run_bot(
@@ -386,6 +391,8 @@ class KoreGateway:
         record["endedAt"] = time.time()
         self.interactions.save(record)
         self._records.pop(call_id, None)
+        if self.on_ended is not None:
+            self.on_ended(record)
 
     def _local_ip(self, call: IncomingCall) -> str:
         return call.transport.local_addr[0] if call.transport is not None else self.config.host

@@ -1,0 +1,211 @@
+"""`kore-connect call`: calls through the whole local twin, one to read or many to load it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kore_connect.cli.errors import fail
+
+console = Console(highlight=False, soft_wrap=True)
+_E164 = re.compile(r"\+?[0-9]{3,15}")
+
+
+def call(
+    caller: Annotated[
+        str, typer.Option(help="The caller's number ($.CustomerEndpoint.Address).")
+    ] = "+14155550123",
+    did: Annotated[str, typer.Option(help="The Kore DID the flow transfers to.")] = "+12065551118",
+    count: Annotated[int, typer.Option(min=1, max=100_000, help="How many calls to place.")] = 1,
+    concurrency: Annotated[int, typer.Option(min=1, max=1000, help="Calls in progress at once.")] = 1,
+    rate: Annotated[
+        float | None,
+        typer.Option(min=0.1, max=10_000, help="Calls started per second (default: as fast as slots free)"),
+    ] = None,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where the twin keeps its store, interactions and functions' log (default: a temp dir)."
+        ),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="One JSON document per call, one per line.")
+    ] = False,
+) -> None:
+    """Place calls through the local twin: Connect's flow, the SIP transfer, the Kore bot, the metadata
+    API, the handback. One call prints what each part did; --count N runs a load and checks that every
+    caller's customData is exactly what their own bot sent (exit 1 on any loss or mix-up)."""
+    for flag, number in (("--caller", caller), ("--did", did)):
+        if not _E164.fullmatch(number):
+            fail(f"{flag} {number!r}: expected a phone number such as +14155550123")
+    if home is not None and home.exists() and not home.is_dir():
+        fail(f"--home {home}: not a folder")
+    try:
+        reports, seconds = asyncio.run(_run(caller, did, count, concurrency, rate, home, json_output))
+    except OSError as exc:
+        fail(f"the local twin could not start: {exc.strerror or exc}")
+    if count == 1 and not json_output:
+        _print_call(reports[0])
+    if count > 1 and not json_output:
+        summary = load_summary(reports, seconds)
+        _print_summary(summary)
+    problems = [p for report in reports for p in call_problems(report)]
+    if problems:
+        raise typer.Exit(1)
+
+
+async def _run(
+    caller: str,
+    did: str,
+    count: int,
+    concurrency: int,
+    rate: float | None,
+    home: Path | None,
+    json_output: bool,
+) -> tuple[list[dict[str, Any]], float]:
+    """The reports of `count` calls (printed as they end with --json), and the seconds they took."""
+    from kore_connect.twin.local_twin import LocalTwin
+
+    with tempfile.TemporaryDirectory(prefix="kore-connect-twin-") as scratch:
+        async with LocalTwin(home or Path(scratch), token=secrets.token_urlsafe(32), did=did) as twin:
+            slots = asyncio.Semaphore(concurrency)
+            reports: list[dict[str, Any]] = []
+            started = time.monotonic()
+            progress = Progress(
+                TextColumn("calls"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+                disable=count == 1,
+            )
+
+            async def one(index: int) -> None:
+                if rate is not None:
+                    await asyncio.sleep(max(0.0, started + index / rate - time.monotonic()))
+                async with slots:
+                    report = await twin.call(caller=caller, did=did)
+                reports.append(report)
+                if json_output:
+                    sys.stdout.write(json.dumps(report) + "\n")
+                progress.advance(task)
+
+            with progress:
+                task = progress.add_task("calls", total=count)
+                await asyncio.gather(*(one(i) for i in range(count)))
+            return reports, time.monotonic() - started
+
+
+def call_problems(report: dict[str, Any]) -> list[str]:
+    """What went wrong for this caller: lost or mixed-up metadata, a call that did not reach the queue."""
+    contact = report["contactId"]
+    kore = report.get("kore")
+    if kore is None:
+        return ["the gateway never saw the call"]
+    expected = {
+        "x_metadata": f"Hello from Kore for contact {contact}",
+        "kore-instanceSessionId": kore.get("instanceSessionId"),
+    }
+    problems = []
+    if report["ended"] != "queued":
+        problems.append(f"ended {report['ended']}, not queued")
+    if report["metadata"]["stored"] is None:
+        problems.append("lost: nothing stored for the contact")
+    elif report["metadata"]["stored"] != expected:
+        problems.append("mixed up: the store holds another bot's metadata")
+    if report["metadata"]["customData"] != expected:
+        problems.append(
+            "lost: no customData" if report["metadata"]["customData"] is None else "mixed up: customData"
+        )
+    return problems
+
+
+def load_summary(reports: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    problems = Counter(p for r in reports for p in call_problems(r))
+    return {
+        "calls": len(reports),
+        "seconds": round(seconds, 3),
+        "callsPerSecond": round(len(reports) / seconds, 1),
+        "setupMs": _percentiles([r["timings"]["setupMs"] for r in reports]),
+        "handoffMs": _percentiles([r["timings"]["handoffMs"] for r in reports]),
+        "failedCalls": sum(1 for r in reports if call_problems(r)),
+        "problems": dict(problems),
+    }
+
+
+def _percentiles(values: list[float | None]) -> dict[str, float] | None:
+    known = sorted(v for v in values if v is not None)
+    if len(known) < 2:
+        return None
+    cuts = statistics.quantiles(known, n=100, method="inclusive")
+    return {"p50": round(cuts[49], 1), "p95": round(cuts[94], 1), "p99": round(cuts[98], 1)}
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    console.print(
+        f"{summary['calls']} calls in {summary['seconds']:.1f} s: {summary['callsPerSecond']} calls/s"
+    )
+    table = Table("", "p50 ms", "p95 ms", "p99 ms", header_style="bold")
+    for name, key in (
+        ("call setup (INVITE -> 200)", "setupMs"),
+        ("handoff (BYE -> attributes)", "handoffMs"),
+    ):
+        cuts = summary[key] or {}
+        table.add_row(name, *(str(cuts.get(p, "-")) for p in ("p50", "p95", "p99")))
+    console.print(table)
+    if summary["problems"]:
+        console.print(f"[red]{summary['failedCalls']} calls failed:[/red]")
+        for problem, n in sorted(summary["problems"].items(), key=lambda kv: -kv[1]):
+            console.print(f"  {n} x {problem}")
+    else:
+        console.print("No call lost or mixed up: every caller's customData is what their own bot sent.")
+
+
+def _print_call(report: dict[str, Any]) -> None:
+    console.print(
+        f"[bold]Call {report['contactId']}[/bold] from {report['customer']} to Kore DID {report['did']}"
+    )
+    flow = Table("#", "Connect flow action", "Branch", "Why", header_style="bold")
+    for number, action in enumerate(report["actions"], 1):
+        flow.add_row(str(number), action["type"], action["branch"], action["reason"])
+    console.print(flow)
+    console.print("[bold]SIP[/bold] (Connect's connector <-> Kore voice gateway)")
+    for messages in report["sip"]:
+        for message in messages:
+            arrow = "Connect  ---->  Kore   " if message["direction"] == "sent" else "Connect  <----  Kore   "
+            console.print(f"  {message['at'] * 1000:8.1f} ms  {arrow} {message['firstLine']}")
+    kore = report["kore"]
+    if kore is not None:
+        nodes = Table("Kore bot node", "Kind", "Result", "Detail", header_style="bold")
+        for node in kore["nodes"]:
+            status = f"HTTP {node['httpStatus']}" if node.get("httpStatus") else ""
+            detail = node["detail"] if status in node["detail"] else f"{node['detail']} ({status})"
+            nodes.add_row(node["node"], node["kind"], node["status"], detail)
+        console.print(nodes)
+        console.print(f"Kore call ended: {kore['ended']}; instance session {kore['instanceSessionId']}")
+    console.print(f"Metadata stored:    {json.dumps(report['metadata']['stored'])}")
+    console.print(f"customData (agent): {json.dumps(report['metadata']['customData'])}")
+    console.print(f"Contact attributes: {json.dumps(report['attributes'])}")
+    console.print(f"Queue: {report['queue'] or 'none'}; contact {report['ended']}")
+    timings = report["timings"]
+    console.print(
+        f"Setup {timings['setupMs']} ms, handoff (BYE -> attributes) {timings['handoffMs']} ms, "
+        f"whole contact {timings['totalMs']} ms"
+    )
+    for problem in call_problems(report):
+        console.print(f"[red]problem: {problem}[/red]")

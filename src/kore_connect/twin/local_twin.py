@@ -1,0 +1,235 @@
+"""The whole call path on one machine, in one event loop: the local API (API Gateway, the TOKEN
+authorizer and the store function on the SQLite store), the Kore voice gateway with the default
+bot, and Amazon Connect running the default flow (`kore-connect flow`'s output) whose connector
+points at that gateway. `call` places one call through all of it and reports what each part did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from kore_connect.contactflow.model import Flow
+from kore_connect.contactflow.render import FlowOptions, flow_json, render_flow
+from kore_connect.sessions.sqlite import SQLiteSessionStore
+from kore_connect.stack import RESOURCE_PATH, RETRIEVE_FUNCTION
+from kore_connect.twin.apigw.app import LocalApi
+from kore_connect.twin.connect.connector import Gateway
+from kore_connect.twin.connect.contact import Contact
+from kore_connect.twin.connect.lambdas import LocalLambdas
+from kore_connect.twin.connect.local import (
+    LOCAL_INSTANCE_ARN,
+    LocalContactSettings,
+    contact_document,
+    run_contact,
+    template_functions,
+)
+from kore_connect.twin.kore.config import DidRoute, GatewayConfig
+from kore_connect.twin.kore.gateway import KoreGateway
+
+DEFAULT_DID = "+12065551118"  # the Kore DID the default flow transfers to
+DEFAULT_CALLER = "+14155550123"
+CONNECTOR_ARN = "arn:aws:chime:us-east-1:000000000000:vc/korelocal"
+QUEUE_ARN = f"{LOCAL_INSTANCE_ARN}/queue/00000000-0000-4000-8000-00000000b10c"
+RETRIEVE_ARN = f"arn:aws:lambda:us-east-1:000000000000:function:{RETRIEVE_FUNCTION}"
+INTERACTION_WAIT_SECONDS = 40.0  # longer than a BYE's transaction (64*T1): it is saved then at the latest
+
+
+@dataclass(frozen=True)
+class TwinPaths:
+    """Where the twin keeps its state: the session store, the Kore interactions, the functions' log."""
+
+    home: Path
+
+    @property
+    def store(self) -> Path:
+        return self.home / "sessions.db"
+
+    @property
+    def interactions(self) -> Path:
+        return self.home / "interactions.db"
+
+    @property
+    def log(self) -> Path:
+        return self.home / "functions.log"
+
+
+def default_flow(did: str = DEFAULT_DID) -> Flow:
+    """The flow `kore-connect flow` renders, transferring to `did` on the local connector."""
+    options = FlowOptions(
+        connector_arn=CONNECTOR_ARN, to_user=did, retrieve_function_arn=RETRIEVE_ARN, queue_arn=QUEUE_ARN
+    )
+    return Flow.loads(flow_json(render_flow(options)).encode("utf-8"))
+
+
+class LocalTwin:
+    """Start with `async with LocalTwin(...)`; then `await twin.call()` as often as wanted."""
+
+    def __init__(
+        self, home: Path, *, token: str, did: str = DEFAULT_DID, api_port: int = 0, sip_port: int = 0
+    ) -> None:
+        self.paths = TwinPaths(home)
+        self.did = did
+        self._token = token
+        self._api_port = api_port
+        self._sip_port = sip_port
+        self._flows: dict[str, Flow] = {did: default_flow(did)}
+        self._ended: dict[str, asyncio.Future[dict[str, Any]]] = {}  # contact ID -> its interaction
+        self._api: uvicorn.Server | None = None
+        self._api_task: asyncio.Task[None] | None = None
+        self.gateway: KoreGateway | None = None
+        self._lambdas: LocalLambdas | None = None
+        self._store: SQLiteSessionStore | None = None
+        self.api_url = ""
+        self.sip_address: tuple[str, int] = ("127.0.0.1", 0)
+
+    async def __aenter__(self) -> LocalTwin:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        self.paths.home.mkdir(parents=True, exist_ok=True)
+        api = LocalApi.on_sqlite(self.paths.store, self._token, containers=1, log_path=self.paths.log)
+        self._api = uvicorn.Server(
+            uvicorn.Config(
+                api.app,
+                host="127.0.0.1",
+                port=self._api_port,
+                lifespan="on",
+                access_log=False,
+                log_config=None,
+            )
+        )
+        self._api_task = asyncio.get_running_loop().create_task(self._api.serve())
+        while not self._api.started:
+            if self._api_task.done():
+                self._api_task.result()  # raises why it could not start
+                raise RuntimeError("the local API stopped while starting")
+            await asyncio.sleep(0.02)
+        port = self._api.servers[0].sockets[0].getsockname()[1]
+        self.api_url = f"http://127.0.0.1:{port}/{api.api.stage}{RESOURCE_PATH}"
+        self.gateway = KoreGateway(
+            GatewayConfig(
+                port=self._sip_port,
+                transports=("udp",),
+                dids=(DidRoute(self.did, "default"),),
+                metadata_url=self.api_url,
+                token=self._token,
+                interactions=self.paths.interactions,
+            )
+        )
+        self.gateway.on_ended = self._interaction_ended
+        await self.gateway.start()
+        self.sip_address = self.gateway.addresses["udp"]
+        self._lambdas = LocalLambdas(template_functions(self.paths.store, log_path=self.paths.log))
+        self._store = SQLiteSessionStore(self.paths.store)
+
+    async def stop(self) -> None:
+        if self._lambdas is not None:
+            await self._lambdas.close()
+        if self.gateway is not None:
+            await self.gateway.stop()
+        if self._api is not None and self._api_task is not None:
+            self._api.should_exit = True
+            await self._api_task
+        if self._store is not None:
+            self._store.close()
+
+    async def call(self, caller: str = DEFAULT_CALLER, did: str | None = None) -> dict[str, Any]:
+        """One call through the whole path; a JSON-ready report of what each part did."""
+        assert self._lambdas is not None and self._store is not None, "start the twin first"
+        did = did or self.did
+        flow = self._flows.get(did) or self._flows.setdefault(did, default_flow(did))
+        contact_id = str(uuid.uuid4())
+        ended = self._ended[contact_id] = asyncio.get_running_loop().create_future()
+        settings = LocalContactSettings(
+            gateway=Gateway(*self.sip_address, "udp"),
+            caller=caller,
+            store=self.paths.store,
+            contact_id=contact_id,
+            local_host="127.0.0.1",
+        )
+        started = time.monotonic()
+        try:
+            contact = await run_contact(flow, settings, self._lambdas)
+            interaction = await _within(ended, INTERACTION_WAIT_SECONDS)
+        finally:
+            self._ended.pop(contact_id, None)
+        record = self._store.get(contact_id)
+        return call_report(
+            contact,
+            did=did,
+            interaction=interaction,
+            stored=json.loads(record.metadata) if record is not None else None,
+            started=started,
+        )
+
+    def _interaction_ended(self, record: dict[str, Any]) -> None:
+        ended = self._ended.get(record.get("contactId") or "")
+        if ended is not None and not ended.done():
+            ended.set_result(record)
+
+
+async def _within(future: asyncio.Future[dict[str, Any]], seconds: float) -> dict[str, Any] | None:
+    """The interaction, or None when the gateway never saw the call (it was refused before)."""
+    try:
+        return await asyncio.wait_for(asyncio.shield(future), seconds)
+    except TimeoutError:
+        return None
+
+
+def call_report(
+    contact: Contact, *, did: str, interaction: dict[str, Any] | None, stored: Any, started: float
+) -> dict[str, Any]:
+    """The call as `kore-connect call --json` prints it: Connect's side, Kore's side, the data."""
+    document = contact_document(contact)
+    custom = document["attributes"].get("customData")
+    try:
+        custom_data = json.loads(custom) if custom is not None else None
+    except json.JSONDecodeError:
+        custom_data = custom
+    return {
+        **document,
+        "did": did,
+        "kore": _kore_side(interaction),
+        "metadata": {"stored": stored, "customData": custom_data},
+        "timings": _timings(contact, started),
+    }
+
+
+def _kore_side(interaction: dict[str, Any] | None) -> dict[str, Any] | None:
+    if interaction is None:
+        return None
+    keys = ("callId", "did", "source", "nodes", "serviceStatus", "instanceSessionId", "ended", "sip")
+    return {key: interaction.get(key) for key in keys}
+
+
+def _timings(contact: Contact, started: float) -> dict[str, float | None]:
+    """Setup: INVITE -> 200 at the connector. Handoff: the transfer's end (the gateway's BYE answered)
+    -> the contact attributes set. Total: the whole contact. In milliseconds."""
+    transfer = next((s for s in contact.trace if "sipMessages" in s.details), None)
+    setup = None
+    if transfer is not None:
+        messages = transfer.details["sipMessages"]
+        invite = next((m["at"] for m in messages if m["firstLine"].startswith("INVITE")), None)
+        answer = next((m["at"] for m in messages if m["firstLine"].startswith("SIP/2.0 200")), None)
+        if invite is not None and answer is not None:
+            setup = round((answer - invite) * 1000, 3)
+    attributes = next((s for s in contact.trace if s.action_type == "UpdateContactAttributes"), None)
+    handoff = (
+        round((attributes.at - transfer.at) * 1000, 3)
+        if transfer is not None and attributes is not None and attributes.branch == "Success"
+        else None
+    )
+    end = contact.trace[-1].at if contact.trace else started
+    return {"setupMs": setup, "handoffMs": handoff, "totalMs": round((end - started) * 1000, 3)}
