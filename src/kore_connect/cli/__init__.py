@@ -9,7 +9,7 @@ import typer
 # Typer (0.29+) carries its own copy of click; its usage errors are these classes.
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
-from kore_connect.cli import call, connect, demo, doctor, flow, kore_config, serve
+from kore_connect.cli import call, connect, demo, doctor, flow, kore_config, serve, up
 from kore_connect.cli.errors import say_error
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app.command(name="demo")(demo.demo)
 app.command(name="flow")(flow.flow)
 app.command(name="kore-config")(kore_config.kore_config)
 app.command(name="doctor")(doctor.doctor)
+app.command(name="up")(up.up)
 app.command(name="call")(call.call)
 app.add_typer(serve.app, name="serve")
 app.add_typer(connect.app, name="connect")

@@ -4,25 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
+import os
 import secrets
 import statistics
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from kore_connect.cli.errors import fail
+from kore_connect.cli.up import DEFAULT_HOME, RUNNING_FILE
 
 console = Console(highlight=False, soft_wrap=True)
-_E164 = re.compile(r"\+?[0-9]{3,15}")
 
 
 def call(
@@ -49,8 +51,10 @@ def call(
     """Place calls through the local twin: Connect's flow, the SIP transfer, the Kore bot, the metadata
     API, the handback. One call prints what each part did; --count N runs a load and checks that every
     caller's customData is exactly what their own bot sent (exit 1 on any loss or mix-up)."""
+    from kore_connect.twin.local_twin import PHONE_NUMBER
+
     for flag, number in (("--caller", caller), ("--did", did)):
-        if not _E164.fullmatch(number):
+        if not PHONE_NUMBER.fullmatch(number):
             fail(f"{flag} {number!r}: expected a phone number such as +14155550123")
     if home is not None and home.exists() and not home.is_dir():
         fail(f"--home {home}: not a folder")
@@ -77,38 +81,85 @@ async def _run(
     home: Path | None,
     json_output: bool,
 ) -> tuple[list[dict[str, Any]], float]:
-    """The reports of `count` calls (printed as they end with --json), and the seconds they took."""
+    """The reports of `count` calls (printed as they end with --json), and the seconds they took:
+    through a running `kore-connect up` when there is one, else through a twin of our own."""
+    from kore_connect.twin.dashboard.app import TOKEN_HEADER
     from kore_connect.twin.local_twin import LocalTwin
 
+    running = _running_up(home or DEFAULT_HOME)
+    if running is not None:
+        url, token = running
+        async with httpx.AsyncClient(timeout=120) as http:
+
+            async def through_up() -> dict[str, Any]:
+                answer = await http.post(
+                    f"{url}/api/calls", json={"caller": caller, "did": did}, headers={TOKEN_HEADER: token}
+                )
+                if answer.status_code != 200:
+                    raise typer.Exit(_say(f"the running kore-connect up refused the call: {answer.text}"))
+                report: dict[str, Any] = answer.json()
+                return report
+
+            return await _calls(through_up, count, concurrency, rate, json_output)
     with tempfile.TemporaryDirectory(prefix="kore-connect-twin-") as scratch:
         async with LocalTwin(home or Path(scratch), token=secrets.token_urlsafe(32), did=did) as twin:
-            slots = asyncio.Semaphore(concurrency)
-            reports: list[dict[str, Any]] = []
-            started = time.monotonic()
-            progress = Progress(
-                TextColumn("calls"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=Console(stderr=True),
-                transient=True,
-                disable=count == 1,
+            return await _calls(
+                lambda: twin.call(caller=caller, did=did), count, concurrency, rate, json_output
             )
 
-            async def one(index: int) -> None:
-                if rate is not None:
-                    await asyncio.sleep(max(0.0, started + index / rate - time.monotonic()))
-                async with slots:
-                    report = await twin.call(caller=caller, did=did)
-                reports.append(report)
-                if json_output:
-                    sys.stdout.write(json.dumps(report) + "\n")
-                progress.advance(task)
 
-            with progress:
-                task = progress.add_task("calls", total=count)
-                await asyncio.gather(*(one(i) for i in range(count)))
-            return reports, time.monotonic() - started
+async def _calls(
+    place: Callable[[], Awaitable[dict[str, Any]]],
+    count: int,
+    concurrency: int,
+    rate: float | None,
+    json_output: bool,
+) -> tuple[list[dict[str, Any]], float]:
+    slots = asyncio.Semaphore(concurrency)
+    reports: list[dict[str, Any]] = []
+    started = time.monotonic()
+    progress = Progress(
+        TextColumn("calls"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=count == 1,
+    )
+    task = progress.add_task("calls", total=count)
+
+    async def one(index: int) -> None:
+        if rate is not None:
+            await asyncio.sleep(max(0.0, started + index / rate - time.monotonic()))
+        async with slots:
+            report = await place()
+        reports.append(report)
+        if json_output:
+            sys.stdout.write(json.dumps(report) + "\n")
+        progress.advance(task)
+
+    with progress:
+        await asyncio.gather(*(one(i) for i in range(count)))
+    return reports, time.monotonic() - started
+
+
+def _running_up(home: Path) -> tuple[str, str] | None:
+    """The dashboard URL and token of a `kore-connect up` running from `home`, or None."""
+    from kore_connect.twin.local_token import TOKEN_VARIABLE
+
+    try:
+        url = json.loads((home / RUNNING_FILE).read_text())["dashboard"]
+        token = os.environ.get(TOKEN_VARIABLE) or (home / "api-token").read_text(encoding="utf-8").strip()
+        httpx.get(url, timeout=2).raise_for_status()
+    except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError):
+        return None  # none running (or a stale file from one that was killed)
+    return str(url), token
+
+
+def _say(message: str) -> int:
+    Console(stderr=True).print(f"error: {message}", highlight=False, soft_wrap=True)
+    return 1
 
 
 def call_problems(report: dict[str, Any]) -> list[str]:

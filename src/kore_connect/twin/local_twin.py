@@ -7,7 +7,9 @@ points at that gateway. `call` places one call through all of it and reports wha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from kore_connect.contactflow.render import FlowOptions, flow_json, render_flow
 from kore_connect.sessions.sqlite import SQLiteSessionStore
 from kore_connect.stack import RESOURCE_PATH, RETRIEVE_FUNCTION
 from kore_connect.twin.apigw.app import LocalApi
+from kore_connect.twin.call_log import CallLog
 from kore_connect.twin.connect.connector import Gateway
 from kore_connect.twin.connect.contact import Contact
 from kore_connect.twin.connect.lambdas import LocalLambdas
@@ -36,6 +39,7 @@ from kore_connect.twin.kore.gateway import KoreGateway
 
 DEFAULT_DID = "+12065551118"  # the Kore DID the default flow transfers to
 DEFAULT_CALLER = "+14155550123"
+PHONE_NUMBER = re.compile(r"\+?[0-9]{3,15}")  # what a caller or a DID may be here (E.164, the + optional)
 CONNECTOR_ARN = "arn:aws:chime:us-east-1:000000000000:vc/korelocal"
 QUEUE_ARN = f"{LOCAL_INSTANCE_ARN}/queue/00000000-0000-4000-8000-00000000b10c"
 RETRIEVE_ARN = f"arn:aws:lambda:us-east-1:000000000000:function:{RETRIEVE_FUNCTION}"
@@ -59,6 +63,10 @@ class TwinPaths:
     @property
     def log(self) -> Path:
         return self.home / "functions.log"
+
+    @property
+    def calls(self) -> Path:
+        return self.home / "calls.db"
 
 
 def default_flow(did: str = DEFAULT_DID) -> Flow:
@@ -87,6 +95,7 @@ class LocalTwin:
         self.gateway: KoreGateway | None = None
         self._lambdas: LocalLambdas | None = None
         self._store: SQLiteSessionStore | None = None
+        self.calls: CallLog | None = None
         self.api_url = ""
         self.sip_address: tuple[str, int] = ("127.0.0.1", 0)
 
@@ -100,23 +109,9 @@ class LocalTwin:
     async def start(self) -> None:
         self.paths.home.mkdir(parents=True, exist_ok=True)
         api = LocalApi.on_sqlite(self.paths.store, self._token, containers=1, log_path=self.paths.log)
-        self._api = uvicorn.Server(
-            uvicorn.Config(
-                api.app,
-                host="127.0.0.1",
-                port=self._api_port,
-                lifespan="on",
-                access_log=False,
-                log_config=None,
-            )
-        )
+        self._api = embedded_server(api.app, self._api_port)
         self._api_task = asyncio.get_running_loop().create_task(self._api.serve())
-        while not self._api.started:
-            if self._api_task.done():
-                self._api_task.result()  # raises why it could not start
-                raise RuntimeError("the local API stopped while starting")
-            await asyncio.sleep(0.02)
-        port = self._api.servers[0].sockets[0].getsockname()[1]
+        port = await started(self._api, self._api_task)
         self.api_url = f"http://127.0.0.1:{port}/{api.api.stage}{RESOURCE_PATH}"
         self.gateway = KoreGateway(
             GatewayConfig(
@@ -133,6 +128,7 @@ class LocalTwin:
         self.sip_address = self.gateway.addresses["udp"]
         self._lambdas = LocalLambdas(template_functions(self.paths.store, log_path=self.paths.log))
         self._store = SQLiteSessionStore(self.paths.store)
+        self.calls = CallLog(self.paths.calls)
 
     async def stop(self) -> None:
         if self._lambdas is not None:
@@ -144,10 +140,12 @@ class LocalTwin:
             await self._api_task
         if self._store is not None:
             self._store.close()
+        if self.calls is not None:
+            self.calls.close()
 
     async def call(self, caller: str = DEFAULT_CALLER, did: str | None = None) -> dict[str, Any]:
         """One call through the whole path; a JSON-ready report of what each part did."""
-        assert self._lambdas is not None and self._store is not None, "start the twin first"
+        assert self._lambdas is not None and self._store is not None and self.calls is not None, "not started"
         did = did or self.did
         flow = self._flows.get(did) or self._flows.setdefault(did, default_flow(did))
         contact_id = str(uuid.uuid4())
@@ -166,18 +164,41 @@ class LocalTwin:
         finally:
             self._ended.pop(contact_id, None)
         record = self._store.get(contact_id)
-        return call_report(
+        report = call_report(
             contact,
             did=did,
             interaction=interaction,
             stored=json.loads(record.metadata) if record is not None else None,
             started=started,
         )
+        self.calls.add(report)
+        return report
 
     def _interaction_ended(self, record: dict[str, Any]) -> None:
         ended = self._ended.get(record.get("contactId") or "")
         if ended is not None and not ended.done():
             ended.set_result(record)
+
+
+def embedded_server(app: Any, port: int) -> uvicorn.Server:
+    """uvicorn for an app served inside our own event loop, on 127.0.0.1 (port 0: any free one).
+    It leaves Ctrl-C to its host: uvicorn would otherwise take the signal for itself."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", access_log=False, log_config=None)
+    )
+    server.capture_signals = contextlib.nullcontext  # type: ignore[assignment,method-assign]
+    return server
+
+
+async def started(server: uvicorn.Server, task: asyncio.Task[None]) -> int:
+    """Wait until `server` (running as `task`) listens; its port. Raises why it could not start."""
+    while not server.started:
+        if task.done():
+            with contextlib.suppress(SystemExit):  # how uvicorn gives up when it cannot bind
+                task.result()
+            raise OSError(f"cannot listen on 127.0.0.1:{server.config.port} (is the port in use?)")
+        await asyncio.sleep(0.02)
+    return int(server.servers[0].sockets[0].getsockname()[1])
 
 
 async def _within(future: asyncio.Future[dict[str, Any]], seconds: float) -> dict[str, Any] | None:

@@ -1,0 +1,79 @@
+"""Every call the local twin placed, as `kore-connect call --json` reports it, in SQLite: what the
+dashboard lists and searches (by contact ID or number, as Connect's Contact Search does)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+    contact_id TEXT PRIMARY KEY,
+    placed_at  REAL NOT NULL,
+    caller     TEXT NOT NULL,
+    did        TEXT NOT NULL,
+    ended      TEXT NOT NULL,
+    report     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS calls_placed_at ON calls (placed_at);
+"""
+
+
+class CallLog:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._connection.execute("PRAGMA journal_mode=WAL")
+        self._connection.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def add(self, report: dict[str, Any]) -> None:
+        with self._lock:
+            self._connection.execute(
+                "INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    report["contactId"],
+                    time.time(),
+                    report["customer"],
+                    report["did"],
+                    report["ended"],
+                    json.dumps(report),
+                ),
+            )
+
+    def get(self, contact_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT report FROM calls WHERE contact_id = ?", (contact_id.strip().lower(),)
+            ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def search(self, query: str = "", limit: int = 200) -> list[dict[str, Any]]:
+        """The latest calls first; `query` matches a contact ID (or its start) or a number (a part of it)."""
+        query = query.strip()
+        with self._lock:
+            if not query:
+                rows = self._connection.execute(
+                    "SELECT report FROM calls ORDER BY placed_at DESC LIMIT ?", (limit,)
+                ).fetchall()
+            else:
+                like = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                rows = self._connection.execute(
+                    "SELECT report FROM calls WHERE contact_id LIKE ? ESCAPE '\\'"
+                    " OR caller LIKE ? ESCAPE '\\' OR did LIKE ? ESCAPE '\\'"
+                    " ORDER BY placed_at DESC LIMIT ?",
+                    (f"{like.lower()}%", f"%{like}%", f"%{like}%", limit),
+                ).fetchall()
+        return [dict(json.loads(row[0])) for row in rows]
+
+    def count(self) -> int:
+        with self._lock:
+            (n,) = self._connection.execute("SELECT COUNT(*) FROM calls").fetchone()
+        return int(n)
+
+    def close(self) -> None:
+        self._connection.close()

@@ -1,0 +1,89 @@
+"""The dashboard's routes. Pages are rendered on the server; the calls list refreshes its rows
+from a fragment while calls come in. `POST /api/calls` places a call (for `kore-connect call`
+against a running `kore-connect up`), guarded by the twin's token."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from importlib import resources
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from kore_connect.twin.dashboard.ladder import LEFT, RIGHT, WIDTH, ladder
+from kore_connect.twin.local_twin import PHONE_NUMBER, LocalTwin
+
+TOKEN_HEADER = "x-kore-connect-token"  # noqa: S105 (a header's name, not a token)
+_templates = Environment(
+    loader=FileSystemLoader(str(resources.files("kore_connect.twin.dashboard") / "templates")),
+    autoescape=select_autoescape(["html"]),
+)
+
+
+def dashboard(twin: LocalTwin, token: str) -> Starlette:
+    async def calls_page(request: Request) -> Response:
+        query = request.query_params.get("q", "")[:100]
+        return _page("calls.html", calls=_calls(twin, query), query=query, total=_total(twin))
+
+    async def calls_rows(request: Request) -> Response:
+        query = request.query_params.get("q", "")[:100]
+        return _page("rows.html", calls=_calls(twin, query))
+
+    async def call_page(request: Request) -> Response:
+        assert twin.calls is not None
+        report = twin.calls.get(request.path_params["contact_id"])
+        if report is None:
+            return _page("missing.html", contact_id=request.path_params["contact_id"], status=404)
+        arrows, height = ladder([m for call in report["sip"] for m in call])
+        return _page(
+            "call.html",
+            call=report,
+            arrows=arrows,
+            height=height,
+            width=WIDTH,
+            lanes=(LEFT, RIGHT),
+            metadata=json.dumps(report["metadata"]["stored"], indent=2, ensure_ascii=False),
+        )
+
+    async def place_call(request: Request) -> Response:
+        if not hmac.compare_digest(request.headers.get(TOKEN_HEADER, ""), token):
+            return JSONResponse({"error": f"the {TOKEN_HEADER} header must hold the twin's token"}, 401)
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except json.JSONDecodeError:
+            return JSONResponse({"error": "the body must be JSON: {caller, did}"}, 400)
+        if not isinstance(body, dict):
+            return JSONResponse({"error": "the body must be a JSON object: {caller, did}"}, 400)
+        caller, did = body.get("caller", "+14155550123"), body.get("did", twin.did)
+        for name, value in (("caller", caller), ("did", did)):
+            if not isinstance(value, str) or not PHONE_NUMBER.fullmatch(value):
+                return JSONResponse({"error": f"{name} must be a phone number such as +14155550123"}, 400)
+        return JSONResponse(await twin.call(caller=caller, did=did))
+
+    return Starlette(
+        routes=[
+            Route("/", calls_page),
+            Route("/fragments/calls", calls_rows),
+            Route("/calls/{contact_id}", call_page),
+            Route("/api/calls", place_call, methods=["POST"]),
+        ]
+    )
+
+
+def _calls(twin: LocalTwin, query: str) -> list[dict[str, Any]]:
+    assert twin.calls is not None
+    return twin.calls.search(query)
+
+
+def _total(twin: LocalTwin) -> int:
+    assert twin.calls is not None
+    return twin.calls.count()
+
+
+def _page(name: str, status: int = 200, **values: Any) -> HTMLResponse:
+    return HTMLResponse(_templates.get_template(name).render(**values), status_code=status)
