@@ -1,0 +1,232 @@
+"""`kore-connect up` in its own process, `kore-connect call` against it, and the dashboard: over HTTP,
+and in headless Chromium (Debian's, driven by Playwright) for what a person sees."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.test_cli_call import COMMAND
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = os.environ.get("KORE_CONNECT_SCREENSHOTS")  # e.g. docs/images: the README's pictures
+
+
+class Up:
+    """`kore-connect up` on free ports in its own folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.log = (folder / "up.out").open("w")
+        self.process = subprocess.Popen(
+            [COMMAND, "up", "--api-port", "0", "--sip-port", "0", "--dashboard-port", "0"],
+            cwd=folder,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        running = folder / ".kore-connect" / "up.json"
+        deadline = time.monotonic() + 60
+        while not running.exists():
+            assert self.process.poll() is None, self.output()
+            assert time.monotonic() < deadline, self.output()
+            time.sleep(0.1)
+        self.url = json.loads(running.read_text())["dashboard"]
+        self.token = (folder / ".kore-connect" / "api-token").read_text().strip()
+
+    def output(self) -> str:
+        return (self.folder / "up.out").read_text()
+
+    def call(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [COMMAND, "call", *args],
+            cwd=self.folder,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    def children(self) -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rpartition(")")[2].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == self.process.pid:
+                    found.append(int(entry.name))
+        return found
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        code = self.process.wait(timeout=60)
+        self.log.close()
+        return code
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    running = Up(tmp_path_factory.mktemp("up"))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def placed(up: Up) -> list[dict[str, Any]]:
+    """Three calls placed through the running twin by `kore-connect call`, from two callers."""
+    reports = []
+    for caller in ("+14155550123", "+14155550123", "+447700900123"):
+        result = up.call("--json", "--caller", caller)
+        assert result.returncode == 0, result.stderr
+        reports.append(json.loads(result.stdout))
+    return reports
+
+
+def test_up_prints_its_addresses_and_the_generated_token_once(up: Up) -> None:
+    output = up.output()
+    for part in ("Dashboard:", "Metadata API:", "Kore gateway:", "Amazon Connect:", "Ctrl-C stops"):
+        assert part in output
+    assert f"shown this once): {up.token}" in output
+    assert oct((up.folder / ".kore-connect" / "api-token").stat().st_mode & 0o777) == "0o600"
+
+
+def test_call_goes_through_the_running_twin(up: Up, placed: list[dict[str, Any]]) -> None:
+    for report in placed:
+        assert report["ended"] == "queued"
+        assert report["metadata"]["customData"] == report["metadata"]["stored"] is not None
+    # the calls are the running twin's: its store holds them (the command started no twin of its own)
+    assert (up.folder / ".kore-connect" / "calls.db").stat().st_size > 0
+    with httpx.Client() as http:
+        page = http.get(f"{up.url}/calls/{placed[0]['contactId']}")
+    assert page.status_code == 200
+
+
+def test_the_place_call_endpoint_needs_the_token_and_a_sound_body(up: Up) -> None:
+    with httpx.Client() as http:
+        assert http.post(f"{up.url}/api/calls", json={}).status_code == 401
+        wrong = http.post(f"{up.url}/api/calls", json={}, headers={"x-kore-connect-token": "x" * 48})
+        assert wrong.status_code == 401
+        headers = {"x-kore-connect-token": up.token}
+        assert http.post(f"{up.url}/api/calls", content=b"{", headers=headers).status_code == 400
+        bad = http.post(f"{up.url}/api/calls", json={"caller": "alice"}, headers=headers)
+        assert bad.status_code == 400 and "caller must be a phone number" in bad.text
+
+
+def test_the_dashboard_lists_searches_and_shows_a_call_over_http(
+    up: Up, placed: list[dict[str, Any]]
+) -> None:
+    with httpx.Client() as http:
+        listing = http.get(up.url).text
+        assert all(r["contactId"] in listing for r in placed)
+        by_number = http.get(up.url, params={"q": "+4477"}).text
+        assert placed[2]["contactId"] in by_number and placed[0]["contactId"] not in by_number
+        by_id = http.get(up.url, params={"q": placed[1]["contactId"][:13]}).text
+        assert placed[1]["contactId"] in by_id and placed[0]["contactId"] not in by_id
+        page = http.get(f"{up.url}/calls/{placed[0]['contactId']}").text
+        assert "kore_instanceSessionId" in page and "<svg" in page and "INVITE" in page
+        assert up.token not in listing + page  # the dashboard never shows the token
+        assert http.get(f"{up.url}/calls/not-a-call").status_code == 404
+        assert http.get(up.url, params={"q": "<script>"}).text.count("<script>alert") == 0
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is missing: ./dev test installs it")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+            ],
+        )
+        yield launched
+        launched.close()
+
+
+def screenshot(page: Any, tmp_path: Path, name: str) -> Path:
+    folder = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def test_in_chromium_the_list_shows_the_calls_and_search_finds_a_contact(
+    up: Up, placed: list[dict[str, Any]], browser: Any, tmp_path: Path
+) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(up.url)
+    rows = page.locator("tbody#rows tr")
+    assert rows.count() >= len(placed)
+    assert screenshot(page, tmp_path, "dashboard-calls").stat().st_size > 10_000
+    page.get_by_label("Search by contact ID or phone number").fill(placed[2]["contactId"])
+    page.get_by_role("button", name="Search").click()
+    page.wait_for_url(f"**/?q={placed[2]['contactId']}")
+    assert page.locator("tbody#rows tr").count() == 1
+    page.get_by_role("link", name=placed[2]["contactId"]).click()
+    page.wait_for_url(f"**/calls/{placed[2]['contactId']}")
+    assert page.get_by_role("heading", name=f"Call {placed[2]['contactId']}").is_visible()
+
+
+def test_in_chromium_a_call_page_shows_the_attributes_and_the_ladder(
+    up: Up, placed: list[dict[str, Any]], browser: Any, tmp_path: Path
+) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{up.url}/calls/{placed[0]['contactId']}")
+    attributes = page.get_by_role("table", name="Contact attributes (what the agent sees)")
+    assert "customData" in attributes.inner_text()
+    ladder = page.get_by_role(
+        "img", name="SIP messages between Amazon Connect's connector and the Kore voice gateway"
+    )
+    assert ladder.is_visible() and ladder.locator("g.arrow").count() >= 6
+    assert screenshot(page, tmp_path, "dashboard-call").stat().st_size > 10_000
+
+
+def test_the_list_updates_live_while_calls_come_in(
+    up: Up, placed: list[dict[str, Any]], browser: Any
+) -> None:
+    page = browser.new_page()
+    page.goto(up.url)
+    before = page.locator("tbody#rows tr").count()
+    result = up.call("--json")
+    assert result.returncode == 0, result.stderr
+    new = json.loads(result.stdout)["contactId"]
+    page.get_by_role("link", name=new).wait_for(timeout=5000)  # no reload: the page fetched it
+    assert page.locator("tbody#rows tr").count() == before + 1
+
+
+def test_ctrl_c_stops_everything_and_leaves_nothing_running(tmp_path: Path) -> None:
+    running = Up(tmp_path)
+    children = running.children()
+    assert children  # the function workers
+    assert running.stop() == 0
+    assert "Stopped." in running.output()
+    assert not (tmp_path / ".kore-connect" / "up.json").exists()
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [pid for pid in children if Path(f"/proc/{pid}").exists()] == []
+    result = subprocess.run(
+        [COMMAND, "call", "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr  # with no up running, call starts its own twin
