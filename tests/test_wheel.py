@@ -35,5 +35,6 @@ def test_the_wheel_carries_the_snippets_and_the_template(tmp_path: Path) -> None
     assert {
         "kore_connect/korebot/snippets/start_flow.js",
         "kore_connect/korebot/snippets/agent_transfer_script.js",
+        *(f"kore_connect/twin/dashboard/templates/{page}.html" for page in ("base", "calls", "rows", "call")),
     } <= names
     assert not any(name.startswith("tests/") for name in names)
