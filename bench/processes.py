@@ -83,3 +83,16 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_of_tree(pid: int) -> float:
+    """CPU seconds of a live process and of all its live descendants."""
+    children: dict[int, list[int]] = {}
+    for child, parent in processes():
+        children.setdefault(parent, []).append(child)
+    total, stack = 0.0, [pid]
+    while stack:
+        current = stack.pop()
+        total += cpu_seconds(current)
+        stack.extend(children.get(current, []))
+    return total

@@ -57,9 +57,11 @@ def test_one_call_reports_every_part_and_hands_back_exactly_what_the_bot_sent(tm
     assert report["metadata"] == {"stored": sent, "customData": sent}
     assert report["attributes"]["kore_instanceSessionId"] == kore["instanceSessionId"]
     assert report["timings"]["setupMs"] > 0 and report["timings"]["handoffMs"] > 0
-    # the twin's state is where --home said, the functions' log out of the command's output
+    # the twin's state and its parts' logs are where --home said, out of the command's output
     assert (tmp_path / "sessions.db").exists() and (tmp_path / "interactions.db").exists()
-    assert "Metadata stored" in (tmp_path / "functions.log").read_text()
+    assert "Metadata stored" in (tmp_path / "api.log").read_text()  # the API's process and its functions
+    assert "retriev" in (tmp_path / "functions.log").read_text().lower()  # the flow's retrieve function
+    assert "Kore voice gateway: sip:" in (tmp_path / "gateway.log").read_text()
 
 
 def test_the_text_report_shows_the_flow_the_ladder_the_bot_and_the_data() -> None:

@@ -56,16 +56,21 @@ class Up:
             check=False,
         )
 
-    def children(self) -> list[int]:
-        found = []
+    def descendants(self) -> list[int]:
+        """Every process `up` started, and theirs (the API's and the gateway's, the function workers)."""
+        children: dict[int, list[int]] = {}
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
                 try:
                     fields = (entry / "stat").read_text().rpartition(")")[2].split()
                 except OSError:
                     continue
-                if int(fields[1]) == self.process.pid:
-                    found.append(int(entry.name))
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+        found, stack = [], [self.process.pid]
+        while stack:
+            for child in children.get(stack.pop(), []):
+                found.append(child)
+                stack.append(child)
         return found
 
     def stop(self) -> int:
@@ -217,8 +222,8 @@ def test_the_list_updates_live_while_calls_come_in(
 
 def test_ctrl_c_stops_everything_and_leaves_nothing_running(tmp_path: Path) -> None:
     running = Up(tmp_path)
-    children = running.children()
-    assert children  # the function workers
+    children = running.descendants()
+    assert len(children) >= 4  # the API and the gateway, their function workers, the retrieve worker
     assert running.stop() == 0
     assert "Stopped." in running.output()
     assert not (tmp_path / ".kore-connect" / "up.json").exists()

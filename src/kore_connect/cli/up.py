@@ -77,8 +77,6 @@ async def _up(
         try:
             port = await started(server, task)
             url = f"http://127.0.0.1:{port}"
-            running = home / RUNNING_FILE
-            running.write_text(json.dumps({"dashboard": url, "pid": os.getpid(), "did": did}))
             host, sip = twin.sip_address
             console.print(f"Dashboard:         {url}")
             console.print(f"Metadata API:      POST {twin.api_url}?contactId=...")
@@ -90,6 +88,9 @@ async def _up(
             else:
                 console.print(f"Token: from {source}")
             console.print("Place a call: kore-connect call    Ctrl-C stops everything.")
+            console.file.flush()
+            # Last: once this file is there, `kore-connect call` (and a test) may use the twin.
+            (home / RUNNING_FILE).write_text(json.dumps({"dashboard": url, "pid": os.getpid(), "did": did}))
             await stop.wait()
         finally:
             (home / RUNNING_FILE).unlink(missing_ok=True)

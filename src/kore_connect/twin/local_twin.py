@@ -22,7 +22,6 @@ from kore_connect.contactflow.model import Flow
 from kore_connect.contactflow.render import FlowOptions, flow_json, render_flow
 from kore_connect.sessions.sqlite import SQLiteSessionStore
 from kore_connect.stack import RESOURCE_PATH, RETRIEVE_FUNCTION
-from kore_connect.twin.apigw.app import LocalApi
 from kore_connect.twin.call_log import CallLog
 from kore_connect.twin.connect.connector import Gateway
 from kore_connect.twin.connect.contact import Contact
@@ -34,8 +33,9 @@ from kore_connect.twin.connect.local import (
     run_contact,
     template_functions,
 )
-from kore_connect.twin.kore.config import DidRoute, GatewayConfig
-from kore_connect.twin.kore.gateway import KoreGateway
+from kore_connect.twin.kore.interactions import InteractionStore
+from kore_connect.twin.local_token import TOKEN_VARIABLE
+from kore_connect.twin.parts import Part, free_port
 
 DEFAULT_DID = "+12065551118"  # the Kore DID the default flow transfers to
 DEFAULT_CALLER = "+14155550123"
@@ -78,7 +78,11 @@ def default_flow(did: str = DEFAULT_DID) -> Flow:
 
 
 class LocalTwin:
-    """Start with `async with LocalTwin(...)`; then `await twin.call()` as often as wanted."""
+    """Start with `async with LocalTwin(...)`; then `await twin.call()` as often as wanted.
+
+    The metadata API and the Kore gateway run in processes of their own (`kore-connect serve api`,
+    `kore-connect serve gateway`), as the real systems are apart; Connect's side (the flow, its
+    connector and the retrieve function's workers) runs in ours."""
 
     def __init__(
         self, home: Path, *, token: str, did: str = DEFAULT_DID, api_port: int = 0, sip_port: int = 0
@@ -89,59 +93,70 @@ class LocalTwin:
         self._api_port = api_port
         self._sip_port = sip_port
         self._flows: dict[str, Flow] = {did: default_flow(did)}
-        self._ended: dict[str, asyncio.Future[dict[str, Any]]] = {}  # contact ID -> its interaction
-        self._api: uvicorn.Server | None = None
-        self._api_task: asyncio.Task[None] | None = None
-        self.gateway: KoreGateway | None = None
+        self._parts: list[Part] = []
         self._lambdas: LocalLambdas | None = None
         self._store: SQLiteSessionStore | None = None
+        self._interactions: InteractionStore | None = None
         self.calls: CallLog | None = None
         self.api_url = ""
         self.sip_address: tuple[str, int] = ("127.0.0.1", 0)
 
     async def __aenter__(self) -> LocalTwin:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
     async def start(self) -> None:
-        self.paths.home.mkdir(parents=True, exist_ok=True)
-        api = LocalApi.on_sqlite(self.paths.store, self._token, containers=1, log_path=self.paths.log)
-        self._api = embedded_server(api.app, self._api_port)
-        self._api_task = asyncio.get_running_loop().create_task(self._api.serve())
-        port = await started(self._api, self._api_task)
-        self.api_url = f"http://127.0.0.1:{port}/{api.api.stage}{RESOURCE_PATH}"
-        self.gateway = KoreGateway(
-            GatewayConfig(
-                port=self._sip_port,
-                transports=("udp",),
-                dids=(DidRoute(self.did, "default"),),
-                metadata_url=self.api_url,
-                token=self._token,
-                interactions=self.paths.interactions,
+        home = self.paths.home
+        home.mkdir(parents=True, exist_ok=True)
+        secret = {TOKEN_VARIABLE: self._token}  # in the environment: never on a command line
+        api_port = self._api_port or free_port()
+        api = Part(
+            "metadata API",
+            ["serve", "api", "--port", str(api_port), "--db", str(self.paths.store), "--containers", "1"],
+            home / "api.log",
+            secret,
+        )
+        self._parts.append(api)
+        self.api_url = f"http://127.0.0.1:{api_port}/prod{RESOURCE_PATH}"
+        (home / "gateway.yaml").write_text(
+            json.dumps(
+                {
+                    "listen": {"host": "127.0.0.1", "port": self._sip_port, "transports": ["udp"]},
+                    "dids": [{"number": self.did, "flow": "default"}],
+                    "metadata": {"url": self.api_url, "token_env": TOKEN_VARIABLE},
+                    "interactions": str(self.paths.interactions),
+                }
             )
         )
-        self.gateway.on_ended = self._interaction_ended
-        await self.gateway.start()
-        self.sip_address = self.gateway.addresses["udp"]
+        gateway = Part(
+            "Kore gateway",
+            ["serve", "gateway", "--config", str(home / "gateway.yaml")],
+            home / "gateway.log",
+            secret,
+        )
+        self._parts.append(gateway)
         self._lambdas = LocalLambdas(template_functions(self.paths.store, log_path=self.paths.log))
         self._store = SQLiteSessionStore(self.paths.store)
+        self._interactions = InteractionStore(self.paths.interactions)
         self.calls = CallLog(self.paths.calls)
+        await api.ready(re.compile(r"Uvicorn running on"))
+        found = await gateway.ready(re.compile(r"sip:([0-9.]+):([0-9]+);transport=udp"))
+        self.sip_address = (found.group(1), int(found.group(2)))
 
     async def stop(self) -> None:
         if self._lambdas is not None:
             await self._lambdas.close()
-        if self.gateway is not None:
-            await self.gateway.stop()
-        if self._api is not None and self._api_task is not None:
-            self._api.should_exit = True
-            await self._api_task
-        if self._store is not None:
-            self._store.close()
-        if self.calls is not None:
-            self.calls.close()
+        await asyncio.gather(*(part.stop() for part in self._parts))
+        for closable in (self._store, self._interactions, self.calls):
+            if closable is not None:
+                closable.close()
 
     async def call(self, caller: str = DEFAULT_CALLER, did: str | None = None) -> dict[str, Any]:
         """One call through the whole path; a JSON-ready report of what each part did."""
@@ -149,7 +164,6 @@ class LocalTwin:
         did = did or self.did
         flow = self._flows.get(did) or self._flows.setdefault(did, default_flow(did))
         contact_id = str(uuid.uuid4())
-        ended = self._ended[contact_id] = asyncio.get_running_loop().create_future()
         settings = LocalContactSettings(
             gateway=Gateway(*self.sip_address, "udp"),
             caller=caller,
@@ -158,26 +172,29 @@ class LocalTwin:
             local_host="127.0.0.1",
         )
         started = time.monotonic()
-        try:
-            contact = await run_contact(flow, settings, self._lambdas)
-            interaction = await _within(ended, INTERACTION_WAIT_SECONDS)
-        finally:
-            self._ended.pop(contact_id, None)
+        contact = await run_contact(flow, settings, self._lambdas)
         record = self._store.get(contact_id)
         report = call_report(
             contact,
             did=did,
-            interaction=interaction,
+            interaction=await self._interaction(contact_id, reached=_transferred(contact)),
             stored=json.loads(record.metadata) if record is not None else None,
             started=started,
         )
         self.calls.add(report)
         return report
 
-    def _interaction_ended(self, record: dict[str, Any]) -> None:
-        ended = self._ended.get(record.get("contactId") or "")
-        if ended is not None and not ended.done():
-            ended.set_result(record)
+    async def _interaction(self, contact_id: str, *, reached: bool) -> dict[str, Any] | None:
+        """The gateway's record of the call. It is saved once the BYE is answered, before the flow
+        goes on, so it is nearly always there at once; a call refused early may have none."""
+        assert self._interactions is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (INTERACTION_WAIT_SECONDS if reached else 0.5)
+        wait = 0.005
+        while (found := self._interactions.for_contact(contact_id)) is None and loop.time() < deadline:
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, 0.25)
+        return found
 
 
 def embedded_server(app: Any, port: int) -> uvicorn.Server:
@@ -201,12 +218,8 @@ async def started(server: uvicorn.Server, task: asyncio.Task[None]) -> int:
     return int(server.servers[0].sockets[0].getsockname()[1])
 
 
-async def _within(future: asyncio.Future[dict[str, Any]], seconds: float) -> dict[str, Any] | None:
-    """The interaction, or None when the gateway never saw the call (it was refused before)."""
-    try:
-        return await asyncio.wait_for(asyncio.shield(future), seconds)
-    except TimeoutError:
-        return None
+def _transferred(contact: Contact) -> bool:
+    return any("sipMessages" in step.details for step in contact.trace)
 
 
 def call_report(

@@ -53,6 +53,15 @@ class InteractionStore:
             ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
+    def for_contact(self, contact_id: str) -> dict[str, Any] | None:
+        """The latest interaction of the Connect contact `contact_id`, or None."""
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT record FROM interactions WHERE contact_id = ? ORDER BY started_at DESC LIMIT 1",
+                (contact_id,),
+            ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
     def all(self) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._connection.execute("SELECT record FROM interactions ORDER BY started_at").fetchall()

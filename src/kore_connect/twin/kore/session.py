@@ -55,13 +55,15 @@ class KoreSession:
         """`sip_headers` None: a session without a voice channel (no `channels`), as for a chat."""
         self.instance_session_id = instance_session_id or secrets.token_hex(12)
         self._v8 = MiniRacer()
-        self._v8.eval(KORE_GLOBALS)
+        # One evaluation for the whole setup: each one is a round trip to V8's thread.
+        setup = [KORE_GLOBALS]
         if sip_headers is not None:
             handle = {"sipHeaders": sip_headers}
-            self._v8.eval(f"context.BotUserSession.channels = [{{handle: {json.dumps(handle)}}}];")
+            setup.append(f"context.BotUserSession.channels = [{{handle: {json.dumps(handle)}}}];")
         # Where the Agent AI widget's instance session ID is found (see korebot.service_node).
         last_message = {"messagePayload": {"instanceSessionId": self.instance_session_id}}
-        self._v8.eval(f"context.session.BotUserSession.lastMessage = {json.dumps(last_message)};")
+        setup.append(f"context.session.BotUserSession.lastMessage = {json.dumps(last_message)};")
+        self._v8.eval("\n".join(setup))
 
     def run(self, script: str) -> None:
         """Run a script node's code as Kore does: as a script, in the session's globals."""

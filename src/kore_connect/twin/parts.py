@@ -1,0 +1,66 @@
+"""The local twin's servers, each in its own process as the real systems are (and so that they share
+the machine's cores): `python -m kore_connect serve ...`, its output in a log file, stopped by Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+START_SECONDS = 90.0  # a cold start imports boto3, Powertools and V8 in several processes at once
+
+
+class Part:
+    def __init__(self, name: str, arguments: list[str], log: Path, environment: Mapping[str, str]) -> None:
+        self.name = name
+        self.log = log
+        with log.open("ab") as output:
+            self.process = subprocess.Popen(  # noqa: S603 (our own interpreter and package)
+                [sys.executable, "-m", "kore_connect", *arguments],
+                env={**os.environ, **environment},
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a Ctrl-C in the terminal reaches us; we stop it in order
+            )
+        self._read_from = log.stat().st_size if log.exists() else 0
+
+    async def ready(self, line: re.Pattern[str]) -> re.Match[str]:
+        """Wait until the part logs a line matching `line` (it is then ready); the match."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + START_SECONDS
+        while loop.time() < deadline:
+            with self.log.open("rb") as output:
+                output.seek(self._read_from)
+                found = line.search(output.read().decode("utf-8", "replace"))
+            if found is not None:
+                return found
+            if self.process.poll() is not None:
+                raise OSError(f"the {self.name} stopped while starting (see {self.log})")
+            await asyncio.sleep(0.05)
+        raise OSError(f"the {self.name} did not start within {START_SECONDS:.0f} s (see {self.log})")
+
+    async def stop(self) -> None:
+        """Ctrl-C, as a user would; killed if it has not ended 15 s later."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(asyncio.to_thread(self.process.wait), 15)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                await asyncio.to_thread(self.process.wait)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now, on 127.0.0.1 (for a part that must be told its port)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
