@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from kore_connect.cli.call import call_problems, load_summary
+from tests.conftest import FIXTURES
 
 COMMAND = shutil.which("kore-connect") or str(Path(__file__).resolve().parents[1] / ".venv/bin/kore-connect")
 
@@ -62,6 +63,19 @@ def test_one_call_reports_every_part_and_hands_back_exactly_what_the_bot_sent(tm
     assert "Metadata stored" in (tmp_path / "api.log").read_text()  # the API's process and its functions
     assert "retriev" in (tmp_path / "functions.log").read_text().lower()  # the flow's retrieve function
     assert "Kore voice gateway: sip:" in (tmp_path / "gateway.log").read_text()
+
+
+def test_an_exported_flow_runs_unchanged_through_the_twin(tmp_path: Path) -> None:
+    reference = FIXTURES / "flows" / "kore-reference-export.json"
+    result = kore_connect("call", "--json", "--flow", str(reference))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["ended"] == "queued"
+    assert [a["type"] for a in report["actions"]][2:4] == [
+        "TransferParticipantToThirdParty",
+        "InvokeLambdaFunction",
+    ]
+    assert report["metadata"]["customData"] == report["metadata"]["stored"] is not None
 
 
 def test_the_text_report_shows_the_flow_the_ladder_the_bot_and_the_data() -> None:
@@ -119,6 +133,8 @@ def test_a_mix_up_or_a_loss_is_named() -> None:
         (["--did", "12"], "--did '12': expected a phone number"),
         (["--count", "0"], "--count"),
         (["--concurrency", "-1"], "--concurrency"),
+        (["--flow", "/nonexistent/flow.json"], "--flow /nonexistent/flow.json: No such file"),
+        (["--flow", str(Path(__file__))], "not JSON"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:

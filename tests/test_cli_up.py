@@ -120,6 +120,22 @@ def test_call_goes_through_the_running_twin(up: Up, placed: list[dict[str, Any]]
     assert page.status_code == 200
 
 
+def test_call_sends_an_exported_flow_to_the_running_twin(up: Up) -> None:
+    from tests.conftest import FIXTURES
+
+    result = up.call("--json", "--flow", str(FIXTURES / "flows" / "kore-reference-export.json"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["ended"] == "queued" and report["metadata"]["customData"] == report["metadata"]["stored"]
+    with httpx.Client() as http:
+        bad = http.post(
+            f"{up.url}/api/calls",
+            json={"flow": {"Version": "2019-10-30"}},
+            headers={"x-kore-connect-token": up.token},
+        )
+    assert bad.status_code == 400 and bad.json()["error"].startswith("flow:")
+
+
 def test_the_place_call_endpoint_needs_the_token_and_a_sound_body(up: Up) -> None:
     with httpx.Client() as http:
         assert http.post(f"{up.url}/api/calls", json={}).status_code == 401

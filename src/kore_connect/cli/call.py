@@ -32,6 +32,10 @@ def call(
         str, typer.Option(help="The caller's number ($.CustomerEndpoint.Address).")
     ] = "+14155550123",
     did: Annotated[str, typer.Option(help="The Kore DID the flow transfers to.")] = "+12065551118",
+    flow_file: Annotated[
+        Path | None,
+        typer.Option("--flow", help="A contact flow as Connect exports it, instead of the default flow."),
+    ] = None,
     count: Annotated[int, typer.Option(min=1, max=100_000, help="How many calls to place.")] = 1,
     concurrency: Annotated[int, typer.Option(min=1, max=1000, help="Calls in progress at once.")] = 1,
     rate: Annotated[
@@ -58,8 +62,9 @@ def call(
             fail(f"{flag} {number!r}: expected a phone number such as +14155550123")
     if home is not None and home.exists() and not home.is_dir():
         fail(f"--home {home}: not a folder")
+    flow = _flow(flow_file) if flow_file is not None else None
     try:
-        reports, seconds = asyncio.run(_run(caller, did, count, concurrency, rate, home, json_output))
+        reports, seconds = asyncio.run(_run(caller, did, flow, count, concurrency, rate, home, json_output))
     except OSError as exc:
         fail(f"the local twin could not start: {exc.strerror or exc}")
     if count == 1 and not json_output:
@@ -75,6 +80,7 @@ def call(
 async def _run(
     caller: str,
     did: str,
+    flow: dict[str, Any] | None,
     count: int,
     concurrency: int,
     rate: float | None,
@@ -83,6 +89,7 @@ async def _run(
 ) -> tuple[list[dict[str, Any]], float]:
     """The reports of `count` calls (printed as they end with --json), and the seconds they took:
     through a running `kore-connect up` when there is one, else through a twin of our own."""
+    from kore_connect.contactflow.model import Flow
     from kore_connect.twin.dashboard.app import TOKEN_HEADER
     from kore_connect.twin.local_twin import LocalTwin
 
@@ -93,7 +100,9 @@ async def _run(
 
             async def through_up() -> dict[str, Any]:
                 answer = await http.post(
-                    f"{url}/api/calls", json={"caller": caller, "did": did}, headers={TOKEN_HEADER: token}
+                    f"{url}/api/calls",
+                    json={"caller": caller, "did": did, "flow": flow},
+                    headers={TOKEN_HEADER: token},
                 )
                 if answer.status_code != 200:
                     raise typer.Exit(_say(f"the running kore-connect up refused the call: {answer.text}"))
@@ -103,8 +112,9 @@ async def _run(
             return await _calls(through_up, count, concurrency, rate, json_output)
     with tempfile.TemporaryDirectory(prefix="kore-connect-twin-") as scratch:
         async with LocalTwin(home or Path(scratch), token=secrets.token_urlsafe(32), did=did) as twin:
+            parsed = Flow.parse(flow) if flow is not None else None
             return await _calls(
-                lambda: twin.call(caller=caller, did=did), count, concurrency, rate, json_output
+                lambda: twin.call(caller=caller, did=did, flow=parsed), count, concurrency, rate, json_output
             )
 
 
@@ -160,6 +170,23 @@ def _running_up(home: Path) -> tuple[str, str] | None:
 def _say(message: str) -> int:
     Console(stderr=True).print(f"error: {message}", highlight=False, soft_wrap=True)
     return 1
+
+
+def _flow(path: Path) -> dict[str, Any]:
+    """The flow document at `path`, checked by the flow model (one-line error otherwise)."""
+    from kore_connect.contactflow.model import Flow
+    from kore_connect.errors import KoreConnectError
+
+    try:
+        document: dict[str, Any] = json.loads(path.read_bytes())
+        Flow.parse(document)
+    except OSError as exc:
+        fail(f"--flow {path}: {exc.strerror}")
+    except json.JSONDecodeError as exc:
+        fail(f"--flow {path}: not JSON ({exc.msg} at line {exc.lineno})")
+    except (ValueError, KoreConnectError) as exc:
+        fail(f"--flow {path}: {' '.join(str(exc).split())}")
+    return document
 
 
 def call_problems(report: dict[str, Any]) -> list[str]:

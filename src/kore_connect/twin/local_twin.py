@@ -158,11 +158,15 @@ class LocalTwin:
             if closable is not None:
                 closable.close()
 
-    async def call(self, caller: str = DEFAULT_CALLER, did: str | None = None) -> dict[str, Any]:
-        """One call through the whole path; a JSON-ready report of what each part did."""
+    async def call(
+        self, caller: str = DEFAULT_CALLER, did: str | None = None, flow: Flow | None = None
+    ) -> dict[str, Any]:
+        """One call through the whole path; a JSON-ready report of what each part did. `flow`: an
+        exported flow to run instead of the default one (its transfers go to the local gateway)."""
         assert self._lambdas is not None and self._store is not None and self.calls is not None, "not started"
         did = did or self.did
-        flow = self._flows.get(did) or self._flows.setdefault(did, default_flow(did))
+        if flow is None:
+            flow = self._flows.get(did) or self._flows.setdefault(did, default_flow(did))
         contact_id = str(uuid.uuid4())
         settings = LocalContactSettings(
             gateway=Gateway(*self.sip_address, "udp"),

@@ -15,6 +15,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from kore_connect.contactflow.model import Flow
+from kore_connect.errors import KoreConnectError
 from kore_connect.twin.dashboard.ladder import LEFT, RIGHT, WIDTH, ladder
 from kore_connect.twin.local_twin import PHONE_NUMBER, LocalTwin
 
@@ -63,7 +65,13 @@ def dashboard(twin: LocalTwin, token: str) -> Starlette:
         for name, value in (("caller", caller), ("did", did)):
             if not isinstance(value, str) or not PHONE_NUMBER.fullmatch(value):
                 return JSONResponse({"error": f"{name} must be a phone number such as +14155550123"}, 400)
-        return JSONResponse(await twin.call(caller=caller, did=did))
+        flow = None
+        if body.get("flow") is not None:
+            try:
+                flow = Flow.parse(body["flow"])
+            except KoreConnectError as exc:
+                return JSONResponse({"error": f"flow: {' '.join(str(exc).split())}"}, 400)
+        return JSONResponse(await twin.call(caller=caller, did=did, flow=flow))
 
     return Starlette(
         routes=[
