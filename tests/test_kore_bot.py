@@ -132,6 +132,23 @@ def test_a_service_answering_503_is_retried_with_backoff() -> None:
     assert seen[0].headers["authorizationToken"] == TOKEN and seen[0].content == b'{"a": "c-1"}'
 
 
+def test_the_service_request_line_is_recorded_without_any_environment_value() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={})
+
+    node = ServiceRequestNode(  # a node's author who put the token in the URL
+        "send",
+        "http://gateway.test/x?t={{env.koreApiToken}}&c={{context.session.BotUserSession.ContactId}}",
+        "POST",
+        (),
+        "{}",
+    )
+    dialog = Dialog(start_flow=(), nodes=(ScriptNode("set", "BotUserSession.put('ContactId', 'c-1');"), node))
+    run, _ = bot(INVITE_HEADERS, dialog, transport=httpx.MockTransport(answer))
+    assert run.results[-1].request == "POST http://gateway.test/x?t=[env]&c=c-1"
+    assert TOKEN not in repr(run.results)
+
+
 def test_a_service_that_never_recovers_fails_after_its_retries() -> None:
     def answer(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused", request=request)

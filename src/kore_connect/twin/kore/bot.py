@@ -36,6 +36,7 @@ class NodeResult:
     detail: str
     http_status: int | None = None  # the service node's answer (the last attempt's)
     attempts: int = 0
+    request: str | None = None  # the service node's request line, "POST <url>" (headers never: the token)
 
 
 @dataclass
@@ -101,6 +102,9 @@ async def _service(
         url = render(node.url, session.value, environment)
         headers = {name: render(value, session.value, environment) for name, value in node.headers}
         body = render(node.body, session.value, environment)
+        # What the interaction shows: the request line, with every environment value (the token
+        # among them) left out, wherever a node's author placed it.
+        line = f"{node.method} {render(node.url, session.value, dict.fromkeys(environment, '[env]'))}"
     except TemplateError as exc:
         return NodeResult(node.name, "service", "error", str(exc))
     delay = node.backoff_seconds
@@ -116,10 +120,10 @@ async def _service(
         else:
             status = response.status_code
             if 200 <= status < 300:
-                return NodeResult(node.name, "service", "ok", f"HTTP {status}", status, attempt)
+                return NodeResult(node.name, "service", "ok", f"HTTP {status}", status, attempt, line)
             problem = f"HTTP {status}"
             if status not in RETRYABLE:
-                return NodeResult(node.name, "service", "error", problem, status, attempt)
+                return NodeResult(node.name, "service", "error", problem, status, attempt, line)
         if attempt <= node.retries:
             await asyncio.sleep(delay)
             delay *= 2
@@ -130,6 +134,7 @@ async def _service(
         f"{problem} after {node.retries + 1} attempts",
         status,
         node.retries + 1,
+        line,
     )
 
 

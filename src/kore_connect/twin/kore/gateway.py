@@ -377,6 +377,7 @@ class KoreGateway:
                 "status": r.status,
                 "detail": r.detail,
                 "httpStatus": r.http_status,
+                "request": r.request,
             }
             for r in run.results
         ]
