@@ -118,6 +118,41 @@ def report_for(contact: str, instance: str, custom: Any) -> dict[str, Any]:
     }
 
 
+def test_a_call_that_loses_its_metadata_exits_1() -> None:
+    # the reference flow transfers to +12065551118; this twin's Kore gateway answers another DID (404)
+    reference = FIXTURES / "flows" / "kore-reference-export.json"
+    result = kore_connect("call", "--flow", str(reference), "--did", "+15550009999")
+    assert result.returncode == 1
+    assert "Kore call ended: no DID matches '+12065551118'" in result.stdout
+    for problem in ("ended disconnected, not queued", "lost: nothing stored", "lost: no customData"):
+        assert f"problem: {problem}" in result.stdout
+
+
+def test_timings_and_the_summary_are_computed_from_the_reports() -> None:
+    from kore_connect.twin.connect.contact import Contact, Step
+    from kore_connect.twin.local_twin import _timings
+
+    contact = Contact.inbound(customer="+1", system="+2", instance_arn="arn")
+    invite = {"firstLine": "INVITE sip:x SIP/2.0", "at": 0.010}
+    ok = {"firstLine": "SIP/2.0 200 OK", "at": 0.030}
+    contact.trace += [
+        Step("a", "UpdateContactAttributes", "Success", "before", at=1.0),  # before the transfer
+        Step("t", "TransferParticipantToThirdParty", "Success", "bye", {"sipMessages": [invite, ok]}, at=2.0),
+        Step("l", "InvokeLambdaFunction", "Success", "ok", at=2.004),
+        Step("u", "UpdateContactAttributes", "Success", "set", at=2.005),
+    ]
+    timings = _timings(contact, started=0.5)
+    assert timings == {"setupMs": 20.0, "handoffMs": 5.0, "totalMs": 1505.0}
+    reports = [
+        {**report_for(str(n), str(n), None), "timings": {"setupMs": float(n), "handoffMs": None}}
+        for n in range(1, 101)
+    ]
+    summary = load_summary(reports, seconds=4.0)
+    assert summary["callsPerSecond"] == 25.0 and summary["failedCalls"] == 100
+    assert summary["setupMs"] == {"p50": 50.5, "p95": 95.0, "p99": 99.0}
+    assert summary["handoffMs"] is None and summary["problems"] == {"lost: no customData": 100}
+
+
 def test_a_mix_up_or_a_loss_is_named() -> None:
     mine = {"x_metadata": "Hello from Kore for contact a", "kore-instanceSessionId": "1"}
     theirs = {"x_metadata": "Hello from Kore for contact b", "kore-instanceSessionId": "2"}

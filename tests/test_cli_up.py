@@ -24,18 +24,18 @@ SCREENSHOTS = os.environ.get("KORE_CONNECT_SCREENSHOTS")  # e.g. docs/images: th
 class Up:
     """`kore-connect up` on free ports in its own folder."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *options: str) -> None:
         self.folder = folder
         self.log = (folder / "up.out").open("w")
         self.process = subprocess.Popen(
-            [COMMAND, "up", "--api-port", "0", "--sip-port", "0", "--dashboard-port", "0"],
+            [COMMAND, "up", "--api-port", "0", "--sip-port", "0", "--dashboard-port", "0", *options],
             cwd=folder,
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         running = folder / ".kore-connect" / "up.json"
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # a part may take up to 90 s to start on a busy machine
         while not running.exists():
             assert self.process.poll() is None, self.output()
             assert time.monotonic() < deadline, self.output()
@@ -73,9 +73,9 @@ class Up:
                 stack.append(child)
         return found
 
-    def stop(self) -> int:
+    def stop(self, how: signal.Signals = signal.SIGINT) -> int:
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+            self.process.send_signal(how)
         code = self.process.wait(timeout=60)
         self.log.close()
         return code
@@ -161,7 +161,9 @@ def test_the_dashboard_lists_searches_and_shows_a_call_over_http(
         assert "kore_instanceSessionId" in page and "<svg" in page and "INVITE" in page
         assert up.token not in listing + page  # the dashboard never shows the token
         assert http.get(f"{up.url}/calls/not-a-call").status_code == 404
-        assert http.get(up.url, params={"q": "<script>"}).text.count("<script>alert") == 0
+        hostile = http.get(up.url, params={"q": "<script>alert(1)</script>"}).text
+        assert "<script>alert(1)" not in hostile and "&lt;script&gt;alert(1)&lt;/script&gt;" in hostile
+        assert "No call matches" in hostile
 
 
 @pytest.fixture(scope="module")
@@ -251,3 +253,66 @@ def test_ctrl_c_stops_everything_and_leaves_nothing_running(tmp_path: Path) -> N
         [COMMAND, "call", "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
     )
     assert result.returncode == 0, result.stderr  # with no up running, call starts its own twin
+
+
+def gone(pids: list[int], seconds: float = 20.0) -> list[int]:
+    """Those of `pids` still alive after waiting up to `seconds` for them to end."""
+    deadline = time.monotonic() + seconds
+    while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            continue
+        if state != "Z":  # a zombie has ended; its parent (gone) just never reaped it
+            alive.append(pid)
+    return alive
+
+
+@pytest.mark.parametrize("how", [signal.SIGHUP, signal.SIGTERM])
+def test_a_closed_terminal_or_a_kill_stops_everything_too(tmp_path: Path, how: signal.Signals) -> None:
+    running = Up(tmp_path)
+    children = running.descendants()
+    assert running.stop(how) == 0 and "Stopped." in running.output()
+    assert gone(children) == []
+
+
+def test_when_up_itself_is_killed_its_parts_end_with_it(tmp_path: Path) -> None:
+    running = Up(tmp_path)
+    children = running.descendants()
+    assert running.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert gone(children) == []  # each part is told when its parent dies (PR_SET_PDEATHSIG)
+
+
+def test_a_dashboard_port_in_use_is_one_line_and_nothing_is_left_running(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [COMMAND, "up", "--api-port", "0", "--sip-port", "0", "--dashboard-port", str(port)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, check=False).stdout == b""
+
+
+def test_up_with_its_own_did_takes_calls_to_it_and_refuses_others(tmp_path: Path) -> None:
+    running = Up(tmp_path, "--did", "+15550001111")
+    try:
+        result = running.call("--json")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["did"] == "+15550001111"
+        other = running.call("--did", "+15550002222")
+        assert other.returncode == 1 and "answers DID +15550001111 only" in other.stderr
+    finally:
+        running.stop()

@@ -24,14 +24,18 @@ from rich.table import Table
 from kore_connect.cli.errors import fail
 from kore_connect.cli.up import DEFAULT_HOME, RUNNING_FILE
 
-console = Console(highlight=False, soft_wrap=True)
+# No markup: the report prints what flows and bots say, which may hold "[...]".
+console = Console(highlight=False, soft_wrap=True, markup=False)
 
 
 def call(
     caller: Annotated[
         str, typer.Option(help="The caller's number ($.CustomerEndpoint.Address).")
     ] = "+14155550123",
-    did: Annotated[str, typer.Option(help="The Kore DID the flow transfers to.")] = "+12065551118",
+    did: Annotated[
+        str | None,
+        typer.Option(help="The Kore DID the flow transfers to (default: the twin's, +12065551118)."),
+    ] = None,
     flow_file: Annotated[
         Path | None,
         typer.Option("--flow", help="A contact flow as Connect exports it, instead of the default flow."),
@@ -55,9 +59,9 @@ def call(
     """Place calls through the local twin: Connect's flow, the SIP transfer, the Kore bot, the metadata
     API, the handback. One call prints what each part did; --count N runs a load and checks that every
     caller's customData is exactly what their own bot sent (exit 1 on any loss or mix-up)."""
-    from kore_connect.twin.local_twin import PHONE_NUMBER
+    from kore_connect.twin.local_twin import DEFAULT_DID, PHONE_NUMBER
 
-    for flag, number in (("--caller", caller), ("--did", did)):
+    for flag, number in (("--caller", caller), ("--did", did or DEFAULT_DID)):
         if not PHONE_NUMBER.fullmatch(number):
             fail(f"{flag} {number!r}: expected a phone number such as +14155550123")
     if home is not None and home.exists() and not home.is_dir():
@@ -72,14 +76,13 @@ def call(
     if count > 1 and not json_output:
         summary = load_summary(reports, seconds)
         _print_summary(summary)
-    problems = [p for report in reports for p in call_problems(report)]
-    if problems:
+    if any(call_problems(report) for report in reports):
         raise typer.Exit(1)
 
 
 async def _run(
     caller: str,
-    did: str,
+    did: str | None,
     flow: dict[str, Any] | None,
     count: int,
     concurrency: int,
@@ -91,19 +94,21 @@ async def _run(
     through a running `kore-connect up` when there is one, else through a twin of our own."""
     from kore_connect.contactflow.model import Flow
     from kore_connect.twin.dashboard.app import TOKEN_HEADER
-    from kore_connect.twin.local_twin import LocalTwin
+    from kore_connect.twin.local_twin import DEFAULT_DID, LocalTwin
 
     running = _running_up(home or DEFAULT_HOME)
     if running is not None:
         url, token = running
-        async with httpx.AsyncClient(timeout=120) as http:
+        limits = httpx.Limits(max_connections=concurrency)
+        async with httpx.AsyncClient(timeout=120, limits=limits) as http:
 
             async def through_up() -> dict[str, Any]:
-                answer = await http.post(
-                    f"{url}/api/calls",
-                    json={"caller": caller, "did": did, "flow": flow},
-                    headers={TOKEN_HEADER: token},
-                )
+                request = {"caller": caller, "flow": flow} | ({"did": did} if did else {})
+                try:
+                    answer = await http.post(f"{url}/api/calls", json=request, headers={TOKEN_HEADER: token})
+                except httpx.HTTPError as exc:
+                    message = f"the running kore-connect up ({url}) stopped answering: {type(exc).__name__}"
+                    raise typer.Exit(_say(message)) from None
                 if answer.status_code != 200:
                     raise typer.Exit(_say(f"the running kore-connect up refused the call: {answer.text}"))
                 report: dict[str, Any] = answer.json()
@@ -111,7 +116,8 @@ async def _run(
 
             return await _calls(through_up, count, concurrency, rate, json_output)
     with tempfile.TemporaryDirectory(prefix="kore-connect-twin-") as scratch:
-        async with LocalTwin(home or Path(scratch), token=secrets.token_urlsafe(32), did=did) as twin:
+        own = LocalTwin(home or Path(scratch), token=secrets.token_urlsafe(32), did=did or DEFAULT_DID)
+        async with own as twin:
             parsed = Flow.parse(flow) if flow is not None else None
             return await _calls(
                 lambda: twin.call(caller=caller, did=did, flow=parsed), count, concurrency, rate, json_output
@@ -214,14 +220,15 @@ def call_problems(report: dict[str, Any]) -> list[str]:
 
 
 def load_summary(reports: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
-    problems = Counter(p for r in reports for p in call_problems(r))
+    each = [call_problems(r) for r in reports]
+    problems = Counter(p for found in each for p in found)
     return {
         "calls": len(reports),
         "seconds": round(seconds, 3),
         "callsPerSecond": round(len(reports) / seconds, 1),
         "setupMs": _percentiles([r["timings"]["setupMs"] for r in reports]),
         "handoffMs": _percentiles([r["timings"]["handoffMs"] for r in reports]),
-        "failedCalls": sum(1 for r in reports if call_problems(r)),
+        "failedCalls": sum(1 for found in each if found),
         "problems": dict(problems),
     }
 
@@ -247,7 +254,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
         table.add_row(name, *(str(cuts.get(p, "-")) for p in ("p50", "p95", "p99")))
     console.print(table)
     if summary["problems"]:
-        console.print(f"[red]{summary['failedCalls']} calls failed:[/red]")
+        console.print(f"{summary['failedCalls']} calls failed:", style="red")
         for problem, n in sorted(summary["problems"].items(), key=lambda kv: -kv[1]):
             console.print(f"  {n} x {problem}")
     else:
@@ -256,13 +263,13 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 def _print_call(report: dict[str, Any]) -> None:
     console.print(
-        f"[bold]Call {report['contactId']}[/bold] from {report['customer']} to Kore DID {report['did']}"
+        f"Call {report['contactId']} from {report['customer']} to Kore DID {report['did']}", style="bold"
     )
     flow = Table("#", "Connect flow action", "Branch", "Why", header_style="bold")
     for number, action in enumerate(report["actions"], 1):
         flow.add_row(str(number), action["type"], action["branch"], action["reason"])
     console.print(flow)
-    console.print("[bold]SIP[/bold] (Connect's connector <-> Kore voice gateway)")
+    console.print("SIP (Connect's connector <-> Kore voice gateway)", style="bold")
     for messages in report["sip"]:
         for message in messages:
             arrow = "Connect  ---->  Kore   " if message["direction"] == "sent" else "Connect  <----  Kore   "
@@ -281,9 +288,13 @@ def _print_call(report: dict[str, Any]) -> None:
     console.print(f"Contact attributes: {json.dumps(report['attributes'])}")
     console.print(f"Queue: {report['queue'] or 'none'}; contact {report['ended']}")
     timings = report["timings"]
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value} ms"
+
     console.print(
-        f"Setup {timings['setupMs']} ms, handoff (BYE -> attributes) {timings['handoffMs']} ms, "
-        f"whole contact {timings['totalMs']} ms"
+        f"Setup {ms(timings['setupMs'])}, handoff (BYE -> attributes) {ms(timings['handoffMs'])}, "
+        f"whole contact {ms(timings['totalMs'])}"
     )
     for problem in call_problems(report):
-        console.print(f"[red]problem: {problem}[/red]")
+        console.print(f"problem: {problem}", style="red")

@@ -7,10 +7,12 @@ import contextlib
 import json
 import os
 import signal
+import socket
 from pathlib import Path
 from typing import Annotated
 
 import typer
+import uvicorn
 from rich.console import Console
 
 from kore_connect.cli.errors import fail
@@ -65,36 +67,66 @@ async def _up(
     did: str,
 ) -> None:
     from kore_connect.twin.dashboard.app import dashboard
-    from kore_connect.twin.local_twin import LocalTwin, embedded_server, started
+    from kore_connect.twin.local_twin import LocalTwin
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for number in (signal.SIGINT, signal.SIGTERM):
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal closed
         loop.add_signal_handler(number, stop.set)
-    async with LocalTwin(home, token=token, did=did, api_port=api_port, sip_port=sip_port) as twin:
-        server = embedded_server(dashboard(twin, token), dashboard_port)
-        task = loop.create_task(server.serve())
-        try:
-            port = await started(server, task)
-            url = f"http://127.0.0.1:{port}"
-            host, sip = twin.sip_address
-            console.print(f"Dashboard:         {url}")
-            console.print(f"Metadata API:      POST {twin.api_url}?contactId=...")
-            console.print(f"Kore gateway:      sip:{did}@{host}:{sip} (UDP)")
-            console.print(f"Amazon Connect:    the default flow, transferring to {did}")
-            console.print(f"Store and logs:    {home.resolve()}")
-            if generated:
-                console.print(f"Token (generated, saved in {source}; shown this once): {token}")
-            else:
-                console.print(f"Token: from {source}")
-            console.print("Place a call: kore-connect call    Ctrl-C stops everything.")
-            console.file.flush()
-            # Last: once this file is there, `kore-connect call` (and a test) may use the twin.
-            (home / RUNNING_FILE).write_text(json.dumps({"dashboard": url, "pid": os.getpid(), "did": did}))
-            await stop.wait()
-        finally:
-            (home / RUNNING_FILE).unlink(missing_ok=True)
+    twin = LocalTwin(home, token=token, did=did, api_port=api_port, sip_port=sip_port)
+    listener = _listen(dashboard_port)  # ours, so that a port in use is a clear error, not uvicorn's exit
+    server = uvicorn.Server(
+        uvicorn.Config(dashboard(twin, token), lifespan="off", access_log=False, log_config=None)
+    )
+    server.capture_signals = contextlib.nullcontext  # type: ignore[assignment,method-assign]  # ours to handle
+    serving: asyncio.Task[None] | None = None
+    try:
+        starting = loop.create_task(twin.start())
+        stopping = loop.create_task(stop.wait())
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():  # Ctrl-C while starting: stop at once
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+            return
+        stopping.cancel()
+        starting.result()  # raises why the twin could not start
+        serving = loop.create_task(server.serve(sockets=[listener]))
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        host, sip = twin.sip_address
+        console.print(f"Dashboard:         {url}")
+        console.print(f"Metadata API:      POST {twin.api_url}?contactId=...")
+        console.print(f"Kore gateway:      sip:{did}@{host}:{sip} (UDP)")
+        console.print(f"Amazon Connect:    the default flow, transferring to {did}")
+        console.print(f"Store and logs:    {home.resolve()}")
+        if generated:
+            console.print(f"Token (generated, saved in {source}; shown this once): {token}")
+        else:
+            console.print(f"Token: from {source}")
+        console.print("Place a call: kore-connect call    Ctrl-C stops everything.")
+        console.file.flush()
+        # Last, and whole at once: once this file is there, `kore-connect call` may use the twin.
+        running = home / f".{RUNNING_FILE}.tmp"
+        running.write_text(json.dumps({"dashboard": url}))
+        os.replace(running, home / RUNNING_FILE)
+        await stop.wait()
+    finally:
+        (home / RUNNING_FILE).unlink(missing_ok=True)
+        if serving is not None:
             server.should_exit = True
-            with contextlib.suppress(SystemExit):  # uvicorn's way of failing to bind, reported above
-                await task
+            await serving
+        listener.close()
+        await twin.stop()
     console.print("Stopped.")
+
+
+def _listen(port: int) -> socket.socket:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(("127.0.0.1", port))
+    except OSError as exc:
+        listener.close()
+        raise OSError(f"the dashboard cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+    listener.listen(128)
+    return listener

@@ -7,7 +7,6 @@ points at that gateway. `call` places one call through all of it and reports wha
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
 import time
@@ -15,8 +14,6 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import uvicorn
 
 from kore_connect.contactflow.model import Flow
 from kore_connect.contactflow.render import FlowOptions, flow_json, render_flow
@@ -189,8 +186,9 @@ class LocalTwin:
         return report
 
     async def _interaction(self, contact_id: str, *, reached: bool) -> dict[str, Any] | None:
-        """The gateway's record of the call. It is saved once the BYE is answered, before the flow
-        goes on, so it is nearly always there at once; a call refused early may have none."""
+        """The gateway's record of the call, from its database. The gateway saves it when our 200
+        answers its BYE, which is as the flow goes on, so it is nearly always there by the time the
+        flow has ended; a call that never reached the gateway has none."""
         assert self._interactions is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (INTERACTION_WAIT_SECONDS if reached else 0.5)
@@ -199,27 +197,6 @@ class LocalTwin:
             await asyncio.sleep(wait)
             wait = min(wait * 2, 0.25)
         return found
-
-
-def embedded_server(app: Any, port: int) -> uvicorn.Server:
-    """uvicorn for an app served inside our own event loop, on 127.0.0.1 (port 0: any free one).
-    It leaves Ctrl-C to its host: uvicorn would otherwise take the signal for itself."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", access_log=False, log_config=None)
-    )
-    server.capture_signals = contextlib.nullcontext  # type: ignore[assignment,method-assign]
-    return server
-
-
-async def started(server: uvicorn.Server, task: asyncio.Task[None]) -> int:
-    """Wait until `server` (running as `task`) listens; its port. Raises why it could not start."""
-    while not server.started:
-        if task.done():
-            with contextlib.suppress(SystemExit):  # how uvicorn gives up when it cannot bind
-                task.result()
-            raise OSError(f"cannot listen on 127.0.0.1:{server.config.port} (is the port in use?)")
-        await asyncio.sleep(0.02)
-    return int(server.servers[0].sockets[0].getsockname()[1])
 
 
 def _transferred(contact: Contact) -> bool:
@@ -263,7 +240,8 @@ def _timings(contact: Contact, started: float) -> dict[str, float | None]:
         answer = next((m["at"] for m in messages if m["firstLine"].startswith("SIP/2.0 200")), None)
         if invite is not None and answer is not None:
             setup = round((answer - invite) * 1000, 3)
-    attributes = next((s for s in contact.trace if s.action_type == "UpdateContactAttributes"), None)
+    after = contact.trace[contact.trace.index(transfer) + 1 :] if transfer is not None else []
+    attributes = next((s for s in after if s.action_type == "UpdateContactAttributes"), None)
     handoff = (
         round((attributes.at - transfer.at) * 1000, 3)
         if transfer is not None and attributes is not None and attributes.branch == "Success"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import re
 import signal
@@ -14,6 +15,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+_PR_SET_PDEATHSIG = 1
 START_SECONDS = 90.0  # a cold start imports boto3, Powertools and V8 in several processes at once
 
 
@@ -29,6 +31,7 @@ class Part:
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a Ctrl-C in the terminal reaches us; we stop it in order
+                preexec_fn=_end_with_parent,  # Popen runs in the event loop's thread: the one that must live
             )
         self._read_from = log.stat().st_size if log.exists() else 0
 
@@ -57,6 +60,13 @@ class Part:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.process.pid, signal.SIGKILL)
                 await asyncio.to_thread(self.process.wait)
+
+
+def _end_with_parent() -> None:
+    """In the child, before it runs: a SIGTERM when the process that started it dies, however it
+    dies (a closed terminal, kill -9), so that no part outlives the twin (Linux's PR_SET_PDEATHSIG)."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:

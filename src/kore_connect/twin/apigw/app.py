@@ -58,7 +58,6 @@ class LocalApi:
         settings: GatewaySettings | None = None,
         containers: int = 2,
         max_containers: int = 4,
-        log_path: Path | None = None,
     ) -> None:
         self.api = api or describe_api(load_template())
         self.settings = settings or GatewaySettings()
@@ -76,7 +75,6 @@ class LocalApi:
                     memory_mb=spec.memory_mb,
                     region=self.settings.region,
                     account_id=self.settings.account_id,
-                    log_path=log_path,
                 ),
                 containers=containers,
                 max_containers=max_containers,

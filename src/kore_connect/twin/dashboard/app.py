@@ -34,7 +34,7 @@ def dashboard(twin: LocalTwin, token: str) -> Starlette:
 
     async def calls_rows(request: Request) -> Response:
         query = request.query_params.get("q", "")[:100]
-        return _page("rows.html", calls=_calls(twin, query))
+        return _page("rows.html", calls=_calls(twin, query), query=query)
 
     async def call_page(request: Request) -> Response:
         assert twin.calls is not None
@@ -53,7 +53,9 @@ def dashboard(twin: LocalTwin, token: str) -> Starlette:
         )
 
     async def place_call(request: Request) -> Response:
-        if not hmac.compare_digest(request.headers.get(TOKEN_HEADER, ""), token):
+        # As bytes: a header may hold any byte, and compare_digest refuses non-ASCII text.
+        given = request.headers.get(TOKEN_HEADER, "").encode("latin-1", "replace")
+        if not hmac.compare_digest(given, token.encode("utf-8")):
             return JSONResponse({"error": f"the {TOKEN_HEADER} header must hold the twin's token"}, 401)
         try:
             body = json.loads(await request.body() or b"{}")
@@ -65,6 +67,8 @@ def dashboard(twin: LocalTwin, token: str) -> Starlette:
         for name, value in (("caller", caller), ("did", did)):
             if not isinstance(value, str) or not PHONE_NUMBER.fullmatch(value):
                 return JSONResponse({"error": f"{name} must be a phone number such as +14155550123"}, 400)
+        if did != twin.did:
+            return JSONResponse({"error": f"this twin's Kore gateway answers DID {twin.did} only"}, 400)
         flow = None
         if body.get("flow") is not None:
             try:

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -62,7 +61,6 @@ class KoreGateway:
         # Call-ID -> set once the 200 is ACKed (or never will be): only then may the BYE go out
         self._confirmed: dict[str, asyncio.Event] = {}
         self.addresses: dict[str, tuple[str, int]] = {}  # transport -> bound address
-        self.on_ended: Callable[[dict[str, Any]], None] | None = None  # each interaction, once saved
         self._timers: list[dict[Key, asyncio.Task[None]]] = []  # each transport's Timer G tasks
 
     async def start(self) -> None:
@@ -392,8 +390,6 @@ class KoreGateway:
         record["endedAt"] = time.time()
         self.interactions.save(record)
         self._records.pop(call_id, None)
-        if self.on_ended is not None:
-            self.on_ended(record)
 
     def _local_ip(self, call: IncomingCall) -> str:
         return call.transport.local_addr[0] if call.transport is not None else self.config.host
