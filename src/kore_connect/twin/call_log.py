@@ -4,11 +4,12 @@ dashboard lists and searches (by contact ID or number, as Connect's Contact Sear
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from kore_connect.twin.local_db import open_database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -25,10 +26,7 @@ CREATE INDEX IF NOT EXISTS calls_placed_at ON calls (placed_at);
 
 class CallLog:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.executescript(_SCHEMA)
+        self._connection = open_database(path, _SCHEMA)
         self._lock = threading.Lock()
 
     def add(self, report: dict[str, Any]) -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
+
+from kore_connect.twin.local_db import open_database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS interactions (
@@ -24,10 +25,7 @@ CREATE INDEX IF NOT EXISTS interactions_contact ON interactions (contact_id);
 
 class InteractionStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.executescript(_SCHEMA)
+        self._connection = open_database(path, _SCHEMA)
         self._lock = threading.Lock()
 
     def save(self, record: dict[str, Any]) -> None:
