@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 
-from aiosipua.message import SipRequest
+from aiosipua.message import SipRequest, SipResponse
+from aiosipua.utils import generate_tag
 
 _CSEQ = re.compile(r"\s*([0-9]{1,10})\s+([A-Za-z]+)\s*")
 _NUMBER = re.compile(r"\s*[0-9]{1,10}\s*")  # ASCII digits only: "²".isdigit() is True
@@ -25,6 +26,8 @@ MAX_CSEQ = 2**31 - 1  # RFC 3261 §8.1.1.5
 
 def problem(request: SipRequest) -> str | None:
     """Why `request` cannot be acted on (a reason phrase for the 400), or None when it can."""
+    if not _VIA.fullmatch(request.headers.get_first("via") or ""):
+        return "Bad Via"  # first: without a Via there is nowhere to send any answer
     if not request.uri.lower().startswith(_URI_SCHEMES):
         return "Bad Request-URI"
     cseq = _CSEQ.fullmatch(request.headers.get_first("cseq") or "")
@@ -32,8 +35,6 @@ def problem(request: SipRequest) -> str | None:
         return "Bad CSeq"
     if cseq.group(2) != request.method:
         return "CSeq Method Does Not Match"
-    if not _VIA.fullmatch(request.headers.get_first("via") or ""):
-        return "Bad Via"
     for name in ("from", "to"):
         if not _ADDRESS.fullmatch(request.headers.get_first(name) or ""):
             return f"Bad {name.title()}"
@@ -63,3 +64,20 @@ def _sdp_is_well_formed(body: bytes) -> bool:
         and all(_SDP_LINE.fullmatch(line) for line in lines)
         and any(_SDP_MEDIA.fullmatch(line) for line in lines)
     )
+
+
+def bare_response(request: SipRequest, status: int, reason: str) -> SipResponse:
+    """The least a response must hold (RFC 3261 §8.2.6.2): the request's Via, From, Call-ID and
+    CSeq, its To with a tag. No User-Agent, no Allow: what a stranger is told, and nothing more."""
+    response = SipResponse(status_code=status, reason_phrase=reason)
+    for via in request.headers.get("via"):
+        response.headers.append("Via", via)
+    for name in ("From", "Call-ID", "CSeq"):
+        value = request.headers.get_first(name.lower())
+        if value:
+            response.headers.set_single(name, value)
+    to = request.headers.get_first("to")
+    if to:
+        response.headers.set_single("To", to if ";tag=" in to else f"{to};tag={generate_tag()}")
+    response.headers.set_single("Content-Length", "0")
+    return response

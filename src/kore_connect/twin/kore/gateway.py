@@ -39,7 +39,7 @@ from kore_connect.twin.sip_transactions import (
     retransmit_intervals,
     transaction_key,
 )
-from kore_connect.twin.sip_validation import problem
+from kore_connect.twin.sip_validation import bare_response, problem
 from kore_connect.twin.siptransport import ServerUdpTransport, answer_on_connection
 
 logger = logging.getLogger(__name__)
@@ -125,7 +125,9 @@ class KoreGateway:
             if transport.reliable:
                 answer_on_connection(message, addr)
             if not self.config.allowed(addr[0]):
-                answer(message, 403, "Forbidden")
+                if message.method != "ACK":  # a stranger learns that it may not call, nothing more,
+                    # once, to where it sent from: no transaction, no resending, no amplification
+                    send(bare_response(message, 403, "Forbidden"), addr)
                 return
             if reason is not None:
                 logger.warning("malformed %s from %s: %s", message.method[:16], addr[0], reason)
