@@ -109,7 +109,7 @@ def _aliases(pairs: list[str]) -> dict[str, str]:
 
 def _host_port(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not host or not re.fullmatch(r"[0-9]{1,5}", port) or not 0 < int(port) < 65536:
         fail(f"--gateway {text!r}: expected HOST:PORT, e.g. 127.0.0.1:5080")
     return host.strip("[]"), int(port)
 

@@ -10,6 +10,7 @@ layout) is kept as it is and never read.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,7 +87,11 @@ class Flow:
         actions: dict[str, Action] = {}
         # Every identifier given, also of actions refused below, so one bad action is reported once
         # and not again by each transition that leads to it.
-        identifiers = {raw.get("Identifier") for raw in raw_actions if isinstance(raw, dict)}
+        identifiers = {
+            raw["Identifier"]
+            for raw in raw_actions
+            if isinstance(raw, dict) and isinstance(raw.get("Identifier"), str)
+        }
         for index, raw in enumerate(raw_actions):
             action = _parse_action(index, raw, problems)
             if action is None:
@@ -135,8 +140,12 @@ def _parse_action(index: int, raw: Any, problems: list[str]) -> Action | None:
     if not isinstance(parameters, dict) or not isinstance(transitions, dict):
         problems.append(f"{where} ({action_type}): Parameters and Transitions must be JSON objects")
         return None
+    raw_errors, raw_conditions = transitions.get("Errors", []), transitions.get("Conditions", [])
+    if not isinstance(raw_errors, list) or not isinstance(raw_conditions, list):
+        problems.append(f"{where} ({action_type}): Transitions.Errors and .Conditions must be lists")
+        return None
     errors: dict[ErrorType, str] = {}
-    for error in transitions.get("Errors", []):
+    for error in raw_errors:
         if not isinstance(error, dict):
             problems.append(f"{where} ({action_type}): each of Transitions.Errors must be an object")
             continue
@@ -147,7 +156,7 @@ def _parse_action(index: int, raw: Any, problems: list[str]) -> Action | None:
             continue
         errors[error_type] = str(error.get("NextAction", ""))
     conditions = []
-    for condition in transitions.get("Conditions", []):
+    for condition in raw_conditions:
         body = condition.get("Condition", {}) if isinstance(condition, dict) else {}
         operands = body.get("Operands", []) if isinstance(body, dict) else []
         if not isinstance(body, dict) or not isinstance(operands, list):
@@ -215,7 +224,7 @@ def _check_message(action: Action) -> Iterator[str]:
 def _check_third_party(action: Action) -> Iterator[str]:
     p = action.parameters
     limit = p.get("ThirdPartyConnectionTimeLimitSeconds", p.get("ThirdPartyConnectionTimeoutSeconds"))
-    if limit is None or not str(limit).isdigit() or int(limit) < 1:
+    if limit is None or not re.fullmatch(r"[0-9]{1,9}", str(limit)) or int(limit) < 1:
         yield f"{action.label}: ThirdPartyConnectionTimeLimitSeconds must be a whole number of seconds >= 1"
     if p.get("ContinueFlowExecution") not in ("True", "False"):
         yield f"{action.label}: ContinueFlowExecution must be 'True' or 'False'"
@@ -235,7 +244,7 @@ def _check_lambda(action: Action) -> Iterator[str]:
     if not isinstance(p.get("LambdaFunctionARN"), str) or not p["LambdaFunctionARN"]:
         yield f"{action.label}: LambdaFunctionARN is missing"
     limit = str(p.get("InvocationTimeLimitSeconds", ""))
-    if not limit.isdigit() or int(limit) not in LAMBDA_TIME_LIMIT_SECONDS:
+    if not re.fullmatch(r"[0-9]{1,9}", limit) or int(limit) not in LAMBDA_TIME_LIMIT_SECONDS:
         yield f"{action.label}: InvocationTimeLimitSeconds must be whole seconds from 1 to 8, found {limit!r}"
     if p.get("InvocationType", "SYNCHRONOUS") not in ("SYNCHRONOUS", "ASYNCHRONOUS"):
         yield f"{action.label}: InvocationType must be SYNCHRONOUS or ASYNCHRONOUS"
