@@ -24,12 +24,13 @@ SCREENSHOTS = os.environ.get("KORE_CONNECT_SCREENSHOTS")  # e.g. docs/images: th
 class Up:
     """`kore-connect up` on free ports in its own folder."""
 
-    def __init__(self, folder: Path, *options: str) -> None:
+    def __init__(self, folder: Path, *options: str, env: dict[str, str] | None = None) -> None:
         self.folder = folder
         self.log = (folder / "up.out").open("w")
         self.process = subprocess.Popen(
             [COMMAND, "up", "--api-port", "0", "--sip-port", "0", "--dashboard-port", "0", *options],
             cwd=folder,
+            env={**os.environ, **(env or {})},
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -41,7 +42,10 @@ class Up:
             assert time.monotonic() < deadline, self.output()
             time.sleep(0.1)
         self.url = json.loads(running.read_text())["dashboard"]
-        self.token = (folder / ".kore-connect" / "api-token").read_text().strip()
+        token_file = folder / ".kore-connect" / "api-token"
+        self.token = (
+            token_file.read_text().strip() if token_file.exists() else (env or {})["KORE_CONNECT_API_TOKEN"]
+        )
 
     def output(self) -> str:
         return (self.folder / "up.out").read_text()
@@ -54,6 +58,7 @@ class Up:
             text=True,
             timeout=300,
             check=False,
+            env={**os.environ, "KORE_CONNECT_API_TOKEN": self.token},
         )
 
     def descendants(self) -> list[int]:
@@ -316,3 +321,22 @@ def test_up_with_its_own_did_takes_calls_to_it_and_refuses_others(tmp_path: Path
         assert other.returncode == 1 and "answers DID +15550001111 only" in other.stderr
     finally:
         running.stop()
+
+
+def test_call_without_the_running_twins_token_says_so(tmp_path: Path) -> None:
+    running = Up(tmp_path, env={"KORE_CONNECT_API_TOKEN": "a-token-only-up-knows-0123456789"})
+    try:
+        environment = {k: v for k, v in os.environ.items() if k != "KORE_CONNECT_API_TOKEN"}
+        result = subprocess.run(
+            [COMMAND, "call"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env=environment,
+        )
+    finally:
+        running.stop()
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "a kore-connect up runs at" in result.stderr and "KORE_CONNECT_API_TOKEN" in result.stderr

@@ -166,10 +166,14 @@ def _running_up(home: Path) -> tuple[str, str] | None:
 
     try:
         url = json.loads((home / RUNNING_FILE).read_text())["dashboard"]
-        token = os.environ.get(TOKEN_VARIABLE) or (home / "api-token").read_text(encoding="utf-8").strip()
-        httpx.get(url, timeout=2).raise_for_status()
+        httpx.get(url, timeout=5).raise_for_status()
     except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError):
         return None  # none running (or a stale file from one that was killed)
+    try:
+        token = os.environ.get(TOKEN_VARIABLE) or (home / "api-token").read_text(encoding="utf-8").strip()
+    except OSError:
+        where = f"neither in {TOKEN_VARIABLE} nor in {home / 'api-token'}"
+        fail(f"a kore-connect up runs at {url}, but its token is {where}")
     return str(url), token
 
 
