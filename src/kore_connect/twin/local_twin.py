@@ -200,7 +200,12 @@ class LocalTwin:
 
 
 def _transferred(contact: Contact) -> bool:
-    return any("sipMessages" in step.details for step in contact.trace)
+    """Did the gateway answer the transfer at all (then it records the call, and we wait for that)?"""
+    return any(
+        message["direction"] == "received"
+        for step in contact.trace
+        for message in step.details.get("sipMessages", [])
+    )
 
 
 def call_report(
