@@ -34,10 +34,12 @@ class LocalLambdas:
         *,
         aliases: Mapping[str, str] | None = None,
         containers: int = 1,
+        max_containers: int = 4,  # as the local API's: more workers than cores only add contention
     ) -> None:
         self._specs = {name.lower(): spec for name, spec in specs.items()}
         self._aliases = {alias.lower(): target.lower() for alias, target in (aliases or {}).items()}
         self._containers = containers
+        self._max_containers = max_containers
         self._running: dict[str, LocalFunction] = {}
 
     async def __call__(self, function_arn: str, event: dict[str, Any]) -> Invocation:
@@ -53,7 +55,7 @@ class LocalLambdas:
             )
         function = self._running.get(name)
         if function is None:
-            function = LocalFunction(spec, containers=self._containers)
+            function = LocalFunction(spec, containers=self._containers, max_containers=self._max_containers)
             await function.start()
             self._running[name] = function
         return await function.invoke(event)
