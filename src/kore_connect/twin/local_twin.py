@@ -40,7 +40,14 @@ PHONE_NUMBER = re.compile(r"\+?[0-9]{3,15}")  # what a caller or a DID may be he
 CONNECTOR_ARN = "arn:aws:chime:us-east-1:000000000000:vc/korelocal"
 QUEUE_ARN = f"{LOCAL_INSTANCE_ARN}/queue/00000000-0000-4000-8000-00000000b10c"
 RETRIEVE_ARN = f"arn:aws:lambda:us-east-1:000000000000:function:{RETRIEVE_FUNCTION}"
-INTERACTION_WAIT_SECONDS = 40.0  # longer than a BYE's transaction (64*T1): it is saved then at the latest
+_READY = {  # the log line that says a part is ready
+    "metadata API": re.compile(r"Uvicorn running on"),
+    "Kore gateway": re.compile(r"sip:([0-9.]+):([0-9]+);transport=udp"),
+}
+INTERACTION_WAIT_SECONDS = 40.0
+# A transferred call the gateway never ends (it died mid-call: over UDP nothing says so) is hung up
+# by Connect's side after this long; Connect itself would notice the media stop, which we have none of.
+MAX_CALL_SECONDS = 300.0  # longer than a BYE's transaction (64*T1): it is saved then at the latest
 
 
 @dataclass(frozen=True)
@@ -82,15 +89,24 @@ class LocalTwin:
     connector and the retrieve function's workers) runs in ours."""
 
     def __init__(
-        self, home: Path, *, token: str, did: str = DEFAULT_DID, api_port: int = 0, sip_port: int = 0
+        self,
+        home: Path,
+        *,
+        token: str,
+        did: str = DEFAULT_DID,
+        api_port: int = 0,
+        sip_port: int = 0,
+        max_call_seconds: float = MAX_CALL_SECONDS,
     ) -> None:
         self.paths = TwinPaths(home)
+        self.max_call_seconds = max_call_seconds
         self.did = did
         self._token = token
         self._api_port = api_port
         self._sip_port = sip_port
         self._flows: dict[str, Flow] = {did: default_flow(did)}
         self._parts: list[Part] = []
+        self._arguments: dict[str, list[str]] = {}  # each part's command line, to restart it
         self._lambdas: LocalLambdas | None = None
         self._store: SQLiteSessionStore | None = None
         self._interactions: InteractionStore | None = None
@@ -114,12 +130,17 @@ class LocalTwin:
         home.mkdir(parents=True, exist_ok=True)
         secret = {TOKEN_VARIABLE: self._token}  # in the environment: never on a command line
         api_port = self._api_port or free_port()
-        api = Part(
-            "metadata API",
-            ["serve", "api", "--port", str(api_port), "--db", str(self.paths.store), "--containers", "1"],
-            home / "api.log",
-            secret,
-        )
+        api_arguments = [
+            "serve",
+            "api",
+            "--port",
+            str(api_port),
+            "--db",
+            str(self.paths.store),
+            "--containers",
+            "1",
+        ]
+        api = Part("metadata API", api_arguments, home / "api.log", secret)
         self._parts.append(api)
         self.api_url = f"http://127.0.0.1:{api_port}/prod{RESOURCE_PATH}"
         (home / "gateway.yaml").write_text(
@@ -143,9 +164,21 @@ class LocalTwin:
         self._store = SQLiteSessionStore(self.paths.store)
         self._interactions = InteractionStore(self.paths.interactions)
         self.calls = CallLog(self.paths.calls)
-        await api.ready(re.compile(r"Uvicorn running on"))
-        found = await gateway.ready(re.compile(r"sip:([0-9.]+):([0-9]+);transport=udp"))
+        self._arguments = {
+            api.name: api_arguments,
+            gateway.name: ["serve", "gateway", "--config", str(home / "gateway.yaml")],
+        }
+        await api.ready(_READY[api.name])
+        found = await gateway.ready(_READY[gateway.name])
         self.sip_address = (found.group(1), int(found.group(2)))
+        # a restarted gateway comes back on the same port, where Connect's flow sends its calls
+        self._arguments[gateway.name] += ["--port", str(self.sip_address[1])]
+
+    async def restart(self, name: str) -> None:
+        """Start the part `name` ("metadata API", "Kore gateway") again, as after a crash."""
+        part = next(part for part in self._parts if part.name == name)
+        part.restart(self._arguments[name])
+        await part.ready(_READY[name])
 
     async def stop(self) -> None:
         if self._lambdas is not None:
@@ -171,6 +204,7 @@ class LocalTwin:
             store=self.paths.store,
             contact_id=contact_id,
             local_host="127.0.0.1",
+            max_call_seconds=self.max_call_seconds,
         )
         started = time.monotonic()
         contact = await run_contact(flow, settings, self._lambdas)

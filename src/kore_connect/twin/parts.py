@@ -23,17 +23,26 @@ class Part:
     def __init__(self, name: str, arguments: list[str], log: Path, environment: Mapping[str, str]) -> None:
         self.name = name
         self.log = log
-        with log.open("ab") as output:
-            self.process = subprocess.Popen(  # noqa: S603 (our own interpreter and package)
+        self._environment = dict(environment)
+        self.process = self._spawn(arguments)
+
+    def restart(self, arguments: list[str]) -> None:
+        """Start it again (after it died), with `arguments`; wait for `ready` as after the first start."""
+        self.process = self._spawn(arguments)
+
+    def _spawn(self, arguments: list[str]) -> subprocess.Popen[bytes]:
+        with self.log.open("ab") as output:
+            process = subprocess.Popen(  # noqa: S603 (our own interpreter and package)
                 [sys.executable, "-m", "kore_connect", *arguments],
-                env={**os.environ, **environment},
+                env={**os.environ, **self._environment},
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a Ctrl-C in the terminal reaches us; we stop it in order
                 preexec_fn=_end_with_parent,  # Popen runs in the event loop's thread: the one that must live
             )
-        self._read_from = log.stat().st_size if log.exists() else 0
+        self._read_from = self.log.stat().st_size
+        return process
 
     async def ready(self, line: re.Pattern[str]) -> re.Match[str]:
         """Wait until the part logs a line matching `line` (it is then ready); the match."""
