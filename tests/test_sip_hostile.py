@@ -311,3 +311,111 @@ def test_leftover_state_is_cleared_when_transactions_end(
         assert gateway.gateway._records == {}
     finally:
         gateway.stop()
+
+
+class HostileGateway:
+    """A UDP 'gateway' that answers each INVITE it gets with whatever the test hands it."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.answers: list[bytes] = []
+        self._running = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while self._running:
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except (TimeoutError, OSError):
+                continue
+            if data.startswith(b"INVITE"):
+                call_id = next(
+                    (
+                        line.split(b":", 1)[1].strip()
+                        for line in data.split(b"\r\n")
+                        if line.lower().startswith(b"call-id:")
+                    ),
+                    b"",
+                )
+                for answer in self.answers:
+                    self.sock.sendto(answer.replace(b"{call_id}", call_id), addr)
+
+    def close(self) -> None:
+        self._running = False
+        self.thread.join(2)
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def hostile_gateway() -> Iterator[HostileGateway]:
+    peer = HostileGateway()
+    yield peer
+    peer.close()
+
+
+_RESPONSE_LINES = st.sampled_from(
+    [
+        b"SIP/2.0 200 OK",
+        b"SIP/2.0 180 Ringing",
+        b"SIP/2.0 486 Busy Here",
+        b"SIP/2.0 999 Whatever",
+        b"SIP/2.0 abc",
+        b"SIP/3.0 200 OK",
+        b"HTTP/1.1 200 OK",
+        b"SIP/2.0",
+    ]
+)
+_RESPONSE_HEADERS = st.sampled_from(
+    [
+        b"Call-ID: {call_id}",
+        b"CSeq: 1 INVITE",
+        b"CSeq: x INVITE",
+        b"To: <sip:+12065551118@127.0.0.1>;tag=g",
+        b"From: <sip:+14155550123@127.0.0.1>;tag=c",
+        b"Via: SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKx",
+        b"Contact: <sip:g@127.0.0.1:1>",
+        b"Contact: garbage",
+        b"Content-Type: application/sdp",
+        b"Content-Length: 99999",
+    ]
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    answers=st.lists(
+        st.one_of(
+            st.builds(
+                lambda line, headers, body: line + b"\r\n" + b"\r\n".join(headers) + b"\r\n\r\n" + body,
+                _RESPONSE_LINES,
+                st.lists(_RESPONSE_HEADERS, max_size=8),
+                st.binary(max_size=80),
+            ),
+            st.binary(max_size=120),
+        ),
+        max_size=3,
+    )
+)
+def test_the_connector_ends_every_transfer_whatever_the_gateway_answers(
+    hostile_gateway: HostileGateway, caplog: pytest.LogCaptureFixture, answers: list[bytes]
+) -> None:
+    from kore_connect.twin.connect.connector import Gateway, SipConnector
+    from kore_connect.twin.connect.contact import Contact
+    from kore_connect.twin.connect.interpreter import TransferRequest
+
+    hostile_gateway.answers = answers
+    contact = Contact.inbound(customer="+14155550123", system="+18005550100", instance_arn="arn")
+    connector = SipConnector(Gateway("127.0.0.1", hostile_gateway.port, "udp"), max_call_seconds=2)
+    request = TransferRequest(
+        time_limit_seconds=1,
+        connector_arn="arn:aws:chime:us-east-1:000000000000:vc/x",
+        to_user=DID,
+        from_user="+14155550123",
+    )
+    result = asyncio.run(asyncio.wait_for(connector(contact, request), 10))  # it always ends, in time
+    assert result.outcome is not None
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "a handler raised"

@@ -53,6 +53,17 @@ def problem(request: SipRequest) -> str | None:
     return None
 
 
+def response_problem(response: SipResponse) -> str | None:
+    """Why a response cannot be matched to a request (RFC 3261 §18.1.2: the client drops it), or None."""
+    if not 100 <= response.status_code <= 699:
+        return "Bad Status Code"
+    if _CSEQ.fullmatch(response.headers.get_first("cseq") or "") is None:
+        return "Bad CSeq"
+    if not response.call_id or not _VIA.fullmatch(response.headers.get_first("via") or ""):
+        return "Bad Call-ID or Via"
+    return None
+
+
 def _sdp_is_well_formed(body: bytes) -> bool:
     """RFC 8866 §5: `v=0` first, every line `<letter>=<value>`, at least one complete m= line."""
     try:

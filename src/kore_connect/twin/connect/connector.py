@@ -33,6 +33,7 @@ from aiosipua.transport import TcpSipTransport, UdpSipTransport
 
 from kore_connect.twin.connect.contact import Contact
 from kore_connect.twin.connect.interpreter import TransferOutcome, TransferRequest, TransferResult
+from kore_connect.twin.sip_validation import problem, response_problem
 from kore_connect.twin.siptransport import DatagramProtocol311
 
 logger = logging.getLogger(__name__)
@@ -152,6 +153,10 @@ class _Call:
 
     def received(self, message: SipRequest | SipResponse, addr: tuple[str, int], receive: Any) -> None:
         """Every message the transport parsed: to the user agents, and noted for the INVITE's state."""
+        malformed = response_problem(message) if isinstance(message, SipResponse) else problem(message)
+        if malformed is not None:  # dropped, as RFC 3261 says, and kept in the trace
+            logger.warning("dropped a malformed message from the voice gateway: %s", malformed)
+            return
         invite = self.invite
         is_invite_answer = (
             invite is not None
