@@ -116,3 +116,22 @@ def test_a_part_killed_mid_load_and_restarted_loses_no_committed_metadata(
     # (an API outage this short is often covered by the Service node's retries: no call need fail)
     with sqlite3.connect(tmp_path / "sessions.db") as database:
         assert database.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_slow_store_delays_the_call_but_loses_nothing(tmp_path: Path) -> None:
+    async def scenario(twin: LocalTwin) -> dict[str, Any]:
+        blocker = sqlite3.connect(twin.paths.store, timeout=1, isolation_level=None, check_same_thread=False)
+        blocker.execute("BEGIN EXCLUSIVE")  # another writer holds the store for 2 s (within the wait)
+        release = asyncio.get_running_loop().call_later(2.0, lambda: blocker.execute("ROLLBACK"))
+        try:
+            return await twin.call()
+        finally:
+            release.cancel()
+            blocker.close()
+
+    report = run(tmp_path, scenario)
+    node = service(report)
+    assert node["status"] == "ok" and node["httpStatus"] == 200  # slow, not failed
+    assert report["timings"]["totalMs"] >= 1500  # the write did wait for the other writer (a lower bound)
+    assert report["ended"] == "queued"
+    assert report["metadata"]["customData"] == report["metadata"]["stored"] is not None
