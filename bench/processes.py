@@ -10,6 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from kore_connect.twin.parts import free_port  # noqa: F401 (re-exported for the benches)
+
 
 class Server:
     """A server process on a loopback port, its output in a log file; `stop` sends Ctrl-C, then kills."""
@@ -55,12 +57,6 @@ class Server:
 
     def tail(self, lines: int = 20) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def processes() -> list[tuple[int, int]]:

@@ -9,14 +9,28 @@ import subprocess
 import time
 from pathlib import Path
 
+from kore_connect.twin.parts import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 DYNALITE = REPO / "node_modules" / ".bin" / "dynalite"
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def descendants(pid: int) -> list[int]:
+    """Every live process under `pid`: its children, theirs, and so on (read from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            except OSError:
+                continue  # it ended meanwhile
+            children.setdefault(parent, []).append(int(entry.name))
+    found, stack = [], [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
 
 
 def wait_for_port(port: int, *, timeout: float = 15.0) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.peers import descendants
 from tests.test_cli_call import COMMAND
 
 CHROMIUM = "/usr/bin/chromium"
@@ -63,20 +64,7 @@ class Up:
 
     def descendants(self) -> list[int]:
         """Every process `up` started, and theirs (the API's and the gateway's, the function workers)."""
-        children: dict[int, list[int]] = {}
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    fields = (entry / "stat").read_text().rpartition(")")[2].split()
-                except OSError:
-                    continue
-                children.setdefault(int(fields[1]), []).append(int(entry.name))
-        found, stack = [], [self.process.pid]
-        while stack:
-            for child in children.get(stack.pop(), []):
-                found.append(child)
-                stack.append(child)
-        return found
+        return descendants(self.process.pid)
 
     def stop(self, how: signal.Signals = signal.SIGINT) -> int:
         if self.process.poll() is None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from kore_connect.cli.call import call_problems
 from kore_connect.twin.local_twin import LocalTwin
+from tests.peers import descendants
 
 MB = 1024 * 1024
 # Bounds for 1,500 calls after a warm-up (bench/soak.py measured +2 MB for the API and +10 MB for
@@ -21,25 +22,15 @@ GROWTH_BOUND_MB = {"connect": 40, "api": 25, "gateway": 25}
 
 def resident(pid: int) -> int:
     """Resident bytes of a process and all its descendants."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
-            except OSError:
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
-    total, stack = 0, [pid]
-    while stack:
-        current = stack.pop()
+    total = 0
+    for current in (pid, *descendants(pid)):
         try:
             status = Path(f"/proc/{current}/status").read_text()
         except OSError:
-            continue
+            continue  # it ended meanwhile
         total += next(
             (int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0
         )
-        stack.extend(children.get(current, []))
     return total
 
 
