@@ -328,3 +328,20 @@ def test_call_without_the_running_twins_token_says_so(tmp_path: Path) -> None:
         running.stop()
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "a kore-connect up runs at" in result.stderr and "KORE_CONNECT_API_TOKEN" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--did", "alice"], "--did 'alice': expected a phone number"),
+        (["--api-port", "70000"], "--api-port"),
+        (["--home", "/proc/version"], "--home /proc/version: not a folder"),
+    ],
+)
+def test_bad_up_options_are_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    result = subprocess.run(
+        [COMMAND, "up", *args], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and message in result.stderr, (
+        result.stderr
+    )
