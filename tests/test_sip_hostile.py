@@ -1,17 +1,14 @@
-"""Hostile SIP against the local Kore gateway: our own torture messages (in the spirit of RFC 4475's
-sections; the RFC's texts are not at hand offline), a hypothesis fuzz of everything its parser and
-rules see, and sipvicious (Debian) scans. No crash, no call from a source not allow-listed, and a
-stranger learns nothing beyond a bare 403."""
+"""Hostile SIP against the local Kore gateway: our own torture messages, a hypothesis fuzz of
+everything its parser and rules see, and sipvicious (Debian) scans. No crash, no call from a source
+not allow-listed, and a stranger learns nothing beyond a bare 403. RFC 4475's test cases, one by
+one, are in tests/test_sip_rfc4475.py."""
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import shutil
-import socket
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,50 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kore_connect.twin.kore import gateway as gateway_module
-from kore_connect.twin.kore.config import DidRoute, GatewayConfig
-from kore_connect.twin.kore.gateway import USER_AGENT, KoreGateway
-
-DID = "+12065551118"
-
-
-class Running:
-    """A gateway in an event loop of its own thread, for tests that talk to it from outside."""
-
-    def __init__(self, folder: Path, allow: str = "127.0.0.1/32") -> None:
-        self.loop = asyncio.new_event_loop()
-        self.gateway = KoreGateway(
-            GatewayConfig(
-                port=0,
-                transports=("udp",),
-                dids=(DidRoute(DID, "default"),),
-                allow=(ipaddress.ip_network(allow),),
-                metadata_url="http://127.0.0.1:9/prod/kore-metadata",  # refused: straight to the BYE
-                token="t" * 20,
-                interactions=folder / "interactions.db",
-            )
-        )
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.gateway.start(), self.loop).result(30)
-        self.port = self.gateway.addresses["udp"][1]
-
-    def exchange(self, data: bytes, source: str = "127.0.0.1", wait: float = 0.3) -> list[bytes]:
-        """Send one datagram; everything that comes back within `wait` seconds."""
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
-            peer.bind((source, 0))
-            peer.settimeout(wait)
-            peer.sendto(data, ("127.0.0.1", self.port))
-            answers = []
-            try:
-                while True:
-                    answers.append(peer.recv(65535))
-            except TimeoutError:
-                return answers
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.gateway.stop(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+from kore_connect.twin.kore.gateway import USER_AGENT
+from tests.sip_peers import DID, SDP, HostileGateway, Running, fresh, request
 
 
 @pytest.fixture(scope="module")
@@ -75,33 +30,6 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         gateway.stop()
 
 
-def request(
-    method: str = "OPTIONS", *, uri: str = f"sip:{DID}@127.0.0.1", extra: str = "", body: str = ""
-) -> bytes:
-    head = (  # rport: answers come back to the port we send from (RFC 3581)
-        f"{method} {uri} SIP/2.0\r\n"
-        "Via: SIP/2.0/UDP 127.0.0.1:5999;rport;branch=z9hG4bK-hostile-{n}\r\n"
-        "Max-Forwards: 70\r\n"
-        "From: <sip:caller@127.0.0.1>;tag=hostile\r\n"
-        f"To: <{uri}>\r\n"
-        "Call-ID: hostile-{n}@127.0.0.1\r\n"
-        f"CSeq: 1 {method}\r\n"
-        f"{extra}"
-    )
-    if "Content-Length" not in extra:
-        head += f"Content-Length: {len(body.encode())}\r\n"
-    return (head + "\r\n" + body).encode()
-
-
-_counter = iter(range(10**9))
-
-
-def fresh(message: bytes) -> bytes:
-    """The message with a Call-ID and branch of its own (copies would be absorbed as retransmissions)."""
-    return message.replace(b"{n}", str(next(_counter)).encode())
-
-
-SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
 TORTURE: list[tuple[str, bytes, set[str]]] = [
     # (what it is, the message, the first lines acceptable in answer; empty: dropped)
     (
@@ -311,43 +239,6 @@ def test_leftover_state_is_cleared_when_transactions_end(
         assert gateway.gateway._records == {}
     finally:
         gateway.stop()
-
-
-class HostileGateway:
-    """A UDP 'gateway' that answers each INVITE it gets with whatever the test hands it."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.answers: list[bytes] = []
-        self._running = True
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while self._running:
-            try:
-                data, addr = self.sock.recvfrom(65535)
-            except (TimeoutError, OSError):
-                continue
-            if data.startswith(b"INVITE"):
-                call_id = next(
-                    (
-                        line.split(b":", 1)[1].strip()
-                        for line in data.split(b"\r\n")
-                        if line.lower().startswith(b"call-id:")
-                    ),
-                    b"",
-                )
-                for answer in self.answers:
-                    self.sock.sendto(answer.replace(b"{call_id}", call_id), addr)
-
-    def close(self) -> None:
-        self._running = False
-        self.thread.join(2)
-        self.sock.close()
 
 
 @pytest.fixture(scope="module")
