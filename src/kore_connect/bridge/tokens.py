@@ -131,7 +131,7 @@ class SecretTokens:
             from kore_connect import aws
 
             config = Config(
-                connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 3}
+                connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 3}
             )
             self._client = aws.client("secretsmanager", config=config)
         return self._client

@@ -15,7 +15,7 @@ from kore_connect.doctor.api import HTTP_TIMEOUT_SECONDS
 from kore_connect.doctor.checks import DoctorClients, DoctorError
 
 # An operator waits for the answer: a few retries, but no call hangs for more than ~10 s.
-AWS_CONFIG = Config(connect_timeout=5, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
+AWS_CONFIG = Config(connect_timeout=5, read_timeout=10, retries={"mode": "standard", "total_max_attempts": 3})
 USER_AGENT = "kore-connect-doctor"
 
 
