@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -11,10 +12,11 @@ import time
 import uuid
 from pathlib import Path
 
+import boto3
 import httpx
 import pytest
 
-from tests.peers import free_port, wait_for_port
+from tests.peers import Dynalite, free_port, wait_for_port
 
 KORE_CONNECT = Path(sys.executable).parent / "kore-connect"
 
@@ -89,6 +91,30 @@ def test_first_run_generates_the_token_shows_it_once_and_serves_with_it(tmp_path
     assert '"POST /prod/kore-metadata" 200' in err
 
 
+def test_on_dynamodb_the_api_creates_the_table_and_stores_there(tmp_path: Path, dynalite: Dynalite) -> None:
+    # GIVEN a DynamoDB-compatible server with no table yet
+    table = f"serve-{uuid.uuid4().hex[:8]}"
+    process, port = start(tmp_path, "--dynamodb-endpoint", dynalite.endpoint, "--table", table)
+    token = (tmp_path / ".kore-connect" / "api-token").read_text().strip()
+    # WHEN the bot stores metadata
+    contact_id = str(uuid.uuid4())
+    stored = httpx.post(
+        f"http://127.0.0.1:{port}/prod/kore-metadata",
+        params={"contactId": contact_id},
+        headers={"authorizationToken": token},
+        json={"x_metadata": "on dynamodb"},
+    )
+    code, err = stop(process)
+    # THEN it is in that table, and nothing went to SQLite
+    assert stored.status_code == 200 and code == 0, err
+    assert f"Session store: DynamoDB table {table} at {dynalite.endpoint}" in err
+    item = boto3.client("dynamodb", endpoint_url=dynalite.endpoint).get_item(
+        TableName=table, Key={"contactId": {"S": contact_id}}
+    )["Item"]
+    assert json.loads(item["metadata"]["S"]) == {"x_metadata": "on dynamodb"}
+    assert not (tmp_path / ".kore-connect" / "sessions.db").exists()
+
+
 def test_later_runs_use_the_saved_token_without_showing_it(tmp_path: Path) -> None:
     first, _ = start(tmp_path)
     stop(first)
@@ -132,6 +158,14 @@ def test_ctrl_c_stops_the_server_and_its_function_containers(tmp_path: Path) -> 
         (["--host", "0.0.0.0"], None, "not a loopback address"),  # noqa: S104 (refusing it is the test)
         ([], "short", "must be at least 16 printable characters"),
         (["--port", "0"], None, "Invalid value for '--port'"),
+        (
+            ["--dynamodb-endpoint", "https://dynamodb.us-east-1.amazonaws.com"],
+            None,
+            "a server on this machine",
+        ),
+        (["--dynamodb-endpoint", "http://127.0.0.1:99999"], None, "expected a URL such as"),
+        (["--dynamodb-endpoint", "http://127.0.0.1:9", "--table", ""], None, "table name '': 1 to 255"),
+        (["--dynamodb-endpoint", "http://127.0.0.1:9"], None, "DynamoDB unreachable"),
     ],
 )
 def test_bad_settings_are_one_line_and_exit_code_2(

@@ -8,14 +8,16 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
 import pytest
 
-from tests.peers import descendants
+from tests.peers import Dynalite, descendants
 from tests.test_cli_call import COMMAND
 
 CHROMIUM = "/usr/bin/chromium"
@@ -311,6 +313,25 @@ def test_up_with_its_own_did_takes_calls_to_it_and_refuses_others(tmp_path: Path
         running.stop()
 
 
+def test_up_on_dynamodb_keeps_the_calls_metadata_in_that_table(tmp_path: Path, dynalite: Dynalite) -> None:
+    table = f"up-{uuid.uuid4().hex[:8]}"
+    running = Up(tmp_path, "--dynamodb-endpoint", dynalite.endpoint, "--table", table)
+    try:
+        result = running.call("--json")
+    finally:
+        running.stop()
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert f"DynamoDB table {table} at {dynalite.endpoint}" in running.output()
+    assert not (tmp_path / ".kore-connect" / "sessions.db").exists()  # not SQLite
+    item = boto3.client("dynamodb", endpoint_url=dynalite.endpoint).get_item(
+        TableName=table, Key={"contactId": {"S": report["contactId"]}}
+    )["Item"]
+    assert (
+        json.loads(item["metadata"]["S"]) == report["metadata"]["stored"] == report["metadata"]["customData"]
+    )
+
+
 def test_call_without_the_running_twins_token_says_so(tmp_path: Path) -> None:
     running = Up(tmp_path, env={"KORE_CONNECT_API_TOKEN": "a-token-only-up-knows-0123456789"})
     try:
@@ -336,6 +357,12 @@ def test_call_without_the_running_twins_token_says_so(tmp_path: Path) -> None:
         (["--did", "alice"], "--did 'alice': expected a phone number"),
         (["--api-port", "70000"], "--api-port"),
         (["--home", "/proc/version"], "--home /proc/version: not a folder"),
+        (["--dynamodb-endpoint", "http://10.1.2.3:8000"], "a server on this machine (127.0.0.1"),
+        (["--dynamodb-endpoint", "localhost:8000"], "expected a URL such as http://127.0.0.1:8000"),
+        (
+            ["--dynamodb-endpoint", "http://127.0.0.1:9"],
+            "the local twin could not start: DynamoDB unreachable",
+        ),
     ],
 )
 def test_bad_up_options_are_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:

@@ -63,6 +63,7 @@ def run(
     from kore_connect.contactflow.model import Flow
     from kore_connect.twin.connect.connector import Gateway
     from kore_connect.twin.connect.local import LocalContactSettings, contact_document, run_contact
+    from kore_connect.twin.local_store import LocalStore
 
     if transport not in ("udp", "tcp"):
         fail(f"--transport {transport!r}: use udp or tcp")
@@ -78,7 +79,7 @@ def run(
     settings = LocalContactSettings(
         gateway=Gateway(*_host_port(gateway), sip_transport),
         caller=caller,
-        store=db,
+        store=LocalStore(db),
         caller_hangs_up_after=caller_hangs_up_after,
         max_call_seconds=max_call_seconds,
         local_host=local_host,

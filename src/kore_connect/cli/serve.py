@@ -26,6 +26,16 @@ def api(
     port: Annotated[int, typer.Option(min=1, max=65535, help="The port to listen on.")] = 3000,
     host: Annotated[str, typer.Option(help="The loopback address to listen on.")] = "127.0.0.1",
     db: Annotated[Path, typer.Option(help="The SQLite session store.")] = config.DEFAULT_SQLITE_PATH,
+    dynamodb_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="Keep sessions in DynamoDB on this machine instead (DynamoDB Local, dynalite), "
+            "e.g. http://127.0.0.1:8000; the table is created if missing."
+        ),
+    ] = None,
+    table: Annotated[
+        str, typer.Option(help="The DynamoDB table (with --dynamodb-endpoint).")
+    ] = config.DEFAULT_TABLE_NAME,
     token_file: Annotated[
         Path, typer.Option(help="Where the bot's token is kept (generated on first run).")
     ] = DEFAULT_TOKEN_FILE,
@@ -60,10 +70,14 @@ def api(
 
     from kore_connect.twin.apigw.app import LocalApi
     from kore_connect.twin.apigw.gateway import GatewaySettings
+    from kore_connect.twin.local_store import LocalStore
 
     try:
-        served = LocalApi.on_sqlite(
-            db,
+        store = LocalStore(db, dynamodb_endpoint, table)
+        if store.on_dynamodb:
+            store.open().close()  # the table, created now: a server that is not there is told here
+        served = LocalApi.on_store(
+            store,
             token.value,
             settings=GatewaySettings(
                 integration_timeout_seconds=integration_timeout,
@@ -84,7 +98,7 @@ def api(
         )
         console.print(f"{route.method} {base}/{served.api.stage}{route.path}{guard}")
     console.print(f"OpenAPI: {base}/openapi.json")
-    console.print(f"Session store: {db.resolve()}")
+    console.print(f"Session store: {store.describe()}")
     if token.generated:
         console.print(f"Token (generated, saved in {token.source}; shown this once): {token.value}")
     else:

@@ -9,7 +9,7 @@ import os
 import signal
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import uvicorn
@@ -17,6 +17,9 @@ from rich.console import Console
 
 from kore_connect.cli.errors import fail
 from kore_connect.errors import KoreConnectError
+
+if TYPE_CHECKING:
+    from kore_connect.twin.local_store import LocalStore
 
 console = Console(highlight=False, soft_wrap=True)
 DEFAULT_HOME = Path(".kore-connect")
@@ -33,10 +36,21 @@ def up(
     ] = 5080,
     dashboard_port: Annotated[int, typer.Option(min=0, max=65535, help="The dashboard's port.")] = 8080,
     did: Annotated[str, typer.Option(help="The Kore DID the default flow transfers to.")] = "+12065551118",
+    dynamodb_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="Keep sessions in DynamoDB on this machine (DynamoDB Local, dynalite), e.g. "
+            "http://127.0.0.1:8000, instead of SQLite; the table is created if missing."
+        ),
+    ] = None,
+    table: Annotated[
+        str, typer.Option(help="The DynamoDB table (with --dynamodb-endpoint).")
+    ] = "koreCcSessions",
 ) -> None:
     """Start the local twin: the metadata API (API Gateway and the three functions on SQLite), the
     Kore voice gateway with the default bot, Amazon Connect with the default flow, and the dashboard.
     Everything listens on 127.0.0.1. Ctrl-C stops it all."""
+    from kore_connect.twin.local_store import LocalStore
     from kore_connect.twin.local_token import resolve_token
     from kore_connect.twin.local_twin import PHONE_NUMBER
 
@@ -45,13 +59,26 @@ def up(
     if home.exists() and not home.is_dir():
         fail(f"--home {home}: not a folder")
     try:
+        store = LocalStore(home / "sessions.db", dynamodb_endpoint, table)
         token = resolve_token(home / "api-token")
     except KoreConnectError as exc:
         fail(str(exc))
     try:
         asyncio.run(
-            _up(home, token.value, token.generated, token.source, api_port, sip_port, dashboard_port, did)
+            _up(
+                home,
+                token.value,
+                token.generated,
+                token.source,
+                api_port,
+                sip_port,
+                dashboard_port,
+                did,
+                store,
+            )
         )
+    except KoreConnectError as exc:  # e.g. the DynamoDB server is not there
+        fail(f"the local twin could not start: {exc}")
     except OSError as exc:
         fail(f"the local twin could not start: {exc.strerror or exc}")
 
@@ -65,6 +92,7 @@ async def _up(
     sip_port: int,
     dashboard_port: int,
     did: str,
+    store: LocalStore,
 ) -> None:
     from kore_connect.twin.dashboard.app import dashboard
     from kore_connect.twin.local_twin import LocalTwin
@@ -73,7 +101,7 @@ async def _up(
     loop = asyncio.get_running_loop()
     for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal closed
         loop.add_signal_handler(number, stop.set)
-    twin = LocalTwin(home, token=token, did=did, api_port=api_port, sip_port=sip_port)
+    twin = LocalTwin(home, token=token, did=did, api_port=api_port, sip_port=sip_port, store=store)
     listener = _listen(dashboard_port)  # ours, so that a port in use is a clear error, not uvicorn's exit
     server = uvicorn.Server(
         uvicorn.Config(dashboard(twin, token), lifespan="off", access_log=False, log_config=None)
@@ -98,7 +126,8 @@ async def _up(
         console.print(f"Metadata API:      POST {twin.api_url}?contactId=...")
         console.print(f"Kore gateway:      sip:{did}@{host}:{sip} (UDP)")
         console.print(f"Amazon Connect:    the default flow, transferring to {did}")
-        console.print(f"Store and logs:    {home.resolve()}")
+        console.print(f"Session store:     {store.describe()}")
+        console.print(f"State and logs:    {home.resolve()}")
         if generated:
             console.print(f"Token (generated, saved in {source}; shown this once): {token}")
         else:

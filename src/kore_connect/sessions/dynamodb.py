@@ -9,7 +9,7 @@ The endpoint follows boto3's own `AWS_ENDPOINT_URL_DYNAMODB`, which is how tests
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,10 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 # Connect gives a flow's Lambda call 8 s in all, and retries it itself: fail fast, retry once.
-CLIENT_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2})
+# (botocore's `max_attempts` counts retries only; `total_max_attempts` counts the first try too.)
+CLIENT_CONFIG = Config(
+    connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 2}
+)
 
 # Error codes that say "try again later" rather than "this request is wrong".
 TRANSIENT_ERROR_CODES = frozenset(
@@ -123,12 +126,15 @@ def ensure_table(client: DynamoDBClient, table_name: str) -> None:
             return
         except client.exceptions.ResourceNotFoundException:
             pass
-        client.create_table(
-            TableName=table_name,
-            AttributeDefinitions=[{"AttributeName": "contactId", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "contactId", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        # Another process may create it meanwhile (the twin's API and its Connect side both ensure
+        # it): then wait for that one as for ours.
+        with suppress(client.exceptions.ResourceInUseException):
+            client.create_table(
+                TableName=table_name,
+                AttributeDefinitions=[{"AttributeName": "contactId", "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": "contactId", "KeyType": "HASH"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
         client.get_waiter("table_exists").wait(
             TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
         )

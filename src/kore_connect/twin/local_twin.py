@@ -1,7 +1,8 @@
 """The whole call path on one machine, in one event loop: the local API (API Gateway, the TOKEN
-authorizer and the store function on the SQLite store), the Kore voice gateway with the default
-bot, and Amazon Connect running the default flow (`kore-connect flow`'s output) whose connector
-points at that gateway. `call` places one call through all of it and reports what each part did.
+authorizer and the store function on the session store: SQLite, or DynamoDB on a local server),
+the Kore voice gateway with the default bot, and Amazon Connect running the default flow
+(`kore-connect flow`'s output) whose connector points at that gateway. `call` places one call
+through all of it and reports what each part did.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from kore_connect.contactflow.model import Flow
 from kore_connect.contactflow.render import FlowOptions, flow_json, render_flow
-from kore_connect.sessions.sqlite import SQLiteSessionStore
+from kore_connect.sessions.base import SessionStore, SessionStoreError
 from kore_connect.stack import RESOURCE_PATH, RETRIEVE_FUNCTION
 from kore_connect.twin.call_log import CallLog
 from kore_connect.twin.connect.connector import Gateway
@@ -31,6 +32,7 @@ from kore_connect.twin.connect.local import (
     template_functions,
 )
 from kore_connect.twin.kore.interactions import InteractionStore
+from kore_connect.twin.local_store import LocalStore
 from kore_connect.twin.local_token import TOKEN_VARIABLE
 from kore_connect.twin.parts import Part, free_port
 
@@ -97,8 +99,10 @@ class LocalTwin:
         api_port: int = 0,
         sip_port: int = 0,
         max_call_seconds: float = MAX_CALL_SECONDS,
+        store: LocalStore | None = None,
     ) -> None:
         self.paths = TwinPaths(home)
+        self.store = store or LocalStore(self.paths.store)  # default: SQLite, in home
         self.max_call_seconds = max_call_seconds
         self.did = did
         self._token = token
@@ -108,7 +112,7 @@ class LocalTwin:
         self._parts: list[Part] = []
         self._arguments: dict[str, list[str]] = {}  # each part's command line, to restart it
         self._lambdas: LocalLambdas | None = None
-        self._store: SQLiteSessionStore | None = None
+        self._store: SessionStore | None = None
         self._interactions: InteractionStore | None = None
         self.calls: CallLog | None = None
         self.api_url = ""
@@ -129,14 +133,14 @@ class LocalTwin:
         home = self.paths.home
         home.mkdir(parents=True, exist_ok=True)
         secret = {TOKEN_VARIABLE: self._token}  # in the environment: never on a command line
+        self._store = await asyncio.to_thread(self.store.open)  # first: it creates a DynamoDB table
         api_port = self._api_port or free_port()
         api_arguments = [
             "serve",
             "api",
             "--port",
             str(api_port),
-            "--db",
-            str(self.paths.store),
+            *self.store.command_line(),
             "--containers",
             "1",
         ]
@@ -160,8 +164,7 @@ class LocalTwin:
             secret,
         )
         self._parts.append(gateway)
-        self._lambdas = LocalLambdas(template_functions(self.paths.store, log_path=self.paths.log))
-        self._store = SQLiteSessionStore(self.paths.store)
+        self._lambdas = LocalLambdas(template_functions(self.store, log_path=self.paths.log))
         self._interactions = InteractionStore(self.paths.interactions)
         self.calls = CallLog(self.paths.calls)
         self._arguments = {
@@ -201,14 +204,18 @@ class LocalTwin:
         settings = LocalContactSettings(
             gateway=Gateway(*self.sip_address, "udp"),
             caller=caller,
-            store=self.paths.store,
+            store=self.store,
             contact_id=contact_id,
             local_host="127.0.0.1",
             max_call_seconds=self.max_call_seconds,
         )
         started = time.monotonic()
         contact = await run_contact(flow, settings, self._lambdas)
-        record = self._store.get(contact_id)
+        store_error = None
+        try:
+            record = await asyncio.to_thread(self._store.get, contact_id)
+        except SessionStoreError as exc:  # the store is failing: the report says so, the call is over
+            record, store_error = None, str(exc)
         report = call_report(
             contact,
             did=did,
@@ -216,6 +223,8 @@ class LocalTwin:
             stored=json.loads(record.metadata) if record is not None else None,
             started=started,
         )
+        if store_error is not None:
+            report["metadata"]["storeError"] = store_error
         self.calls.add(report)
         return report
 

@@ -30,6 +30,7 @@ from kore_connect import config
 from kore_connect.stack import AUTHORIZER_FUNCTION
 from kore_connect.twin.apigw.gateway import Gateway, GatewaySettings, IncomingRequest
 from kore_connect.twin.apigw.openapi import openapi_document
+from kore_connect.twin.local_store import LocalStore
 from kore_connect.twin.runtime import FunctionSpec, Invocation, LocalFunction
 from kore_connect.twin.template import ApiDescription, describe_api, load_template
 
@@ -95,17 +96,18 @@ class LocalApi:
         return await self.functions[function].invoke(event)
 
     @classmethod
-    def on_sqlite(cls, store: Path, token: str, **options: Any) -> LocalApi:
-        """The API as the local twin serves it: every function on the SQLite `store`, the authorizer
-        accepting `token`; `options` as for the constructor."""
-        local = {
-            config.SESSION_BACKEND: config.Backend.SQLITE.value,
-            config.SQLITE_PATH: str(store.resolve()),
-        }
+    def on_store(cls, store: LocalStore, token: str, **options: Any) -> LocalApi:
+        """The API as the local twin serves it: every function on `store`, the authorizer accepting
+        `token`; `options` as for the constructor."""
         overrides = FunctionOverrides(
-            all_functions=local, by_function={AUTHORIZER_FUNCTION: {config.AUTH_TOKEN: token}}
+            all_functions=store.environment(), by_function={AUTHORIZER_FUNCTION: {config.AUTH_TOKEN: token}}
         )
         return cls(overrides=overrides, **options)
+
+    @classmethod
+    def on_sqlite(cls, store: Path, token: str, **options: Any) -> LocalApi:
+        """`on_store` with the SQLite file `store`."""
+        return cls.on_store(LocalStore(store), token, **options)
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:

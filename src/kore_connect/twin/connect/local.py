@@ -14,6 +14,7 @@ from kore_connect.twin.connect.connector import Gateway, SipConnector
 from kore_connect.twin.connect.contact import Contact
 from kore_connect.twin.connect.interpreter import Interpreter, LocalQueues
 from kore_connect.twin.connect.lambdas import LocalLambdas
+from kore_connect.twin.local_store import LocalStore
 from kore_connect.twin.runtime import FunctionSpec
 from kore_connect.twin.template import describe_api, load_template
 
@@ -25,7 +26,7 @@ class LocalContactSettings:
     gateway: Gateway
     caller: str = "+14155550123"
     system: str = "+18005550100"
-    store: Path = config.DEFAULT_SQLITE_PATH
+    store: LocalStore = field(default_factory=lambda: LocalStore(config.DEFAULT_SQLITE_PATH))
     caller_hangs_up_after: float | None = None
     max_call_seconds: float = 3600.0
     local_host: str | None = None  # None: the address that routes to the gateway
@@ -33,9 +34,9 @@ class LocalContactSettings:
     aliases: Mapping[str, str] = field(default_factory=dict)  # a flow's function name -> a template function
 
 
-def template_functions(store: Path, log_path: Path | None = None) -> dict[str, FunctionSpec]:
-    """The template's functions, as the flow may invoke them, on the embedded SQLite store."""
-    local = {config.SESSION_BACKEND: config.Backend.SQLITE.value, config.SQLITE_PATH: str(store.resolve())}
+def template_functions(store: LocalStore | Path, log_path: Path | None = None) -> dict[str, FunctionSpec]:
+    """The template's functions, as the flow may invoke them, on `store` (a path: that SQLite file)."""
+    local = (store if isinstance(store, LocalStore) else LocalStore(store)).environment()
     return {
         name: FunctionSpec(
             name,
