@@ -5,12 +5,15 @@ no restart of anything; every request that got a 200 is still stored, exactly, a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import secrets
 import signal
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 
 import boto3
 import httpx
@@ -19,7 +22,10 @@ from kore_connect import config
 from kore_connect.sessions.dynamodb import DynamoDBSessionStore, ensure_table
 from kore_connect.stack import AUTHORIZER_FUNCTION
 from kore_connect.twin.apigw.app import FunctionOverrides, LocalApi
-from tests.peers import DYNALITE, free_port, wait_for_port
+from kore_connect.twin.local_store import LocalStore
+from kore_connect.twin.local_twin import LocalTwin
+from tests.faulty_dynamodb import FaultyDynamoDB
+from tests.peers import DYNALITE, Dynalite, free_port, wait_for_port
 from tests.servers import serving
 
 TOKEN = "dynamo-fault-token-0123456789"
@@ -114,3 +120,94 @@ def test_a_paused_or_killed_dynamodb_answers_503_and_loses_nothing_once_back(tmp
 
 def _keys() -> dict[str, str]:
     return {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+
+
+# Whole calls through the twin on DynamoDB: Connect's flow, the Kore gateway's bot, the served API
+# and the retrieve function all on a dynalite table, behind a proxy that throttles or slows it.
+
+
+def run_calls(tmp_path: Path, endpoint: str, table: str, scenario: Any) -> Any:
+    async def main() -> Any:
+        store = LocalStore(tmp_path / "unused.db", dynamodb_endpoint=endpoint, table=table)
+        async with LocalTwin(tmp_path / "twin", token=secrets.token_urlsafe(32), store=store) as twin:
+            return await scenario(twin)
+
+    return asyncio.run(main())
+
+
+def service_node(report: dict[str, Any]) -> dict[str, Any]:
+    (node,) = [n for n in report["kore"]["nodes"] if n["kind"] == "service"]
+    return dict(node)
+
+
+def branch_of(report: dict[str, Any], action_type: str) -> str:
+    return str(next(a["branch"] for a in report["actions"] if a["type"] == action_type))
+
+
+def test_a_throttled_dynamodb_fails_the_call_softly_and_the_next_call_works(
+    tmp_path: Path, dynalite: Dynalite
+) -> None:
+    table = f"throttled-{uuid.uuid4().hex[:8]}"
+    proxy = FaultyDynamoDB(dynalite.endpoint)
+    with serving(proxy.app) as endpoint:
+
+        async def scenario(twin: LocalTwin) -> list[dict[str, Any]]:
+            before = await twin.call()
+            proxy.fault = "throttle"  # every request: the bot's write, the flow's read, our report's read
+            during = await twin.call()
+            proxy.fault = "none"
+            proxy.throttle_next = 1  # one throttled write, which botocore's own retry gets past
+            proxy.only = {"PutItem"}
+            blip = await twin.call()
+            after = await twin.call()  # no restart of anything
+            return [before, during, after, blip]
+
+        before, during, after, blip = run_calls(tmp_path, endpoint, table, scenario)
+
+    # during: the store function answered 503 each time; the Service node tried 3 times (1 + its
+    # 2 retries), each time botocore tried twice (standard mode, 2 attempts in all): 6 writes
+    failed = service_node(during)
+    assert (
+        failed["status"] == "error" and failed["httpStatus"] == 503 and "after 3 attempts" in failed["detail"]
+    )
+    throttled_writes = proxy.operations("PutItem", "throttled")
+    assert throttled_writes == 6 + 1  # and the blip's one
+    # the bot still hung up to transfer, the flow's read failed (Error branch), the caller was queued
+    assert during["kore"]["ended"] == "agent transfer (SIP BYE, answered 200)"
+    assert branch_of(during, "InvokeLambdaFunction") == "NoMatchingError"
+    assert during["ended"] == "queued"
+    assert during["metadata"]["stored"] is None and "storeError" in during["metadata"]
+    # Connect invoked the retrieve function 4 times (1 + its 3 retries), each read tried twice; then
+    # the twin's own read for the report, twice
+    assert proxy.operations("GetItem", "throttled") == 4 * 2 + 2
+    # a single throttled write: botocore retried it with backoff and the call never noticed
+    for report in (before, blip, after):
+        assert service_node(report)["httpStatus"] == 200 and report["ended"] == "queued"
+        assert report["metadata"]["customData"] == report["metadata"]["stored"] is not None
+        assert report["metadata"]["stored"]["x_metadata"].endswith(report["contactId"])
+    # the store holds exactly the three calls that got a 200, and nothing for the throttled one
+    store = LocalStore(tmp_path / "unused.db", dynamodb_endpoint=dynalite.endpoint, table=table).open()
+    try:
+        for report in (before, blip, after):
+            record = store.get(report["contactId"])
+            assert record is not None and json.loads(record.metadata) == report["metadata"]["stored"]
+        assert store.get(during["contactId"]) is None
+    finally:
+        store.close()
+
+
+def test_a_slow_dynamodb_delays_the_call_and_changes_nothing_else(tmp_path: Path, dynalite: Dynalite) -> None:
+    table = f"slow-{uuid.uuid4().hex[:8]}"
+    proxy = FaultyDynamoDB(dynalite.endpoint, slow_seconds=1.0)  # within botocore's 2 s read timeout
+    with serving(proxy.app) as endpoint:
+
+        async def scenario(twin: LocalTwin) -> dict[str, Any]:
+            proxy.fault = "slow"
+            return await twin.call()
+
+        report = run_calls(tmp_path, endpoint, table, scenario)
+
+    assert service_node(report)["httpStatus"] == 200 and report["ended"] == "queued"
+    assert report["timings"]["totalMs"] >= 2000  # the write and the flow's read each waited (a lower bound)
+    assert report["metadata"]["customData"] == report["metadata"]["stored"] is not None
+    assert proxy.operations("PutItem", "slowed") == 1  # slow is not failed: nothing was retried
