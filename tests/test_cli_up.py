@@ -161,6 +161,16 @@ def test_the_dashboard_lists_searches_and_shows_a_call_over_http(
         assert "No call matches" in hostile
 
 
+def test_the_dashboard_refuses_a_page_from_elsewhere_posing_as_it(up: Up) -> None:
+    # A DNS-rebinding page: its own name points at 127.0.0.1, so the browser sends that name as Host.
+    port = up.url.rsplit(":", 1)[1]
+    with httpx.Client() as http:
+        for path in ("/", "/fragments/calls", "/calls/x"):
+            answer = http.get(f"{up.url}{path}", headers={"Host": f"attacker.example:{port}"})
+            assert answer.status_code == 400 and "Invalid host header" in answer.text
+        assert http.get(f"http://localhost:{port}/").status_code == 200  # this machine's names work
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright

@@ -11,6 +11,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -20,6 +22,7 @@ from kore_connect.errors import KoreConnectError
 from kore_connect.twin.dashboard.ladder import LEFT, RIGHT, WIDTH, ladder
 from kore_connect.twin.local_twin import PHONE_NUMBER, LocalTwin
 
+LOCAL_HOSTS = ["127.0.0.1", "localhost", "::1"]
 TOKEN_HEADER = "x-kore-connect-token"  # noqa: S105 (a header's name, not a token)
 _templates = Environment(
     loader=FileSystemLoader(str(resources.files("kore_connect.twin.dashboard") / "templates")),
@@ -83,7 +86,10 @@ def dashboard(twin: LocalTwin, token: str) -> Starlette:
             Route("/fragments/calls", calls_rows),
             Route("/calls/{contact_id}", call_page),
             Route("/api/calls", place_call, methods=["POST"]),
-        ]
+        ],
+        # Only names for this machine: a page from elsewhere whose name a DNS trick points at
+        # 127.0.0.1 (DNS rebinding) sends its own name as Host, and is refused.
+        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=LOCAL_HOSTS)],
     )
 
 
