@@ -58,6 +58,22 @@ def test_a_malformed_request_is_named_with_its_fault(old: bytes, new: bytes, rea
     assert problem(invite(old, new)) == reason
 
 
+@pytest.mark.parametrize(
+    "sender",
+    [
+        b'"Amazon Connect" <sip:+14155550123@3.80.16.10>',  # a quoted display name, then a space
+        b'"Caller \\"the\\" one \\\\ two"<sip:+14155550123@3.80.16.10>',  # quoted-pairs inside
+        b"Amazon Connect <sip:+14155550123@3.80.16.10>",  # unquoted tokens
+    ],
+)
+def test_display_names_as_rfc_3261_writes_them_are_well_formed(sender: bytes) -> None:
+    assert problem(invite(b"From: <sip:+14155550123@3.80.16.10>", b"From: " + sender)) is None
+
+
+def test_a_display_name_whose_quote_never_closes_is_malformed() -> None:
+    assert problem(invite(b"From: <sip:", b'From: "Amazon Connect <sip:')) == "Bad From"
+
+
 def test_a_body_cut_short_of_its_content_length_is_malformed() -> None:
     cut = SipMessage.parse(INVITE[:-20])
     assert isinstance(cut, SipRequest)

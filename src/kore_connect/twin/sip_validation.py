@@ -16,8 +16,11 @@ from aiosipua.utils import generate_tag
 _CSEQ = re.compile(r"\s*([0-9]{1,10})\s+([A-Za-z]+)\s*")
 _NUMBER = re.compile(r"\s*[0-9]{1,10}\s*")  # ASCII digits only: "²".isdigit() is True
 _VIA = re.compile(r"\s*SIP\s*/\s*2\.0\s*/\s*[A-Za-z]+\s+[^\s;,]+.*", re.IGNORECASE)
+_QUOTED = r'"(?:[^"\\]|\\.)*"'  # RFC 3261 §25.1 quoted-string: \" and \\ inside are quoted-pairs
 # name-addr (<uri>, optionally after a display name) or addr-spec, with a sip/sips/tel URI
-_ADDRESS = re.compile(r'\s*(("[^"]*"|[^<"]*)<\s*(sips?|tel):[^>\s]+>|(sips?|tel):[^\s<>]+).*', re.IGNORECASE)
+_ADDRESS = re.compile(
+    rf"\s*(({_QUOTED}\s*|[^<\"]*)<\s*(sips?|tel):[^>\s]+>|(sips?|tel):[^\s<>]+).*", re.IGNORECASE
+)
 _SDP_LINE = re.compile(r"[a-z]=.*")
 _SDP_MEDIA = re.compile(r"m=[a-z]+ [0-9]+(/[0-9]+)? [^ ]+( [^ ]+)+")
 _URI_SCHEMES = ("sip:", "sips:", "tel:")
