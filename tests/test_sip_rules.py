@@ -74,6 +74,13 @@ def test_a_display_name_whose_quote_never_closes_is_malformed() -> None:
     assert problem(invite(b"From: <sip:", b'From: "Amazon Connect <sip:')) == "Bad From"
 
 
+@pytest.mark.parametrize("method", ["FROBNICATE", "X-Odd.Method_4475*+`%'~!", "INV%49TE"])
+def test_an_extension_method_is_any_token_in_its_cseq_too(method: str) -> None:
+    request = invite(b"CSeq: 1 INVITE", f"CSeq: 1 {method}".encode())
+    request.method = method
+    assert problem(request) is None  # well formed: the UAS answers it 405, not 400
+
+
 def test_a_body_cut_short_of_its_content_length_is_malformed() -> None:
     cut = SipMessage.parse(INVITE[:-20])
     assert isinstance(cut, SipRequest)

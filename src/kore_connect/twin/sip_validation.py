@@ -13,7 +13,8 @@ import re
 from aiosipua.message import SipRequest, SipResponse
 from aiosipua.utils import generate_tag
 
-_CSEQ = re.compile(r"\s*([0-9]{1,10})\s+([A-Za-z]+)\s*")
+_NAME = r"[A-Za-z0-9.!%*_+`'~-]+"  # RFC 3261 §25.1 token: what an extension method is
+_CSEQ = re.compile(rf"\s*([0-9]{{1,10}})\s+({_NAME})\s*")
 _NUMBER = re.compile(r"\s*[0-9]{1,10}\s*")  # ASCII digits only: "²".isdigit() is True
 _VIA = re.compile(r"\s*SIP\s*/\s*2\.0\s*/\s*[A-Za-z]+\s+[^\s;,]+.*", re.IGNORECASE)
 _QUOTED = r'"(?:[^"\\]|\\.)*"'  # RFC 3261 §25.1 quoted-string: \" and \\ inside are quoted-pairs
