@@ -225,3 +225,17 @@ def test_a_response_from_a_source_not_allow_listed_is_ignored(tmp_path: Path) ->
         assert gateway._bye_answers  # still waiting for the caller's own answer
 
     run(tmp_path, case)
+
+
+@pytest.mark.parametrize(
+    ("uri", "did"),
+    [
+        ("sip:+12065551118@127.0.0.1;user=phone", "+12065551118"),
+        ("sip:+1206555%31%31%318@127.0.0.1", "+12065551118"),  # escaped digits are digits (§19.1.4)
+        ("sip:%2B12065551118@127.0.0.1", "%2B12065551118"),  # an escaped reserved + is not a +
+        ("sip:nul-%00-nul@127.0.0.1", "nul-%00-nul"),  # nor is a NUL ever unescaped
+        ("sip:127.0.0.1", ""),
+    ],
+)
+def test_the_did_is_the_request_uris_user_with_its_unreserved_escapes_decoded(uri: str, did: str) -> None:
+    assert gateway_module._user(uri) == did

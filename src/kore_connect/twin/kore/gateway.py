@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
+import string
 import time
 from typing import Any
 
@@ -401,6 +403,18 @@ class KoreGateway:
 
 
 def _user(uri: str) -> str:
-    """The user part of a SIP URI: sip:+12065551118@host;params -> +12065551118."""
+    """The user part of a SIP URI: sip:+12065551118@host;params -> +12065551118. An escaped
+    unreserved character is the character (%31 is 1: RFC 3261 §19.1.4 compares URIs so); an escaped
+    reserved one is not (%2B is not +), and stays as it came, as do escaped control characters."""
     rest = uri.split(":", 1)[1] if ":" in uri else uri
-    return rest.split("@", 1)[0] if "@" in rest else ""
+    user = rest.split("@", 1)[0] if "@" in rest else ""
+    return _ESCAPED.sub(_unescaped, user)
+
+
+_ESCAPED = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset(string.ascii_letters + string.digits + "-_.!~*'()")  # RFC 3261 §25.1
+
+
+def _unescaped(escape: re.Match[str]) -> str:
+    character = chr(int(escape[1], 16))
+    return character if character in _UNRESERVED else escape[0]
