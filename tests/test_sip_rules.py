@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kore_connect.twin.sip_transactions import ServerTransactions, retransmit_intervals
-from kore_connect.twin.sip_validation import problem
+from kore_connect.twin.sip_validation import Refusal, problem, refusal
 from tests.conftest import FIXTURES
 
 # Connect's INVITE from the fixtures, with the CRLF line ends of the wire
@@ -79,6 +79,31 @@ def test_an_extension_method_is_any_token_in_its_cseq_too(method: str) -> None:
     request = invite(b"CSeq: 1 INVITE", f"CSeq: 1 {method}".encode())
     request.method = method
     assert problem(request) is None  # well formed: the UAS answers it 405, not 400
+
+
+REQUEST_LINE = "INVITE sip:+12065551118@198.51.100.20:5060;transport=udp SIP/2.0"
+
+
+@pytest.mark.parametrize(
+    ("line", "answer"),
+    [
+        (REQUEST_LINE, None),
+        (REQUEST_LINE.replace(" ", "   ") + " ", None),  # runs of SP, a trailing SP: taken (RFC 4475)
+        (REQUEST_LINE.replace("SIP/2.0", "sip/2.0"), None),  # the version is case-insensitive (§7.1)
+        (REQUEST_LINE.replace("SIP/2.0", "SIP/9.1"), Refusal(505, "Version Not Supported")),
+        (REQUEST_LINE.replace(";transport", "; transport"), Refusal(400, "Bad Request-Line")),
+        (REQUEST_LINE.replace("SIP/2.0", "HTTP/1.1"), Refusal(400, "Bad Request-Line")),
+    ],
+)
+def test_a_request_line_is_refused_for_its_version_or_a_space_in_its_uri(
+    line: str, answer: Refusal | None
+) -> None:
+    assert REQUEST_LINE in INVITE.decode()
+    assert refusal(invite(), line) == answer
+
+
+def test_a_malformed_request_is_refused_400_with_its_fault() -> None:
+    assert refusal(invite(b"CSeq: 1 INVITE", b"CSeq: one INVITE"), REQUEST_LINE) == Refusal(400, "Bad CSeq")
 
 
 def test_a_body_cut_short_of_its_content_length_is_malformed() -> None:

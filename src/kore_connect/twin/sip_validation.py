@@ -3,12 +3,14 @@
 aiosipua parses leniently and checks only that the mandatory headers are present; a request whose
 CSeq, Via, From or To does not parse, or whose body is cut short, would otherwise fail deep in a
 handler with no answer at all. A request named here is answered 400 with the reason, and nothing
-else happens (no call, no dialog).
+else happens (no call, no dialog). `refusal` adds what a UAS answers a well-formed request it will
+not act on, such as another SIP version (505).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from aiosipua.message import SipRequest, SipResponse
 from aiosipua.utils import generate_tag
@@ -25,7 +27,40 @@ _ADDRESS = re.compile(
 _SDP_LINE = re.compile(r"[a-z]=.*")
 _SDP_MEDIA = re.compile(r"m=[a-z]+ [0-9]+(/[0-9]+)? [^ ]+( [^ ]+)+")
 _URI_SCHEMES = ("sip:", "sips:", "tel:")
+_VERSION = re.compile(r"SIP/[0-9]+\.[0-9]+", re.IGNORECASE)
 MAX_CSEQ = 2**31 - 1  # RFC 3261 §8.1.1.5
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """The final answer to a request that is not acted on."""
+
+    status: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.reason}"
+
+
+def refusal(request: SipRequest, request_line: str) -> Refusal | None:
+    """What a UAS answers `request` instead of acting on it, or None to act on it. `request_line` is
+    its first line as it came: aiosipua keeps neither its SIP version nor its spacing."""
+    line = _request_line_refusal(request_line)
+    if line is not None:
+        return line
+    reason = problem(request)
+    return Refusal(400, reason) if reason is not None else None
+
+
+def _request_line_refusal(line: str) -> Refusal | None:
+    """RFC 3261 §7.1: Method SP Request-URI SP SIP-Version. Runs of SP and a trailing SP are taken
+    (RFC 4475 §3.1.2.9-10 allow either); a space inside the Request-URI makes four parts."""
+    parts = line.split()
+    if len(parts) != 3 or not _VERSION.fullmatch(parts[2]):
+        return Refusal(400, "Bad Request-Line")
+    if parts[2].upper() != "SIP/2.0":
+        return Refusal(505, "Version Not Supported")
+    return None
 
 
 def problem(request: SipRequest) -> str | None:

@@ -41,7 +41,7 @@ from kore_connect.twin.sip_transactions import (
     retransmit_intervals,
     transaction_key,
 )
-from kore_connect.twin.sip_validation import bare_response, problem
+from kore_connect.twin.sip_validation import bare_response, problem, refusal
 from kore_connect.twin.siptransport import ServerUdpTransport, answer_on_connection
 
 logger = logging.getLogger(__name__)
@@ -110,6 +110,8 @@ class KoreGateway:
         transport = uas.transport
         inner = transport.on_message
         send = transport.send
+        parse = transport._dispatch
+        request_line = ""  # the first line of the message being handled, as it came
         transactions = ServerTransactions()
         clock = asyncio.get_running_loop().time
         resending: dict[Key, asyncio.Task[None]] = {}  # Timer G: non-2xx finals until their ACK
@@ -120,8 +122,7 @@ class KoreGateway:
                     self._note(message, "received")
                     self._answered_bye(message, addr)
                 return  # the gateway's only requests are BYEs: nothing else to hand on
-            reason = problem(message)
-            if reason == "Bad Via":
+            if problem(message) == "Bad Via":
                 logger.warning("dropped a %s from %s: its Via cannot be read", message.method[:16], addr[0])
                 return  # nowhere to answer
             if transport.reliable:
@@ -131,9 +132,10 @@ class KoreGateway:
                     # once, to where it sent from: no transaction, no resending, no amplification
                     send(bare_response(message, 403, "Forbidden"), addr)
                 return
-            if reason is not None:
-                logger.warning("malformed %s from %s: %s", message.method[:16], addr[0], reason)
-                answer(message, 400, reason)
+            refused = refusal(message, request_line)
+            if refused is not None:
+                logger.warning("refused a %s from %s: %s", message.method[:16], addr[0], refused)
+                answer(message, refused.status, refused.reason)
                 return
             again, last_answer = transactions.received(message, clock())
             if again:
@@ -194,6 +196,12 @@ class KoreGateway:
             finally:
                 resending.pop(key, None)
 
+        def remember_request_line(data: bytes, addr: tuple[str, int]) -> None:
+            nonlocal request_line
+            request_line = data.split(b"\n", 1)[0].split(b"\r", 1)[0].decode("utf-8", "replace")
+            parse(data, addr)  # and on to `received`
+
+        transport._dispatch = remember_request_line  # type: ignore[method-assign]
         transport.on_message = received
         transport.send = sent  # type: ignore[method-assign]
         self._timers.append(resending)
