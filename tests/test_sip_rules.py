@@ -106,6 +106,24 @@ def test_a_malformed_request_is_refused_400_with_its_fault() -> None:
     assert refusal(invite(b"CSeq: 1 INVITE", b"CSeq: one INVITE"), REQUEST_LINE) == Refusal(400, "Bad CSeq")
 
 
+@pytest.mark.parametrize(
+    ("uri", "answer"),
+    [
+        ("tel:+12065551118", None),
+        ("http://198.51.100.20/kore", Refusal(416, "Unsupported URI Scheme")),
+        ("urn:service:sos", Refusal(416, "Unsupported URI Scheme")),
+        ("x-no.such+scheme-2:opaque", Refusal(416, "Unsupported URI Scheme")),
+        ("<sip:+12065551118@198.51.100.20>", Refusal(400, "Bad Request-URI")),  # no scheme at all
+    ],
+)
+def test_a_request_uri_in_a_scheme_we_do_not_serve_is_416_and_one_without_a_scheme_400(
+    uri: str, answer: Refusal | None
+) -> None:
+    request = invite()
+    request.uri = uri
+    assert refusal(request, f"INVITE {uri} SIP/2.0") == answer
+
+
 def test_a_body_cut_short_of_its_content_length_is_malformed() -> None:
     cut = SipMessage.parse(INVITE[:-20])
     assert isinstance(cut, SipRequest)

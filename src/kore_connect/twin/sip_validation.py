@@ -4,7 +4,7 @@ aiosipua parses leniently and checks only that the mandatory headers are present
 CSeq, Via, From or To does not parse, or whose body is cut short, would otherwise fail deep in a
 handler with no answer at all. A request named here is answered 400 with the reason, and nothing
 else happens (no call, no dialog). `refusal` adds what a UAS answers a well-formed request it will
-not act on, such as another SIP version (505).
+not act on: another SIP version (505), a Request-URI scheme it does not serve (416).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ _ADDRESS = re.compile(
 _SDP_LINE = re.compile(r"[a-z]=.*")
 _SDP_MEDIA = re.compile(r"m=[a-z]+ [0-9]+(/[0-9]+)? [^ ]+( [^ ]+)+")
 _URI_SCHEMES = ("sip:", "sips:", "tel:")
+_ABSOLUTE_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")  # RFC 3261 §25.1: scheme ":" and the rest
 _VERSION = re.compile(r"SIP/[0-9]+\.[0-9]+", re.IGNORECASE)
 MAX_CSEQ = 2**31 - 1  # RFC 3261 §8.1.1.5
 
@@ -48,6 +49,8 @@ def refusal(request: SipRequest, request_line: str) -> Refusal | None:
     line = _request_line_refusal(request_line)
     if line is not None:
         return line
+    if _ABSOLUTE_URI.fullmatch(request.uri) and not request.uri.lower().startswith(_URI_SCHEMES):
+        return Refusal(416, "Unsupported URI Scheme")  # well formed, but no scheme we serve (§8.2.2.1)
     reason = problem(request)
     return Refusal(400, reason) if reason is not None else None
 
