@@ -124,6 +124,21 @@ def test_a_request_uri_in_a_scheme_we_do_not_serve_is_416_and_one_without_a_sche
     assert refusal(request, f"INVITE {uri} SIP/2.0") == answer
 
 
+def test_a_required_extension_we_lack_is_420_naming_it_and_proxy_require_is_not_ours() -> None:
+    request = invite(b"Allow:", b"Require: 100rel, x-made-up\r\nProxy-Require: x-proxy-only\r\nAllow:")
+    assert refusal(request, REQUEST_LINE) == Refusal(
+        420, "Bad Extension", (("Unsupported", "100rel, x-made-up"),)
+    )
+    assert refusal(invite(b"Allow:", b"Proxy-Require: x-proxy-only\r\nAllow:"), REQUEST_LINE) is None
+
+
+def test_a_require_in_a_cancel_is_ignored() -> None:
+    request = invite(b"Allow:", b"Require: x-made-up\r\nAllow:")
+    request.method = "CANCEL"
+    request.headers.set_single("CSeq", "1 CANCEL")
+    assert refusal(request, REQUEST_LINE.replace("INVITE", "CANCEL")) is None
+
+
 def test_a_body_cut_short_of_its_content_length_is_malformed() -> None:
     cut = SipMessage.parse(INVITE[:-20])
     assert isinstance(cut, SipRequest)

@@ -4,7 +4,8 @@ aiosipua parses leniently and checks only that the mandatory headers are present
 CSeq, Via, From or To does not parse, or whose body is cut short, would otherwise fail deep in a
 handler with no answer at all. A request named here is answered 400 with the reason, and nothing
 else happens (no call, no dialog). `refusal` adds what a UAS answers a well-formed request it will
-not act on: another SIP version (505), a Request-URI scheme it does not serve (416).
+not act on: another SIP version (505), a Request-URI scheme it does not serve (416), an extension it
+lacks (420).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ _URI_SCHEMES = ("sip:", "sips:", "tel:")
 _ABSOLUTE_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")  # RFC 3261 §25.1: scheme ":" and the rest
 _VERSION = re.compile(r"SIP/[0-9]+\.[0-9]+", re.IGNORECASE)
 MAX_CSEQ = 2**31 - 1  # RFC 3261 §8.1.1.5
+OPTION_TAGS: frozenset[str] = frozenset()  # the SIP extensions we implement (100rel, timer...): none
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,7 @@ class Refusal:
 
     status: int
     reason: str
+    headers: tuple[tuple[str, str], ...] = ()  # what the answer must carry besides (RFC 3261 §21.4)
 
     def __str__(self) -> str:
         return f"{self.status} {self.reason}"
@@ -52,7 +55,14 @@ def refusal(request: SipRequest, request_line: str) -> Refusal | None:
     if _ABSOLUTE_URI.fullmatch(request.uri) and not request.uri.lower().startswith(_URI_SCHEMES):
         return Refusal(416, "Unsupported URI Scheme")  # well formed, but no scheme we serve (§8.2.2.1)
     reason = problem(request)
-    return Refusal(400, reason) if reason is not None else None
+    if reason is not None:
+        return Refusal(400, reason)
+    if request.method in ("ACK", "CANCEL"):
+        return None  # §8.2.2.3: a Require in either is ignored
+    unknown = [tag for tag in dict.fromkeys(request.headers.get("require")) if tag not in OPTION_TAGS]
+    if unknown:  # §8.2.2.3; Proxy-Require is for proxies, and a UAS ignores it
+        return Refusal(420, "Bad Extension", (("Unsupported", ", ".join(unknown)),))
+    return None
 
 
 def _request_line_refusal(line: str) -> Refusal | None:

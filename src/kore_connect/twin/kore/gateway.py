@@ -135,7 +135,7 @@ class KoreGateway:
             refused = refusal(message, request_line)
             if refused is not None:
                 logger.warning("refused a %s from %s: %s", message.method[:16], addr[0], refused)
-                answer(message, refused.status, refused.reason)
+                answer(message, refused.status, refused.reason, dict(refused.headers))
                 return
             again, last_answer = transactions.received(message, clock())
             if again:
@@ -156,9 +156,11 @@ class KoreGateway:
             self._note(message, "received")
             dispatch(message, addr)
 
-        def answer(message: SipRequest, status: int, reason: str) -> None:
+        def answer(
+            message: SipRequest, status: int, reason: str, headers: dict[str, str] | None = None
+        ) -> None:
             if message.method != "ACK":  # an ACK is never answered
-                uas._send_error(message, status, reason)
+                uas._send_error(message, status, reason, extra_headers=headers)
 
         def dispatch(message: SipRequest, addr: tuple[str, int]) -> None:
             call_id = message.call_id or ""
