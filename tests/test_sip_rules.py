@@ -139,6 +139,24 @@ def test_a_require_in_a_cancel_is_ignored() -> None:
     assert refusal(request, REQUEST_LINE.replace("INVITE", "CANCEL")) is None
 
 
+@pytest.mark.parametrize(
+    ("content_type", "answer"),
+    [
+        (b"Application/SDP; charset=utf-8", None),
+        (
+            b"multipart/mixed; boundary=x",
+            Refusal(415, "Unsupported Media Type", (("Accept", "application/sdp"),)),
+        ),
+        (b"application/x-unknown", Refusal(415, "Unsupported Media Type", (("Accept", "application/sdp"),))),
+    ],
+)
+def test_an_invite_body_other_than_sdp_is_415_naming_what_we_accept(
+    content_type: bytes, answer: Refusal | None
+) -> None:
+    request = invite(b"Content-Type: application/sdp", b"Content-Type: " + content_type)
+    assert refusal(request, REQUEST_LINE) == answer
+
+
 def test_a_body_cut_short_of_its_content_length_is_malformed() -> None:
     cut = SipMessage.parse(INVITE[:-20])
     assert isinstance(cut, SipRequest)

@@ -5,7 +5,7 @@ CSeq, Via, From or To does not parse, or whose body is cut short, would otherwis
 handler with no answer at all. A request named here is answered 400 with the reason, and nothing
 else happens (no call, no dialog). `refusal` adds what a UAS answers a well-formed request it will
 not act on: another SIP version (505), a Request-URI scheme it does not serve (416), an extension it
-lacks (420).
+lacks (420), an INVITE body other than SDP (415).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ _URI_SCHEMES = ("sip:", "sips:", "tel:")
 _ABSOLUTE_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")  # RFC 3261 §25.1: scheme ":" and the rest
 _VERSION = re.compile(r"SIP/[0-9]+\.[0-9]+", re.IGNORECASE)
 MAX_CSEQ = 2**31 - 1  # RFC 3261 §8.1.1.5
+SDP = "application/sdp"
 OPTION_TAGS: frozenset[str] = frozenset()  # the SIP extensions we implement (100rel, timer...): none
 
 
@@ -62,7 +63,14 @@ def refusal(request: SipRequest, request_line: str) -> Refusal | None:
     unknown = [tag for tag in dict.fromkeys(request.headers.get("require")) if tag not in OPTION_TAGS]
     if unknown:  # §8.2.2.3; Proxy-Require is for proxies, and a UAS ignores it
         return Refusal(420, "Bad Extension", (("Unsupported", ", ".join(unknown)),))
+    if request.method == "INVITE" and request.body and _media_type(request.content_type) not in ("", SDP):
+        return Refusal(415, "Unsupported Media Type", (("Accept", SDP),))  # §8.2.3: all the offer we read
     return None
+
+
+def _media_type(content_type: str | None) -> str:
+    """type/subtype of a Content-Type or Accept value, without its parameters, in lower case."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
 
 
 def _request_line_refusal(line: str) -> Refusal | None:
