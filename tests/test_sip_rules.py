@@ -157,6 +157,22 @@ def test_an_invite_body_other_than_sdp_is_415_naming_what_we_accept(
     assert refusal(request, REQUEST_LINE) == answer
 
 
+@pytest.mark.parametrize(
+    ("accept", "answer"),
+    [
+        (b"application/sdp;level=1, text/plain", None),
+        (b"application/*", None),
+        (b"*/*", None),
+        (b"text/x-unknown, application/json", Refusal(406, "Not Acceptable")),
+    ],
+)
+def test_an_invite_that_accepts_no_sdp_is_406_as_sdp_is_all_we_answer(
+    accept: bytes, answer: Refusal | None
+) -> None:
+    request = invite(b"Allow:", b"Accept: " + accept + b"\r\nAllow:")
+    assert refusal(request, REQUEST_LINE) == answer
+
+
 def test_a_body_cut_short_of_its_content_length_is_malformed() -> None:
     cut = SipMessage.parse(INVITE[:-20])
     assert isinstance(cut, SipRequest)

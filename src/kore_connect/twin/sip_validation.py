@@ -5,7 +5,7 @@ CSeq, Via, From or To does not parse, or whose body is cut short, would otherwis
 handler with no answer at all. A request named here is answered 400 with the reason, and nothing
 else happens (no call, no dialog). `refusal` adds what a UAS answers a well-formed request it will
 not act on: another SIP version (505), a Request-URI scheme it does not serve (416), an extension it
-lacks (420), an INVITE body other than SDP (415).
+lacks (420), an INVITE body other than SDP (415), an INVITE that accepts no SDP in answer (406).
 """
 
 from __future__ import annotations
@@ -65,6 +65,9 @@ def refusal(request: SipRequest, request_line: str) -> Refusal | None:
         return Refusal(420, "Bad Extension", (("Unsupported", ", ".join(unknown)),))
     if request.method == "INVITE" and request.body and _media_type(request.content_type) not in ("", SDP):
         return Refusal(415, "Unsupported Media Type", (("Accept", SDP),))  # §8.2.3: all the offer we read
+    accepted = {_media_type(value) for value in request.headers.get("accept")}
+    if request.method == "INVITE" and accepted and not accepted & {SDP, "application/*", "*/*"}:
+        return Refusal(406, "Not Acceptable")  # §21.4.7: our answer can only be SDP
     return None
 
 
