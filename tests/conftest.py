@@ -23,6 +23,9 @@ from kore_connect.sessions.sqlite import SQLiteSessionStore
 from kore_connect.twin.lambda_context import LocalLambdaContext
 from tests.peers import Dynalite
 
+# After the whole suite, every file the session wrote is swept for the tokens it used (issue 8).
+pytest_plugins = ["tests.secret_sweep"]
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("KORE_SHARED_DIR", REPO.parent / "shared"))
 FIXTURES = SHARED / "fixtures"
