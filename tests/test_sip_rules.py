@@ -50,6 +50,9 @@ def test_connects_invite_from_the_fixtures_is_well_formed() -> None:
         (b"Max-Forwards: 70", "Max-Forwards: \u00b2".encode(), "Bad Max-Forwards"),  # a digit, not ASCII
         (b"Content-Length: 235", "Content-Length: \u0662\u0663\u0665".encode(), "Bad Content-Length"),
         (b"v=0", b"v=zero", "Bad SDP"),
+        (b"CSeq: 1 INVITE", b"CSeq: 1 INVITE\r\nCSeq: 2 INVITE", "More Than One CSeq"),
+        (b"To: <sip:", b"To: <sip:+4475@127.0.0.1>\r\nt: <sip:", "More Than One To"),
+        (b"Content-Length: 235", b"l: 200\r\nContent-Length: 235", "More Than One Content-Length"),
         (b"m=audio 16384", b"m=audio xxxxx", "Bad SDP"),
     ],
 )

@@ -28,6 +28,7 @@ _ADDRESS = re.compile(
 _SDP_LINE = re.compile(r"[a-z]=.*")
 _SDP_MEDIA = re.compile(r"m=[a-z]+ [0-9]+(/[0-9]+)? [^ ]+( [^ ]+)+")
 _URI_SCHEMES = ("sip:", "sips:", "tel:")
+_SINGLE_VALUED = ("Call-ID", "CSeq", "From", "To", "Max-Forwards", "Content-Length", "Content-Type")
 _ABSOLUTE_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")  # RFC 3261 §25.1: scheme ":" and the rest
 _VERSION = re.compile(r"SIP/[0-9]+\.[0-9]+", re.IGNORECASE)
 MAX_CSEQ = 2**31 - 1  # RFC 3261 §8.1.1.5
@@ -91,6 +92,9 @@ def problem(request: SipRequest) -> str | None:
     """Why `request` cannot be acted on (a reason phrase for the 400), or None when it can."""
     if not _VIA.fullmatch(request.headers.get_first("via") or ""):
         return "Bad Via"  # first: without a Via there is nowhere to send any answer
+    for name in _SINGLE_VALUED:  # §7.3.1: only list-valued headers may come more than once
+        if len(request.headers.get(name)) > 1:
+            return f"More Than One {name}"
     if not request.uri.lower().startswith(_URI_SCHEMES):
         return "Bad Request-URI"
     cseq = _CSEQ.fullmatch(request.headers.get_first("cseq") or "")
