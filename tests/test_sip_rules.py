@@ -50,6 +50,12 @@ def test_connects_invite_from_the_fixtures_is_well_formed() -> None:
         (b"Max-Forwards: 70", "Max-Forwards: \u00b2".encode(), "Bad Max-Forwards"),  # a digit, not ASCII
         (b"Content-Length: 235", "Content-Length: \u0662\u0663\u0665".encode(), "Bad Content-Length"),
         (b"v=0", b"v=zero", "Bad SDP"),
+        (b";rport\r\n", b";rport;;\r\n", "Malformed Via"),  # an empty parameter
+        (b";rport\r\n", b";rport,;,\r\n", "Malformed Via"),  # stray separators: empty Via values
+        (b"Via: SIP/2.0/UDP 3.80.16.10:5060", b"Via: SIP/2.0/UDP 3.80.16.10 :5060 x", "Malformed Via"),
+        (b">;tag=c0nn3ct-1", b">;;tag=c0nn3ct-1", "Bad From"),
+        (b">;tag=c0nn3ct-1", b">;tag=", "Bad From"),  # a parameter's = with no value
+        (b"To: <sip:+12065551118@198.51.100.20>", b"To: <sip:+1@h>, <sip:+2@h>", "Bad To"),  # two in one
         (b"CSeq: 1 INVITE", b"CSeq: 1 INVITE\r\nCSeq: 2 INVITE", "More Than One CSeq"),
         (b"To: <sip:", b"To: <sip:+4475@127.0.0.1>\r\nt: <sip:", "More Than One To"),
         (b"Content-Length: 235", b"l: 200\r\nContent-Length: 235", "More Than One Content-Length"),
@@ -174,6 +180,23 @@ def test_an_invite_that_accepts_no_sdp_is_406_as_sdp_is_all_we_answer(
 ) -> None:
     request = invite(b"Allow:", b"Accept: " + accept + b"\r\nAllow:")
     assert refusal(request, REQUEST_LINE) == answer
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b"3.80.16.10:5060;branch", b"[2001:db8::1]:5060;received=2001:db8::9;branch"),
+        (b"3.80.16.10:5060;branch=", b'3.80.16.10:5060 ; maddr = 239.1.1.1 ; x="a; b" ; branch = '),
+        (
+            b"From: <sip:+14155550123@3.80.16.10>;tag=c0nn3ct-1",
+            b"From: sip:+14155550123@3.80.16.10;tag=c0nn3ct-1",
+        ),
+        (b">;tag=c0nn3ct-1", b"> ; tag = c0nn3ct-1 ; x-flag"),
+    ],
+)
+def test_parameters_as_rfc_3261_writes_them_are_well_formed(old: bytes, new: bytes) -> None:
+    assert old in INVITE, old
+    assert problem(invite(old, new)) is None
 
 
 def test_a_body_cut_short_of_its_content_length_is_malformed() -> None:

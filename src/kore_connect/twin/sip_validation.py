@@ -16,14 +16,20 @@ from dataclasses import dataclass
 from aiosipua.message import SipRequest, SipResponse
 from aiosipua.utils import generate_tag
 
-_NAME = r"[A-Za-z0-9.!%*_+`'~-]+"  # RFC 3261 §25.1 token: what an extension method is
+_NAME = r"[A-Za-z0-9.!%*_+`'~-]+"  # RFC 3261 §25.1 token: an extension method, a parameter's name
 _CSEQ = re.compile(rf"\s*([0-9]{{1,10}})\s+({_NAME})\s*")
 _NUMBER = re.compile(r"\s*[0-9]{1,10}\s*")  # ASCII digits only: "²".isdigit() is True
-_VIA = re.compile(r"\s*SIP\s*/\s*2\.0\s*/\s*[A-Za-z]+\s+[^\s;,]+.*", re.IGNORECASE)
+_VIA = re.compile(r"\s*SIP\s*/\s*2\.0\s*/\s*[A-Za-z]+\s+[^\s;,]+.*", re.IGNORECASE)  # one we can answer to
 _QUOTED = r'"(?:[^"\\]|\\.)*"'  # RFC 3261 §25.1 quoted-string: \" and \\ inside are quoted-pairs
-# name-addr (<uri>, optionally after a display name) or addr-spec, with a sip/sips/tel URI
+# ;name or ;name=value, any number of them: no empty one, no stray separator (§25.1 generic-param)
+_PARAMETERS = rf"(\s*;\s*{_NAME}(\s*=\s*([^\s;,\"<>]+|{_QUOTED}))?)*\s*"
+_VIA_VALUE = re.compile(  # §20.42: protocol, sent-by (host or [IPv6], port), parameters
+    rf"\s*SIP\s*/\s*2\.0\s*/\s*{_NAME}\s+(\[[0-9A-Fa-f:.]+\]|[^\s;,:\[\]]+)(\s*:\s*[0-9]+)?{_PARAMETERS}",
+    re.IGNORECASE,
+)
+# name-addr (<uri>, optionally after a display name) or addr-spec, with a sip/sips/tel URI; parameters
 _ADDRESS = re.compile(
-    rf"\s*(({_QUOTED}\s*|[^<\"]*)<\s*(sips?|tel):[^>\s]+>|(sips?|tel):[^\s<>]+).*", re.IGNORECASE
+    rf"\s*(({_QUOTED}\s*|[^<\"]*)<\s*(sips?|tel):[^>\s]+>|(sips?|tel):[^\s<>;]+){_PARAMETERS}", re.IGNORECASE
 )
 _SDP_LINE = re.compile(r"[a-z]=.*")
 _SDP_MEDIA = re.compile(r"m=[a-z]+ [0-9]+(/[0-9]+)? [^ ]+( [^ ]+)+")
@@ -92,6 +98,8 @@ def problem(request: SipRequest) -> str | None:
     """Why `request` cannot be acted on (a reason phrase for the 400), or None when it can."""
     if not _VIA.fullmatch(request.headers.get_first("via") or ""):
         return "Bad Via"  # first: without a Via there is nowhere to send any answer
+    if not all(_VIA_VALUE.fullmatch(via) for via in request.headers.get("via")):
+        return "Malformed Via"  # an empty parameter, a stray comma: answerable, but not well formed
     for name in _SINGLE_VALUED:  # §7.3.1: only list-valued headers may come more than once
         if len(request.headers.get(name)) > 1:
             return f"More Than One {name}"
