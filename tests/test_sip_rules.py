@@ -249,6 +249,9 @@ def test_other_branches_methods_and_acks_are_not_retransmissions() -> None:
     legacy = invite(b"branch=z9hG4bK", b"branch=rfc2543-")
     assert transactions.received(legacy, now=0.4) == (False, None)
     assert transactions.received(legacy, now=0.5) == (False, None)  # no branch cookie: never matched
+    bare = invite(b"branch=z9hG4bK-5f0c6a53-0001", b"branch=z9hG4bK")
+    assert transactions.received(bare, now=0.6) == (False, None)
+    assert transactions.received(bare, now=0.7) == (False, None)  # the cookie alone: no identifier either
 
 
 def test_a_transaction_is_forgotten_after_its_lifetime_and_the_table_is_bounded() -> None:

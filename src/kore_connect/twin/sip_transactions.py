@@ -88,12 +88,14 @@ class ServerTransactions:
 
 
 def transaction_key(message: SipMessage, method: str) -> Key | None:
-    """The transaction a message belongs to; None for RFC 2543 branches, which we do not match."""
+    """The transaction a message belongs to; None for RFC 2543 branches, which we do not match, and
+    for a branch that is the magic cookie alone: it promises an identifier and holds none (RFC 4475
+    §3.2.1), and every request with it would be taken for a copy of the first."""
     top = message.headers.get_first("via") or ""
     sent_by, _, parameters = top.partition(";")
     pairs = (p.strip().partition("=") for p in parameters.split(";"))
     branch = next((value.strip() for name, _, value in pairs if name.strip().lower() == "branch"), "")
-    if not branch.startswith(MAGIC_COOKIE) or not method:
+    if not branch.startswith(MAGIC_COOKIE) or branch == MAGIC_COOKIE or not method:
         return None
     return branch, " ".join(sent_by.split()).lower(), method.upper()
 
