@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kore_connect.twin.sip_transactions import ServerTransactions, retransmit_intervals
-from kore_connect.twin.sip_validation import Refusal, problem, refusal
+from kore_connect.twin.sip_validation import Refusal, problem, refusal, response_problem
 from tests.conftest import FIXTURES
 
 # Connect's INVITE from the fixtures, with the CRLF line ends of the wire
@@ -268,3 +268,19 @@ def test_timer_e_doubles_from_t1_to_t2_within_the_transactions_lifetime() -> Non
     waits = list(retransmit_intervals())
     assert waits[:5] == [0.5, 1.0, 2.0, 4.0, 4.0]
     assert max(waits) == 4.0 and sum(waits) < 32.0 and sum(waits) + 4.0 >= 32.0
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "reason"),
+    [
+        (b"", b"", None),
+        (b"CSeq: 1 INVITE", b"CSeq: 4294967301 INVITE", "Bad CSeq"),  # past 2**31: no request of ours
+        (b"CSeq: 1 INVITE", b"CSeq: 1 IN VITE", "Bad CSeq"),
+    ],
+)
+def test_a_response_that_cannot_answer_a_request_of_ours_is_named(
+    old: bytes, new: bytes, reason: str | None
+) -> None:
+    answer = SipMessage.parse(bytes(response(invite(), 200)).replace(old, new, 1))
+    assert isinstance(answer, SipResponse)
+    assert response_problem(answer) == reason

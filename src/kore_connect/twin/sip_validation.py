@@ -132,7 +132,8 @@ def response_problem(response: SipResponse) -> str | None:
     """Why a response cannot be matched to a request (RFC 3261 §18.1.2: the client drops it), or None."""
     if not 100 <= response.status_code <= 699:
         return "Bad Status Code"
-    if _CSEQ.fullmatch(response.headers.get_first("cseq") or "") is None:
+    cseq = _CSEQ.fullmatch(response.headers.get_first("cseq") or "")
+    if cseq is None or int(cseq.group(1)) > MAX_CSEQ:  # no request of ours had such a number
         return "Bad CSeq"
     if not response.call_id or not _VIA.fullmatch(response.headers.get_first("via") or ""):
         return "Bad Call-ID or Via"
