@@ -276,6 +276,7 @@ def test_timer_e_doubles_from_t1_to_t2_within_the_transactions_lifetime() -> Non
         (b"", b"", None),
         (b"CSeq: 1 INVITE", b"CSeq: 4294967301 INVITE", "Bad CSeq"),  # past 2**31: no request of ours
         (b"CSeq: 1 INVITE", b"CSeq: 1 IN VITE", "Bad CSeq"),
+        (b"\r\nFrom:", b"\r\nVia: SIP/2.0/UDP 255.255.255.255;branch=z9hG4bKx\r\nFrom:", "More Than One Via"),
     ],
 )
 def test_a_response_that_cannot_answer_a_request_of_ours_is_named(

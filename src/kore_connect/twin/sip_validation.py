@@ -137,6 +137,8 @@ def response_problem(response: SipResponse) -> str | None:
         return "Bad CSeq"
     if not response.call_id or not _VIA.fullmatch(response.headers.get_first("via") or ""):
         return "Bad Call-ID or Via"
+    if len(response.headers.get("via")) > 1:  # §8.1.3.3: we sent one; the others were never ours
+        return "More Than One Via"
     return None
 
 
