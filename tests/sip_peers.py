@@ -83,7 +83,9 @@ def fresh(message: bytes) -> bytes:
 
 
 class HostileGateway:
-    """A UDP 'gateway' that answers each INVITE it gets with whatever the test hands it."""
+    """A UDP 'gateway' that answers each INVITE it gets with whatever the test hands it: `{call_id}`,
+    `{via}`, `{from}` and `{cseq}` in an answer become the INVITE's own. With `answer_byes` set it
+    answers a BYE 200."""
 
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -91,6 +93,7 @@ class HostileGateway:
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
         self.answers: list[bytes] = []
+        self.answer_byes = False
         self._running = True
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -102,18 +105,36 @@ class HostileGateway:
             except (TimeoutError, OSError):
                 continue
             if data.startswith(b"INVITE"):
-                call_id = next(
-                    (
-                        line.split(b":", 1)[1].strip()
-                        for line in data.split(b"\r\n")
-                        if line.lower().startswith(b"call-id:")
-                    ),
-                    b"",
-                )
                 for answer in self.answers:
-                    self.sock.sendto(answer.replace(b"{call_id}", call_id), addr)
+                    self.sock.sendto(_filled(answer, data), addr)
+            elif data.startswith(b"BYE") and self.answer_byes:
+                kept = b"".join(
+                    line + b"\r\n"
+                    for line in data.split(b"\r\n")
+                    if line.split(b":", 1)[0].lower() in (b"via", b"from", b"to", b"call-id", b"cseq")
+                )
+                self.sock.sendto(b"SIP/2.0 200 OK\r\n" + kept + b"Content-Length: 0\r\n\r\n", addr)
 
     def close(self) -> None:
         self._running = False
         self.thread.join(2)
         self.sock.close()
+
+
+def _filled(answer: bytes, invite: bytes) -> bytes:
+    for name in (b"call-id", b"via", b"from", b"cseq"):
+        answer = answer.replace(b"{" + name.replace(b"-", b"_") + b"}", header(invite, name))
+    return answer
+
+
+def header(message: bytes, name: bytes) -> bytes:
+    """The first value of header `name` (lower case, full form) in a raw message, or b""."""
+    prefix = name + b":"
+    return next(
+        (
+            line.split(b":", 1)[1].strip()
+            for line in message.split(b"\r\n")
+            if line.lower().startswith(prefix)
+        ),
+        b"",
+    )
