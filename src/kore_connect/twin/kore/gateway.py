@@ -3,6 +3,9 @@ Connect transfers, hands each to the bot, and ends it the way Kore's SIP BYE age
 
 What it answers, as the CCAI configuration makes Kore's gateway answer:
 - a request from a source not on the allow-list: 403, and nothing else happens;
+- a request it cannot act on (`sip_validation.refusal`): 400 if malformed, 505 for another SIP
+  version, 416 for a Request-URI scheme other than sip, sips and tel, 420 for a required extension,
+  415 for an INVITE body other than SDP, 406 for an INVITE that accepts no SDP;
 - an INVITE whose Request-URI user matches no DID: 404 (the longest matching pattern wins);
 - an offer with no codec we take (PCMU, PCMA): 488;
 - otherwise 180 (ringing for `ring_seconds`), then 200 with the SDP answer; once answered the
