@@ -70,11 +70,16 @@ def refusal(request: SipRequest, request_line: str) -> Refusal | None:
     unknown = [tag for tag in dict.fromkeys(request.headers.get("require")) if tag not in OPTION_TAGS]
     if unknown:  # §8.2.2.3; Proxy-Require is for proxies, and a UAS ignores it
         return Refusal(420, "Bad Extension", (("Unsupported", ", ".join(unknown)),))
-    if request.method == "INVITE" and request.body and _media_type(request.content_type) not in ("", SDP):
-        return Refusal(415, "Unsupported Media Type", (("Accept", SDP),))  # §8.2.3: all the offer we read
-    accepted = {_media_type(value) for value in request.headers.get("accept")}
-    if request.method == "INVITE" and accepted and not accepted & {SDP, "application/*", "*/*"}:
-        return Refusal(406, "Not Acceptable")  # §21.4.7: our answer can only be SDP
+    return _offer_refusal(request) if request.method == "INVITE" else None
+
+
+def _offer_refusal(invite: SipRequest) -> Refusal | None:
+    """SDP is all we read of an INVITE's body (§8.2.3: 415) and all we answer it with (§21.4.7: 406)."""
+    if invite.body and _media_type(invite.content_type) not in ("", SDP):
+        return Refusal(415, "Unsupported Media Type", (("Accept", SDP),))
+    accepted = {_media_type(value) for value in invite.headers.get("accept")}
+    if accepted and not accepted & {SDP, "application/*", "*/*"}:
+        return Refusal(406, "Not Acceptable")
     return None
 
 
