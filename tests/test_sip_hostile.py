@@ -56,6 +56,11 @@ TORTURE: list[tuple[str, bytes, set[str]]] = [
         {"SIP/2.0 200", "SIP/2.0 400"},
     ),
     ("a 60 KB header", request(extra=f"Subject: {'x' * 60_000}\r\n"), {"SIP/2.0 200"}),
+    (
+        "a From of 60,000 spaces and no address",
+        request().replace(b"From: <sip:caller@127.0.0.1>;tag=hostile", b"From: a" + b" " * 60_000 + b"b"),
+        {"SIP/2.0 400"},
+    ),
     ("300 headers", request(extra="".join(f"X-H{i}: {i}\r\n" for i in range(300))), set()),
     (
         "100 Via headers",

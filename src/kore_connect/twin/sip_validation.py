@@ -27,9 +27,11 @@ _VIA_VALUE = re.compile(  # §20.42: protocol, sent-by (host or [IPv6], port), p
     rf"\s*SIP\s*/\s*2\.0\s*/\s*{_NAME}\s+(\[[0-9A-Fa-f:.]+\]|[^\s;,:\[\]]+)(\s*:\s*[0-9]+)?{_PARAMETERS}",
     re.IGNORECASE,
 )
-# name-addr (<uri>, optionally after a display name) or addr-spec, with a sip/sips/tel URI; parameters
+# name-addr (<uri>, optionally after a display name) or addr-spec, with a sip/sips/tel URI; parameters.
+# Matched against the stripped value: a leading \s* next to the display name's [^<"]* makes leading
+# spaces quadratic to reject (60 KB of them: a minute of CPU). aiosipua strips header values today.
 _ADDRESS = re.compile(
-    rf"\s*(({_QUOTED}\s*|[^<\"]*)<\s*(sips?|tel):[^>\s]+>|(sips?|tel):[^\s<>;]+){_PARAMETERS}", re.IGNORECASE
+    rf"(({_QUOTED}\s*|[^<\"]*)<\s*(sips?|tel):[^>\s]+>|(sips?|tel):[^\s<>;]+){_PARAMETERS}", re.IGNORECASE
 )
 _SDP_LINE = re.compile(r"[a-z]=.*")
 _SDP_MEDIA = re.compile(r"m=[a-z]+ [0-9]+(/[0-9]+)? [^ ]+( [^ ]+)+")
@@ -116,7 +118,7 @@ def problem(request: SipRequest) -> str | None:
     if cseq.group(2) != request.method:
         return "CSeq Method Does Not Match"
     for name in ("from", "to"):
-        if not _ADDRESS.fullmatch(request.headers.get_first(name) or ""):
+        if not _ADDRESS.fullmatch((request.headers.get_first(name) or "").strip()):
             return f"Bad {name.title()}"
     forwards = request.headers.get_first("max-forwards")
     if forwards is not None and not (_NUMBER.fullmatch(forwards) and int(forwards) <= 255):
