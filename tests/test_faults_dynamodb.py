@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -177,9 +178,12 @@ def test_a_throttled_dynamodb_fails_the_call_softly_and_the_next_call_works(
     assert branch_of(during, "InvokeLambdaFunction") == "NoMatchingError"
     assert during["ended"] == "queued"
     assert during["metadata"]["stored"] is None and "storeError" in during["metadata"]
-    # Connect invoked the retrieve function 4 times (1 + its 3 retries), each read tried twice; then
-    # the twin's own read for the report, twice
-    assert proxy.operations("GetItem", "throttled") == 4 * 2 + 2
+    # Connect invoked the retrieve function again and again (up to 1 + its 3 retries, within the
+    # flow's 3 s limit: botocore's random backoff decides how many fit), each read tried twice
+    invoke = next(a for a in during["actions"] if a["type"] == "InvokeLambdaFunction")
+    attempts = len(re.findall(r"attempt \d+:", invoke["reason"]))
+    assert attempts >= 2, invoke["reason"]
+    assert proxy.operations("GetItem", "throttled") >= 2 * attempts - 1  # the last may be cut off
     # a single throttled write: botocore retried it with backoff and the call never noticed
     for report in (before, blip, after):
         assert service_node(report)["httpStatus"] == 200 and report["ended"] == "queued"
