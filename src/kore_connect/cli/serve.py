@@ -14,6 +14,7 @@ from rich.console import Console
 
 from kore_connect import config
 from kore_connect.cli.errors import fail
+from kore_connect.cli.store_options import DynamoDBEndpoint, Table
 from kore_connect.errors import KoreConnectError
 from kore_connect.twin.local_token import DEFAULT_TOKEN_FILE, resolve_token
 
@@ -26,16 +27,8 @@ def api(
     port: Annotated[int, typer.Option(min=1, max=65535, help="The port to listen on.")] = 3000,
     host: Annotated[str, typer.Option(help="The loopback address to listen on.")] = "127.0.0.1",
     db: Annotated[Path, typer.Option(help="The SQLite session store.")] = config.DEFAULT_SQLITE_PATH,
-    dynamodb_endpoint: Annotated[
-        str | None,
-        typer.Option(
-            help="Keep sessions in DynamoDB on this machine instead (DynamoDB Local, dynalite), "
-            "e.g. http://127.0.0.1:8000; the table is created if missing."
-        ),
-    ] = None,
-    table: Annotated[
-        str, typer.Option(help="The DynamoDB table (with --dynamodb-endpoint).")
-    ] = config.DEFAULT_TABLE_NAME,
+    dynamodb_endpoint: DynamoDBEndpoint = None,
+    table: Table = config.DEFAULT_TABLE_NAME,
     token_file: Annotated[
         Path, typer.Option(help="Where the bot's token is kept (generated on first run).")
     ] = DEFAULT_TOKEN_FILE,

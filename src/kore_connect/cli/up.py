@@ -15,7 +15,9 @@ import typer
 import uvicorn
 from rich.console import Console
 
+from kore_connect import config
 from kore_connect.cli.errors import fail
+from kore_connect.cli.store_options import DynamoDBEndpoint, Table
 from kore_connect.errors import KoreConnectError
 
 if TYPE_CHECKING:
@@ -36,16 +38,8 @@ def up(
     ] = 5080,
     dashboard_port: Annotated[int, typer.Option(min=0, max=65535, help="The dashboard's port.")] = 8080,
     did: Annotated[str, typer.Option(help="The Kore DID the default flow transfers to.")] = "+12065551118",
-    dynamodb_endpoint: Annotated[
-        str | None,
-        typer.Option(
-            help="Keep sessions in DynamoDB on this machine (DynamoDB Local, dynalite), e.g. "
-            "http://127.0.0.1:8000, instead of SQLite; the table is created if missing."
-        ),
-    ] = None,
-    table: Annotated[
-        str, typer.Option(help="The DynamoDB table (with --dynamodb-endpoint).")
-    ] = "koreCcSessions",
+    dynamodb_endpoint: DynamoDBEndpoint = None,
+    table: Table = config.DEFAULT_TABLE_NAME,
 ) -> None:
     """Start the local twin: the metadata API (API Gateway and the three functions on SQLite), the
     Kore voice gateway with the default bot, Amazon Connect with the default flow, and the dashboard.
