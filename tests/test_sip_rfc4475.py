@@ -517,18 +517,18 @@ def converse(running: Running, message: bytes, source: str) -> list[bytes]:
                     continue
                 break
             received.append(data)
-            reply = _reply(data)
+            reply = _reply(data, message)
             if reply is not None:
                 peer.sendto(reply, gateway)
     return received
 
 
-def _reply(message: bytes) -> bytes | None:
+def _reply(message: bytes, sent: bytes) -> bytes | None:
     if message.startswith(b"BYE "):
         return _ok_for(message)
     status = _status(message)
     if status >= 200 and header(message, b"cseq").upper().endswith(b"INVITE"):
-        return _ack_for(message, status)
+        return _ack_for(message, status, sent)
     return None
 
 
@@ -545,17 +545,18 @@ def _more_to_come(received: list[bytes]) -> bool:
     return 2 in finals and not any(m.startswith(b"BYE ") for m in received)  # the bot is still running
 
 
-def _ack_for(response: bytes, status: int) -> bytes:
-    """The ACK of an INVITE's final answer: a new transaction to its Contact for a 2xx, part of the
-    INVITE's transaction (its Via) otherwise (RFC 3261 §13.2.2.4, §17.1.1.3)."""
+def _ack_for(response: bytes, status: int, invite: bytes) -> bytes:
+    """The ACK of an INVITE's final answer: a new transaction to its Contact for a 2xx; otherwise part
+    of the INVITE's transaction, with its Via, Request-URI and version, whatever they were (RFC 3261
+    §13.2.2.4, §17.1.1.3)."""
     number = header(response, b"cseq").split()[0].decode()
     if status < 300:
         via = b"SIP/2.0/UDP 127.0.0.1:5999;rport;branch=z9hG4bK-4475-ack-" + str(time.monotonic_ns()).encode()
-        target = header(response, b"contact").strip(b"<>").decode()
+        start = b"ACK " + header(response, b"contact").strip(b"<>") + b" SIP/2.0"
     else:
-        via, target = header(response, b"via"), US
+        via, start = header(response, b"via"), b"ACK" + invite.split(b"\r\n", 1)[0][len(b"INVITE") :]
     lines = [
-        f"ACK {target} SIP/2.0".encode(),
+        start,
         b"Via: " + via,
         b"Max-Forwards: 70",
         *(name + b": " + header(response, name.lower()) for name in (b"From", b"To", b"Call-ID")),
@@ -588,7 +589,8 @@ def leftovers(running: Running) -> list[str]:
     async def look() -> list[str]:
         gateway = running.gateway
         held = [*gateway._records, *gateway._bots, *gateway._confirmed, *gateway._bye_answers]
-        return held + [call_id for uas in gateway._servers for call_id in uas._calls]
+        resending = [f"Timer G {key}" for timers in gateway._timers for key in timers]  # answers not ACKed
+        return held + resending + [call_id for uas in gateway._servers for call_id in uas._calls]
 
     return asyncio.run_coroutine_threadsafe(look(), running.loop).result(5)
 

@@ -67,6 +67,13 @@ def test_a_malformed_request_is_named_with_its_fault(old: bytes, new: bytes, rea
     assert problem(invite(old, new)) == reason
 
 
+@pytest.mark.parametrize("content_type", ["Application/SDP", "application/sdp;charset=utf-8"])
+def test_sdp_is_read_as_sdp_whatever_the_case_or_parameters_of_its_media_type(content_type: str) -> None:
+    broken = invite(b"v=0", b"v=zero")
+    broken.headers.set_single("content-type", content_type)
+    assert problem(broken) == "Bad SDP"  # not taken for another body type, whose offer has no codec
+
+
 @pytest.mark.parametrize(
     "sender",
     [

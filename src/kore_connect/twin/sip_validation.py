@@ -101,9 +101,14 @@ def _request_line_refusal(line: str) -> Refusal | None:
     return None
 
 
+def answerable(request: SipRequest) -> bool:
+    """Has `request` a top Via we can send an answer to? Without one, it is dropped unanswered."""
+    return _VIA.fullmatch(request.headers.get_first("via") or "") is not None
+
+
 def problem(request: SipRequest) -> str | None:
     """Why `request` cannot be acted on (a reason phrase for the 400), or None when it can."""
-    if not _VIA.fullmatch(request.headers.get_first("via") or ""):
+    if not answerable(request):
         return "Bad Via"  # first: without a Via there is nowhere to send any answer
     if not all(_VIA_VALUE.fullmatch(via) for via in request.headers.get("via")):
         return "Malformed Via"  # an empty parameter, a stray comma: answerable, but not well formed
@@ -129,7 +134,7 @@ def problem(request: SipRequest) -> str | None:
             return "Bad Content-Length"
         if len(request.body) < int(declared):
             return "Body Shorter Than Content-Length"
-    sdp = request.method == "INVITE" and request.body and request.content_type == "application/sdp"
+    sdp = request.method == "INVITE" and request.body and _media_type(request.content_type) == SDP
     if sdp and not _sdp_is_well_formed(request.body):
         return "Bad SDP"
     return None

@@ -44,7 +44,7 @@ from kore_connect.twin.sip_transactions import (
     retransmit_intervals,
     transaction_key,
 )
-from kore_connect.twin.sip_validation import bare_response, problem, refusal
+from kore_connect.twin.sip_validation import answerable, bare_response, refusal
 from kore_connect.twin.siptransport import ServerUdpTransport, answer_on_connection
 
 logger = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class KoreGateway:
                     self._note(message, "received")
                     self._answered_bye(message, addr)
                 return  # the gateway's only requests are BYEs: nothing else to hand on
-            if problem(message) == "Bad Via":
+            if not answerable(message):
                 logger.warning("dropped a %s from %s: its Via cannot be read", message.method[:16], addr[0])
                 return  # nowhere to answer
             if transport.reliable:
@@ -135,6 +135,10 @@ class KoreGateway:
                     # once, to where it sent from: no transaction, no resending, no amplification
                     send(bare_response(message, 403, "Forbidden"), addr)
                 return
+            if message.method == "ACK":  # first: the ACK of a refusal repeats what was refused
+                timer_g = resending.pop(transaction_key(message, "INVITE") or ("", "", ""), None)
+                if timer_g is not None:  # (its Request-URI and version, RFC 3261 §17.1.1.3)
+                    timer_g.cancel()
             refused = refusal(message, request_line)
             if refused is not None:
                 logger.warning("refused a %s from %s: %s", message.method[:16], addr[0], refused)
@@ -146,10 +150,6 @@ class KoreGateway:
                 if last_answer is not None:
                     transport.send_reply(last_answer)
                 return
-            if message.method == "ACK":
-                timer_g = resending.pop(transaction_key(message, "INVITE") or ("", "", ""), None)
-                if timer_g is not None:
-                    timer_g.cancel()
             rule = self._dialog_rule(uas, transactions, message)
             if rule is not None:
                 answer(message, *rule)
