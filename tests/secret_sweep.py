@@ -4,8 +4,9 @@ How it works:
 
 1. From the session's start, every log record the pytest process emits reaches a handler on the
    root logger that writes it, formatted, to `<basetemp>/secret-sweep-session.log`; records of the
-   functions' Powertools logger are formatted as in CloudWatch. The handler filters nothing; the
-   loggers' levels stay as the tests set them, so the file holds what the suite really emits.
+   functions' Powertools logger are formatted as in CloudWatch. The handler filters nothing, and
+   our own package's logger (`kore_connect`) is set to DEBUG for the session, so that the twin's
+   in-process INFO and DEBUG records are made and swept too (other libraries' levels stay).
    Subprocesses (the API, the gateway, `kore-connect up`) already log into the tests' tmp dirs.
 2. At the session's end (tests ran, not an xdist worker), every regular file under this session's
    basetemp (not older pytest-N dirs) is read bytes-wise, in chunks with an overlap, and searched
@@ -65,6 +66,7 @@ from kore_connect.korebot.service_node import BODY_TEMPLATE
 from kore_connect.twin.local_token import DEFAULT_TOKEN_FILE, TOKEN_VARIABLE
 
 SESSION_LOG = "secret-sweep-session.log"
+OWN_LOGGER = logging.getLogger("kore_connect")
 MIN_LENGTH = 12  # shorter strings match by chance
 CHUNK_BYTES = 8 * 1024 * 1024
 # The environment variables the code reads a valid token from.
@@ -314,6 +316,7 @@ class SecretSweepPlugin:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.handler: logging.Handler | None = None
+        self.own_level = logging.NOTSET
         self.ran = 0
         self.result: Sweep | None = None
 
@@ -328,6 +331,10 @@ class SecretSweepPlugin:
         if not _functions_logger().propagate:  # its records would not reach the root logger
             _functions_logger().addHandler(handler)
         self.handler = handler
+        # Our own code's records at every level, or its INFO lines (the twin's, in-process) would
+        # never be made under the root logger's WARNING, and never be swept.
+        self.own_level = OWN_LOGGER.level
+        OWN_LOGGER.setLevel(logging.DEBUG)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call":
@@ -336,7 +343,7 @@ class SecretSweepPlugin:
     @pytest.hookimpl(trylast=True)  # after the session's fixtures are torn down and quiet
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         self._close_log()
-        if not self.ran or hasattr(self.config, "workerinput"):  # the xdist controller sweeps
+        if not self.ran or hasattr(self.config, "workerinput"):  # (each xdist worker would see a part)
             return
         files = list(files_under(self.root))
         folders = {item.path.parent for item in session.items}
@@ -350,6 +357,7 @@ class SecretSweepPlugin:
             return
         logging.getLogger().removeHandler(self.handler)
         _functions_logger().removeHandler(self.handler)
+        OWN_LOGGER.setLevel(self.own_level)
         self.handler.close()
         self.handler = None
 

@@ -182,6 +182,18 @@ def test_a_session_that_logs_a_configured_token_fails_with_the_report(pytester: 
     assert token not in result.stdout.str() + result.stderr.str()
 
 
+def test_our_own_code_logging_a_token_at_info_is_found_too(pytester: pytest.Pytester) -> None:
+    # The root logger stays at WARNING; the twin's in-process records are INFO and DEBUG.
+    token = f"e2e-{secrets.token_hex(16)}"
+    leaky = LEAKY_TEST.format(token=token, what="TOKEN").replace(
+        'logging.getLogger("leaky").warning', 'logging.getLogger("kore_connect.twin.kore.gateway").info'
+    )
+    pytester.makepyfile(test_leaky=leaky)
+    result = pytester.runpytest("-p", "tests.secret_sweep", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([f"  test_leaky.TOKEN in {SESSION_LOG} at byte *"])
+
+
 def test_a_clean_session_passes_with_the_measures(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_clean=LEAKY_TEST.format(token=f"e2e-{secrets.token_hex(16)}", what="'c-1'"))
     result = pytester.runpytest("-p", "tests.secret_sweep", "-p", "no:cacheprovider")
