@@ -5,7 +5,6 @@ the fault work with no restart; no metadata of a call whose Service node got a 2
 from __future__ import annotations
 
 import asyncio
-import secrets
 import signal
 import sqlite3
 from pathlib import Path
@@ -15,12 +14,12 @@ import pytest
 
 from kore_connect.twin.local_twin import LocalTwin
 
+TOKEN = "faults-token-0123456789-abcdefgh"  # known to the secret sweep (tests/secret_sweep.py)
+
 
 def run(home: Path, scenario: Any, max_call_seconds: float = 300) -> Any:
     async def main() -> Any:
-        async with LocalTwin(
-            home, token=secrets.token_urlsafe(32), max_call_seconds=max_call_seconds
-        ) as twin:
+        async with LocalTwin(home, token=TOKEN, max_call_seconds=max_call_seconds) as twin:
             return await scenario(twin)
 
     return asyncio.run(main())

@@ -9,7 +9,6 @@ import asyncio
 import json
 import os
 import re
-import secrets
 import signal
 import subprocess
 import uuid
@@ -130,7 +129,7 @@ def _keys() -> dict[str, str]:
 def run_calls(tmp_path: Path, endpoint: str, table: str, scenario: Any) -> Any:
     async def main() -> Any:
         store = LocalStore(tmp_path / "unused.db", dynamodb_endpoint=endpoint, table=table)
-        async with LocalTwin(tmp_path / "twin", token=secrets.token_urlsafe(32), store=store) as twin:
+        async with LocalTwin(tmp_path / "twin", token=TOKEN, store=store) as twin:
             return await scenario(twin)
 
     return asyncio.run(main())

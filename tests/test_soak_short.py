@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,8 @@ from typing import Any
 from kore_connect.cli.call import call_problems
 from kore_connect.twin.local_twin import LocalTwin
 from tests.peers import descendants
+
+TOKEN = "soak-token-0123456789-abcdefgh"  # known to the secret sweep (tests/secret_sweep.py)
 
 MB = 1024 * 1024
 # Bounds for 1,500 calls after a warm-up (bench/soak.py measured +2 MB for the API and +10 MB for
@@ -46,7 +47,7 @@ def memory(twin: LocalTwin) -> dict[str, int]:
 
 def test_a_short_soak_loses_nothing_and_memory_stays_bounded(tmp_path: Path) -> None:
     async def soak() -> tuple[list[list[str]], dict[str, int], dict[str, int]]:
-        async with LocalTwin(tmp_path, token=secrets.token_urlsafe(32)) as twin:
+        async with LocalTwin(tmp_path, token=TOKEN) as twin:
 
             async def paced(count: int, rate: float) -> list[list[str]]:
                 slots, started, found = asyncio.Semaphore(50), time.monotonic(), []
