@@ -47,7 +47,8 @@ def wait_for_port(port: int, *, timeout: float = 15.0) -> None:
 class Dynalite:
     """dynalite (npm), a DynamoDB-compatible server over HTTP, in memory, on a loopback port."""
 
-    def __init__(self) -> None:
+    def __init__(self, create_table_ms: int = 0) -> None:
+        self.create_table_ms = create_table_ms  # how long a new table stays CREATING
         if not DYNALITE.exists():
             raise RuntimeError(f"{DYNALITE} is missing: run ./dev setup (it installs the npm test peers)")
         self.port = free_port()
@@ -63,7 +64,7 @@ class Dynalite:
                 "--port",
                 str(self.port),
                 "--createTableMs",
-                "0",
+                str(self.create_table_ms),
                 "--deleteTableMs",
                 "0",
                 "--updateTableMs",

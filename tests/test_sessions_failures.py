@@ -110,3 +110,28 @@ def test_the_factory_opens_the_backend_settings_name(tmp_path: Path) -> None:
     dynamo_store = open_session_store(Settings(backend=Backend.DYNAMODB, table_name="t"))
     assert isinstance(dynamo_store, DynamoDBSessionStore)
     assert dynamo_store.table_name == "t"
+
+
+def test_ensure_table_waits_for_a_table_another_process_is_still_creating() -> None:
+    # GIVEN a server where a new table stays CREATING for a while, and one just created by another
+    server = Dynalite(create_table_ms=1500).start()
+    try:
+        client = boto3.client("dynamodb", endpoint_url=server.endpoint)
+        client.create_table(
+            TableName="racing",
+            AttributeDefinitions=[{"AttributeName": "contactId", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "contactId", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        assert client.describe_table(TableName="racing")["Table"]["TableStatus"] == "CREATING"
+        # WHEN we ensure it (and, racing, try to create it too)
+        ensure_table(client, "racing")
+        ensure_table(client, "racing")  # and again: a no-op once it is there
+        # THEN it is ready for items as soon as ensure_table returns
+        assert client.describe_table(TableName="racing")["Table"]["TableStatus"] == "ACTIVE"
+        store = DynamoDBSessionStore("racing", client=client)
+        store.put(CONTACT_ID, '{"x_metadata": "after the race"}', ttl_seconds=60)
+        record = store.get(CONTACT_ID)
+        assert record is not None and record.metadata == '{"x_metadata": "after the race"}'
+    finally:
+        server.stop()

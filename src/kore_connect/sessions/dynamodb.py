@@ -119,23 +119,25 @@ def _translated_errors(doing: str) -> Iterator[None]:
 
 
 def ensure_table(client: DynamoDBClient, table_name: str) -> None:
-    """Create the sessions table as the SAM template does, for local runs and tests; no-op if it exists."""
+    """Create the sessions table as the SAM template does, for local runs and tests, and return once
+    it is ACTIVE; no-op if it is. Safe when another process ensures it at the same time."""
     with _translated_errors("creating the table for"):
         try:
-            client.describe_table(TableName=table_name)
-            return
+            status = client.describe_table(TableName=table_name)["Table"].get("TableStatus")
         except client.exceptions.ResourceNotFoundException:
-            pass
-        # Another process may create it meanwhile (the twin's API and its Connect side both ensure
-        # it): then wait for that one as for ours.
-        with suppress(client.exceptions.ResourceInUseException):
-            client.create_table(
-                TableName=table_name,
-                AttributeDefinitions=[{"AttributeName": "contactId", "AttributeType": "S"}],
-                KeySchema=[{"AttributeName": "contactId", "KeyType": "HASH"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
-        client.get_waiter("table_exists").wait(
+            status = None
+        if status == "ACTIVE":
+            return
+        if status is None:
+            # Another process may create it meanwhile: then we wait for theirs as for ours.
+            with suppress(client.exceptions.ResourceInUseException):
+                client.create_table(
+                    TableName=table_name,
+                    AttributeDefinitions=[{"AttributeName": "contactId", "AttributeType": "S"}],
+                    KeySchema=[{"AttributeName": "contactId", "KeyType": "HASH"}],
+                    BillingMode="PAY_PER_REQUEST",
+                )
+        client.get_waiter("table_exists").wait(  # until ACTIVE: a CREATING table refuses items
             TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
         )
         try:
@@ -143,6 +145,11 @@ def ensure_table(client: DynamoDBClient, table_name: str) -> None:
                 TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"}
             )
         except ClientError as exc:
-            # dynalite has no TTL sweeper; expiry is enforced on read either way.
-            if exc.response.get("Error", {}).get("Code") != "UnknownOperationException":
+            error = exc.response.get("Error", {})
+            # dynalite has no TTL (expiry is enforced on read either way); a second enable is refused
+            # with "already enabled" when another process got there first.
+            already = error.get("Code") == "ValidationException" and "already enabled" in error.get(
+                "Message", ""
+            )
+            if error.get("Code") != "UnknownOperationException" and not already:
                 raise
