@@ -164,7 +164,11 @@ def test_ctrl_c_stops_the_server_and_its_function_containers(tmp_path: Path) -> 
             "a server on this machine",
         ),
         (["--dynamodb-endpoint", "http://127.0.0.1:99999"], None, "expected a URL such as"),
-        (["--dynamodb-endpoint", "http://127.0.0.1:9", "--table", ""], None, "table name '': 1 to 255"),
+        (
+            ["--dynamodb-endpoint", "http://127.0.0.1:9", "--table", ""],
+            None,
+            "table name '': 3 to 255 letters",
+        ),
         (["--dynamodb-endpoint", "http://127.0.0.1:9"], None, "DynamoDB unreachable"),
     ],
 )

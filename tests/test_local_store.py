@@ -36,12 +36,16 @@ def test_on_dynamodb_the_functions_get_the_table_the_endpoint_and_local_keys(
 @pytest.mark.parametrize(
     ("endpoint", "table", "message"),
     [
-        ("https://dynamodb.us-east-1.amazonaws.com", "t", "a server on this machine"),
-        ("http://192.0.2.10:8000", "t", "a server on this machine"),
-        ("127.0.0.1:8000", "t", "expected a URL"),
-        ("http://127.0.0.1:80000", "t", "expected a URL"),
-        ("file:///tmp/x", "t", "expected a URL"),
-        ("http://127.0.0.1:8000", "", "1 to 255 characters"),
+        ("https://dynamodb.us-east-1.amazonaws.com", "t12", "a server on this machine"),
+        ("http://192.0.2.10:8000", "t12", "a server on this machine"),
+        ("127.0.0.1:8000", "t12", "expected a URL"),
+        ("http://127.0.0.1:80000", "t12", "expected a URL"),
+        ("file:///tmp/x", "t12", "expected a URL"),
+        ("http://127.0.0.1:8000", "", "3 to 255 letters"),
+        ("http://127.0.0.1:8000", "t", "3 to 255 letters"),
+        ("http://127.0.0.1:8000", "calls/2026", "3 to 255 letters"),
+        ("http://evil.example\t@127.0.0.1:1", "t12", "no spaces or control characters"),
+        ("http://127.0.0.1:8000\n", "t12", "no spaces or control characters"),
     ],
 )
 def test_an_endpoint_off_this_machine_or_a_bad_one_is_refused(

@@ -6,6 +6,7 @@ their environment."""
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,6 +23,7 @@ ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL_DYNAMODB"  # boto3's own: how the function
 # A local server takes any keys; fixed ones keep the user's real AWS keys out of the twin.
 LOCAL_KEYS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 LOCAL_REGION = "us-east-1"
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")  # CreateTable's TableName
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,10 @@ class LocalStore:
     def __post_init__(self) -> None:
         if self.dynamodb_endpoint is not None:
             _check_local_endpoint(self.dynamodb_endpoint)
-            if not self.table or len(self.table) > 255:
-                raise ConfigError(f"table name {self.table!r}: 1 to 255 characters")
+            if not _TABLE_NAME.fullmatch(self.table):
+                raise ConfigError(
+                    f"table name {self.table!r}: 3 to 255 letters, digits, '_', '-' or '.' (DynamoDB's rule)"
+                )
 
     @property
     def on_dynamodb(self) -> bool:
@@ -61,14 +65,17 @@ class LocalStore:
         the SAM template creates it in AWS."""
         if self.dynamodb_endpoint is None:
             return SQLiteSessionStore(self.sqlite_path)
-        client = boto3.client(
-            "dynamodb",
-            endpoint_url=self.dynamodb_endpoint,
-            region_name=LOCAL_REGION,
-            aws_access_key_id=LOCAL_KEYS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=LOCAL_KEYS["AWS_SECRET_ACCESS_KEY"],
-            config=CLIENT_CONFIG,
-        )
+        try:
+            client = boto3.client(
+                "dynamodb",
+                endpoint_url=self.dynamodb_endpoint,
+                region_name=LOCAL_REGION,
+                aws_access_key_id=LOCAL_KEYS["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=LOCAL_KEYS["AWS_SECRET_ACCESS_KEY"],
+                config=CLIENT_CONFIG,
+            )
+        except ValueError as exc:  # botocore's own check of the URL
+            raise ConfigError(f"DynamoDB endpoint {self.dynamodb_endpoint!r}: {exc}") from exc
         ensure_table(client, self.table)
         return DynamoDBSessionStore(self.table, client=client)
 
@@ -86,6 +93,9 @@ class LocalStore:
 
 def _check_local_endpoint(endpoint: str) -> None:
     """The twin talks to this machine only: an AWS endpoint here would mean dummy keys against AWS."""
+    if any(character.isspace() or not character.isprintable() for character in endpoint):
+        # urlsplit drops tabs and newlines: what it checked would not be what botocore gets
+        raise ConfigError(f"DynamoDB endpoint {endpoint!r}: no spaces or control characters")
     parts = urlsplit(endpoint)
     try:
         host, _ = parts.hostname, parts.port  # .port raises on a port that is not a number in range
