@@ -165,7 +165,7 @@ def test_an_unreachable_aws_endpoint_is_one_clear_line() -> None:
     cloudformation = boto3.client(
         "cloudformation",
         endpoint_url="http://127.0.0.1:9",
-        config=Config(connect_timeout=1, retries={"mode": "standard", "max_attempts": 1}),
+        config=Config(connect_timeout=1, retries={"mode": "standard", "total_max_attempts": 1}),
     )
     clients = DoctorClients(
         cloudformation=cloudformation,

@@ -14,7 +14,7 @@ from botocore.exceptions import NoRegionError, ProfileNotFound
 from kore_connect.doctor.api import HTTP_TIMEOUT_SECONDS
 from kore_connect.doctor.checks import DoctorClients, DoctorError
 
-# An operator waits for the answer: a few retries, but no call hangs for more than ~10 s.
+# An operator waits for the answer: two retries, and no single attempt waits more than 10 s.
 AWS_CONFIG = Config(connect_timeout=5, read_timeout=10, retries={"mode": "standard", "total_max_attempts": 3})
 USER_AGENT = "kore-connect-doctor"
 
