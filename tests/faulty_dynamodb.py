@@ -7,8 +7,10 @@ backoff and our code sees the real error. Every request is recorded: operation a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import zlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -40,7 +42,13 @@ class FaultyDynamoDB:
     seen: list[tuple[str, str]] = field(default_factory=list)  # (operation, "passed"/"throttled"/"slowed")
 
     def __post_init__(self) -> None:
-        self.app = Starlette(routes=[Route("/", self._handle, methods=["POST"])])
+        self._upstream = httpx.AsyncClient(timeout=30)  # one pool: no connection set up per request
+        self.app = Starlette(routes=[Route("/", self._handle, methods=["POST"])], lifespan=self._lifespan)
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        async with self._upstream:
+            yield
 
     def operations(self, operation: str, what: str) -> int:
         return sum(1 for seen in self.seen if seen == (operation, what))
@@ -64,8 +72,7 @@ class FaultyDynamoDB:
         else:
             self.seen.append((operation, "passed"))
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
-        async with httpx.AsyncClient(timeout=30) as client:
-            answer = await client.post(self.upstream, content=body, headers=headers)
+        answer = await self._upstream.post(self.upstream, content=body, headers=headers)
         kept = {
             k: v for k, v in answer.headers.items() if k.lower() not in ("content-length", "content-encoding")
         }
