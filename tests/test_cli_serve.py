@@ -170,6 +170,7 @@ def test_ctrl_c_stops_the_server_and_its_function_containers(tmp_path: Path) -> 
             "table name '': 3 to 255 letters",
         ),
         (["--dynamodb-endpoint", "http://127.0.0.1:9"], None, "DynamoDB unreachable"),
+        (["--dynamodb-endpoint", "http://127.0.0.1:9", "--db", "x.db"], None, "choose one"),
     ],
 )
 def test_bad_settings_are_one_line_and_exit_code_2(

@@ -46,12 +46,15 @@ def api(
         typer.Option(min=0, max=3600, help="Seconds an authorizer answer is cached (default: template)."),
     ] = None,
 ) -> None:
-    """Serve the metadata API as API Gateway does, in front of the real functions, on the embedded store.
+    """Serve the metadata API as API Gateway does, in front of the real functions, on the embedded
+    SQLite store (--db) or a DynamoDB table on this machine (--dynamodb-endpoint).
 
     The Kore bot's Service node (or curl) POSTs to http://<host>:<port>/<stage>/kore-metadata?contactId=...
     with the token in the authorizationToken header. The token comes from KORE_CONNECT_API_TOKEN, else
     from --token-file, else it is generated, saved there and shown once.
     """
+    if dynamodb_endpoint is not None and db != config.DEFAULT_SQLITE_PATH:
+        fail("--db and --dynamodb-endpoint: the sessions are kept in one store; choose one")
     if not _is_loopback(host):
         fail(f"--host {host} is not a loopback address: the local twin serves on 127.0.0.1 or ::1 only")
     try:

@@ -41,9 +41,9 @@ def up(
     dynamodb_endpoint: DynamoDBEndpoint = None,
     table: Table = config.DEFAULT_TABLE_NAME,
 ) -> None:
-    """Start the local twin: the metadata API (API Gateway and the three functions on SQLite), the
-    Kore voice gateway with the default bot, Amazon Connect with the default flow, and the dashboard.
-    Everything listens on 127.0.0.1. Ctrl-C stops it all."""
+    """Start the local twin: the metadata API (API Gateway and the three functions on SQLite, or on
+    DynamoDB with --dynamodb-endpoint), the Kore voice gateway with the default bot, Amazon Connect
+    with the default flow, and the dashboard. Everything listens on 127.0.0.1. Ctrl-C stops it all."""
     from kore_connect.twin.local_store import LocalStore
     from kore_connect.twin.local_token import resolve_token
     from kore_connect.twin.local_twin import PHONE_NUMBER
