@@ -405,10 +405,11 @@ def test_the_reference_flow_reaches_the_templates_retrieve_function_in_its_own_p
 ) -> None:
     from kore_connect.twin.connect.lambdas import LocalLambdas, function_name
     from kore_connect.twin.connect.local import template_functions
+    from kore_connect.twin.local_store import LocalStore
 
     # GIVEN the template's retrieve function, in the local runtime, on a SQLite store holding the metadata
     database = tmp_path / "sessions.db"
-    specs = template_functions(database)  # the template's functions on this SQLite store
+    specs = template_functions(LocalStore(database))  # the template's functions on this SQLite store
     contact = new_contact()
     SQLiteSessionStore(database).put(contact.contact_id, json.dumps(METADATA), ttl_seconds=3600)
 

@@ -24,6 +24,7 @@ from kore_connect.twin.connect.contact import Contact, ContactState
 from kore_connect.twin.connect.interpreter import Interpreter, TransferOutcome, TransferRequest
 from kore_connect.twin.connect.lambdas import LocalLambdas
 from kore_connect.twin.connect.local import template_functions
+from kore_connect.twin.local_store import LocalStore
 from tests.conftest import FIXTURES, REPO
 
 SCENARIOS = REPO / "tests" / "sipp"
@@ -240,7 +241,7 @@ def test_the_reference_flow_runs_unchanged_against_sipp_and_reaches_the_queue(
     # GIVEN the bot's metadata in the store, the template's retrieve function in the local runtime,
     # and SIPp as the voice gateway the reference flow's connector reaches
     database = tmp_path / "sessions.db"
-    specs = template_functions(database)  # the template's functions on this SQLite store
+    specs = template_functions(LocalStore(database))  # the template's functions on this SQLite store
     contact = new_contact()
     metadata = {"x_metadata": "Hello from Kore", "kore-instanceSessionId": "6744a1f2c0ffee0011223344"}
     SQLiteSessionStore(database).put(contact.contact_id, json.dumps(metadata), ttl_seconds=3600)

@@ -17,7 +17,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -103,11 +102,6 @@ class LocalApi:
             all_functions=store.environment(), by_function={AUTHORIZER_FUNCTION: {config.AUTH_TOKEN: token}}
         )
         return cls(overrides=overrides, **options)
-
-    @classmethod
-    def on_sqlite(cls, store: Path, token: str, **options: Any) -> LocalApi:
-        """`on_store` with the SQLite file `store`."""
-        return cls.on_store(LocalStore(store), token, **options)
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:

@@ -34,9 +34,9 @@ class LocalContactSettings:
     aliases: Mapping[str, str] = field(default_factory=dict)  # a flow's function name -> a template function
 
 
-def template_functions(store: LocalStore | Path, log_path: Path | None = None) -> dict[str, FunctionSpec]:
-    """The template's functions, as the flow may invoke them, on `store` (a path: that SQLite file)."""
-    local = (store if isinstance(store, LocalStore) else LocalStore(store)).environment()
+def template_functions(store: LocalStore, log_path: Path | None = None) -> dict[str, FunctionSpec]:
+    """The template's functions, as the flow may invoke them, on `store`."""
+    local = store.environment()
     return {
         name: FunctionSpec(
             name,
