@@ -15,8 +15,21 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from kore_connect.errors import KoreConnectError
+
 _PR_SET_PDEATHSIG = 1
+LISTENING = "Listening on"  # what `serve api` says once it serves (its banner's last line)
 START_SECONDS = 90.0  # a cold start imports boto3, Powertools and V8 in several processes at once
+
+
+class PartStartError(KoreConnectError):
+    """A part of the twin did not start; `reason` is what it said, its log has the rest."""
+
+    def __init__(self, part: Part, reason: str) -> None:
+        self.part = part.name
+        self.reason = reason
+        self.log = part.log
+        super().__init__(f"the {part.name} did not start: {reason} (see {part.log})")
 
 
 class Part:
@@ -55,9 +68,18 @@ class Part:
             if found is not None:
                 return found
             if self.process.poll() is not None:
-                raise OSError(f"the {self.name} stopped while starting (see {self.log})")
+                raise PartStartError(self, self._said_error() or "it stopped while starting")
             await asyncio.sleep(0.05)
-        raise OSError(f"the {self.name} did not start within {START_SECONDS:.0f} s (see {self.log})")
+        raise PartStartError(self, f"it did not start within {START_SECONDS:.0f} s")
+
+    def _said_error(self) -> str | None:
+        """The last `error: ...` line the part wrote since it was started (our commands' one-line
+        errors), without the prefix."""
+        with self.log.open("rb") as output:
+            output.seek(self._read_from)
+            lines = output.read().decode("utf-8", "replace").splitlines()
+        said = [line.removeprefix("error: ") for line in lines if line.startswith("error: ")]
+        return said[-1] if said else None
 
     async def stop(self) -> None:
         """Ctrl-C, as a user would; killed if it has not ended 15 s later."""

@@ -71,8 +71,9 @@ class KoreGateway:
     async def start(self) -> None:
         if self._http is None:
             self._http = httpx.AsyncClient()
+        port = self.config.port
         for name in self.config.transports:
-            address = (self.config.host, self.config.port)
+            address = (self.config.host, port)
             transport: SipTransport = (
                 TcpSipTransport(local_addr=address)
                 if name == "tcp"
@@ -92,6 +93,7 @@ class KoreGateway:
             else:
                 self.addresses[name] = transport.local_addr
             self._servers.append(uas)
+            port = self.addresses[name][1]  # with port 0, every transport on the port the first got
 
     async def stop(self) -> None:
         for task in [*self._bots.values(), *(t for timers in self._timers for t in timers.values())]:
