@@ -28,13 +28,14 @@ from kore_connect.twin.connect.local import (
     LOCAL_INSTANCE_ARN,
     LocalContactSettings,
     contact_document,
+    invoked_functions,
     run_contact,
     template_functions,
 )
 from kore_connect.twin.kore.interactions import InteractionStore
 from kore_connect.twin.local_store import LocalStore
 from kore_connect.twin.local_token import TOKEN_VARIABLE
-from kore_connect.twin.parts import Part, free_port
+from kore_connect.twin.parts import LISTENING, Part, free_port
 
 DEFAULT_DID = "+12065551118"  # the Kore DID the default flow transfers to
 DEFAULT_CALLER = "+14155550123"
@@ -43,9 +44,15 @@ CONNECTOR_ARN = "arn:aws:chime:us-east-1:000000000000:vc/korelocal"
 QUEUE_ARN = f"{LOCAL_INSTANCE_ARN}/queue/00000000-0000-4000-8000-00000000b10c"
 RETRIEVE_ARN = f"arn:aws:lambda:us-east-1:000000000000:function:{RETRIEVE_FUNCTION}"
 _READY = {  # the log line that says a part is ready
-    "metadata API": re.compile(r"Uvicorn running on"),
-    "Kore gateway": re.compile(r"sip:([0-9.]+):([0-9]+);transport=udp"),
+    "metadata API": re.compile(re.escape(LISTENING)),
+    "Kore gateway": re.compile(r"sip:([0-9.]+):([0-9]+);transport=tcp"),  # the last transport it opens
 }
+_INVITED = re.compile(r"INVITE sips?:([^@;> ]+)@")
+GATEWAY_TRANSPORTS = ["udp", "tcp"]  # on one port, as `serve gateway` listens by default
+# Each function's containers, all started before the twin says it is ready: a burst of calls then
+# never waits for a cold start of ours (seconds here, a fraction of one in AWS), which would fail
+# calls AWS would not fail. Four: more workers than the two cores only add contention.
+WARM_CONTAINERS = 4
 INTERACTION_WAIT_SECONDS = 40.0
 # A transferred call the gateway never ends (it died mid-call: over UDP nothing says so) is hung up
 # by Connect's side after this long; Connect itself would notice the media stop, which we have none of.
@@ -142,7 +149,9 @@ class LocalTwin:
             str(api_port),
             *self.store.command_line(),
             "--containers",
-            "1",
+            str(WARM_CONTAINERS),
+            "--max-containers",
+            str(WARM_CONTAINERS),
         ]
         api = Part("metadata API", api_arguments, home / "api.log", secret)
         self._parts.append(api)
@@ -150,7 +159,7 @@ class LocalTwin:
         (home / "gateway.yaml").write_text(
             json.dumps(
                 {
-                    "listen": {"host": "127.0.0.1", "port": self._sip_port, "transports": ["udp"]},
+                    "listen": {"host": "127.0.0.1", "port": self._sip_port, "transports": GATEWAY_TRANSPORTS},
                     "dids": [{"number": self.did, "flow": "default"}],
                     "metadata": {"url": self.api_url, "token_env": TOKEN_VARIABLE},
                     "interactions": str(self.paths.interactions),
@@ -164,15 +173,24 @@ class LocalTwin:
             secret,
         )
         self._parts.append(gateway)
-        self._lambdas = LocalLambdas(template_functions(self.store, log_path=self.paths.log))
+        self._lambdas = LocalLambdas(
+            template_functions(self.store, log_path=self.paths.log),
+            containers=WARM_CONTAINERS,
+            max_containers=WARM_CONTAINERS,
+        )
         self._interactions = InteractionStore(self.paths.interactions)
         self.calls = CallLog(self.paths.calls)
         self._arguments = {
             api.name: api_arguments,
             gateway.name: ["serve", "gateway", "--config", str(home / "gateway.yaml")],
         }
-        await api.ready(_READY[api.name])
-        found = await gateway.ready(_READY[gateway.name])
+        # Connect's functions start here while the API and the gateway start in theirs.
+        warming = asyncio.ensure_future(self._lambdas.warm(invoked_functions(self._flows.values())))
+        try:
+            await api.ready(_READY[api.name])
+            found = await gateway.ready(_READY[gateway.name])
+        finally:
+            await warming
         self.sip_address = (found.group(1), int(found.group(2)))
         # a restarted gateway comes back on the same port, where Connect's flow sends its calls
         self._arguments[gateway.name] += ["--port", str(self.sip_address[1])]
@@ -211,35 +229,59 @@ class LocalTwin:
         )
         started = time.monotonic()
         contact = await run_contact(flow, settings, self._lambdas)
-        store_error = None
-        try:
-            record = await asyncio.to_thread(self._store.get, contact_id)
-        except SessionStoreError as exc:  # the store is failing: the report says so, the call is over
-            record, store_error = None, str(exc)
-        report = call_report(
-            contact,
-            did=did,
-            interaction=await self._interaction(contact_id, reached=_transferred(contact)),
-            stored=json.loads(record.metadata) if record is not None else None,
-            started=started,
+        assert self._interactions is not None
+        report = await report_contact(
+            contact, did=did, store=self._store, interactions=self._interactions, started=started
         )
-        if store_error is not None:
-            report["metadata"]["storeError"] = store_error
         self.calls.add(report)
         return report
 
-    async def _interaction(self, contact_id: str, *, reached: bool) -> dict[str, Any] | None:
-        """The gateway's record of the call, from its database. The gateway saves it when our 200
-        answers its BYE, which is as the flow goes on, so it is nearly always there by the time the
-        flow has ended; a call that never reached the gateway has none."""
-        assert self._interactions is not None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + (INTERACTION_WAIT_SECONDS if reached else 0.5)
-        wait = 0.005
-        while (found := self._interactions.for_contact(contact_id)) is None and loop.time() < deadline:
-            await asyncio.sleep(wait)
-            wait = min(wait * 2, 0.25)
-        return found
+
+async def report_contact(
+    contact: Contact, *, did: str, store: SessionStore, interactions: InteractionStore, started: float
+) -> dict[str, Any]:
+    """The report of a contact that has ended: Connect's side, what the gateway recorded of the call
+    (in `interactions`) and what the session store holds for it."""
+    store_error = None
+    try:
+        record = await asyncio.to_thread(store.get, contact.contact_id)
+    except SessionStoreError as exc:  # the store is failing: the report says so, the call is over
+        record, store_error = None, str(exc)
+    report = call_report(
+        contact,
+        did=did,
+        interaction=await _interaction(interactions, contact.contact_id, reached=_transferred(contact)),
+        stored=json.loads(record.metadata) if record is not None else None,
+        started=started,
+    )
+    if store_error is not None:
+        report["metadata"]["storeError"] = store_error
+    return report
+
+
+async def _interaction(
+    interactions: InteractionStore, contact_id: str, *, reached: bool
+) -> dict[str, Any] | None:
+    """The gateway's record of the call, from its database. The gateway saves it when our 200
+    answers its BYE, which is as the flow goes on, so it is nearly always there by the time the
+    flow has ended; a call that never reached the gateway has none."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + (INTERACTION_WAIT_SECONDS if reached else 0.5)
+    wait = 0.005
+    while (found := interactions.for_contact(contact_id)) is None and loop.time() < deadline:
+        await asyncio.sleep(wait)
+        wait = min(wait * 2, 0.25)
+    return found
+
+
+def dialled_number(contact: Contact) -> str:
+    """The number the contact's first transfer dialled (its INVITE's Request-URI user); "" if none."""
+    for step in contact.trace:
+        for message in step.details.get("sipMessages", []):
+            found = _INVITED.match(message["firstLine"])
+            if message["direction"] == "sent" and found is not None:
+                return found.group(1)
+    return ""
 
 
 def _transferred(contact: Contact) -> bool:

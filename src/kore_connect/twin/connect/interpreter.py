@@ -41,8 +41,16 @@ MAX_STEPS = 1000  # a flow that loops forever is stopped
 ASYNCHRONOUS_WAIT_SECONDS = 60.0  # how long a finished contact waits for its asynchronous invocations
 
 
+# Marks a failure the twin made itself (its functions still starting), which AWS would not have.
+TWIN_START_UP = "the twin's own start-up, not AWS's"
+
+
 class LambdaInvoker(Protocol):
     async def __call__(self, function_arn: str, event: dict[str, Any]) -> Invocation: ...
+
+
+def _no_twin_delay(function_arn: str, within_seconds: float) -> str | None:
+    return None
 
 
 class TransferOutcome(StrEnum):
@@ -112,6 +120,8 @@ class Interpreter:
     transfer: ThirdPartyTransfer | None = None
     queues: LocalQueues = field(default_factory=LocalQueues)
     clock: Callable[[], float] = time.monotonic
+    # What of the twin's own making kept a function from answering lately (LocalLambdas.twin_delay)
+    twin_delay: Callable[[str, float], str | None] = _no_twin_delay
     _asynchronous: set[asyncio.Future[Invocation]] = field(default_factory=set)
 
     async def run(self, contact: Contact) -> Contact:
@@ -233,7 +243,9 @@ class Interpreter:
             try:
                 invocation = await asyncio.wait_for(self.invoke_lambda(arn, event), remaining)
             except TimeoutError:
-                problems.append(f"attempt {attempt + 1}: no answer within {limit:g} s")
+                delay = self.twin_delay(arn, limit)
+                cause = f" ({TWIN_START_UP}: {delay})" if delay else ""
+                problems.append(f"attempt {attempt + 1}: no answer within {limit:g} s{cause}")
                 break
             problem = _invalid_response(invocation, response_type)
             if problem is None:

@@ -5,16 +5,19 @@ twin maps each ARN to a function of the local runtime by the function's name (th
 `function:`, without a version or alias), compared without regard to case, so that the reference
 flow's `koreRetrieveSessionMetadata` reaches the template's `KoreRetrieveSessionMetadata`. Names
 can also be mapped explicitly. A function is started (its containers) the first time a flow
-invokes it.
+invokes it, or ahead of any contact with `warm`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
-from kore_connect.twin.runtime import FunctionSpec, Invocation, LocalFunction
+from kore_connect.twin.runtime import FunctionSpec, FunctionStartError, Invocation, LocalFunction
 
 _FUNCTION_NAME = re.compile(r"arn:[^:]+:lambda:[^:]*:[^:]*:function:(?P<name>[^:]+)(?::.+)?")
 
@@ -41,10 +44,10 @@ class LocalLambdas:
         self._containers = containers
         self._max_containers = max_containers
         self._running: dict[str, LocalFunction] = {}
+        self._starting: dict[str, asyncio.Future[LocalFunction]] = {}
 
     async def __call__(self, function_arn: str, event: dict[str, Any]) -> Invocation:
-        name = function_name(function_arn).lower()
-        name = self._aliases.get(name, name)
+        name = self._local_name(function_arn)
         spec = self._specs.get(name)
         if spec is None:
             known = ", ".join(sorted(s.name for s in self._specs.values())) or "none"
@@ -53,14 +56,60 @@ class LocalLambdas:
                 error_type="ResourceNotFoundException",
                 error_message=f"no local function is named {wanted!r} (local functions: {known})",
             )
-        function = self._running.get(name)
-        if function is None:
-            function = LocalFunction(spec, containers=self._containers, max_containers=self._max_containers)
-            await function.start()
-            self._running[name] = function
+        function = await self._started(name, spec)
         return await function.invoke(event)
 
+    async def warm(self, function_arns: list[str]) -> None:
+        """Start the functions these ARNs reach now, with all their containers, so that no contact
+        waits for the twin's own start-up (a Lambda cold start in AWS takes a fraction of a second;
+        one here, several)."""
+        for arn in function_arns:
+            name = self._local_name(arn)
+            spec = self._specs.get(name)
+            if spec is not None:
+                # one that cannot start fails each contact that invokes it, as in Lambda: not here
+                with contextlib.suppress(FunctionStartError):
+                    await self._started(name, spec)
+
+    def twin_delay(self, function_arn: str, within_seconds: float) -> str | None:
+        """What of the twin's own making may have kept `function_arn` from answering in the last
+        `within_seconds`: one of its containers starting (a cold start of ours). None when nothing."""
+        name = self._local_name(function_arn)
+        function = self._running.get(name)
+        since = time.monotonic() - within_seconds
+        if name not in self._specs:
+            return None
+        if function is None or function.starting or function.last_start_ended >= since:
+            return f"a container of {self._specs[name].name} was starting"
+        return None
+
     async def close(self) -> None:
+        for starting in self._starting.values():
+            starting.cancel()
         for function in self._running.values():
             await function.close()
         self._running.clear()
+
+    def _local_name(self, function_arn: str) -> str:
+        name = function_name(function_arn).lower()
+        return self._aliases.get(name, name)
+
+    async def _started(self, name: str, spec: FunctionSpec) -> LocalFunction:
+        """The running function `name`, started once however many contacts ask for it at once."""
+        function = self._running.get(name)
+        if function is not None:
+            return function
+        starting = self._starting.get(name)
+        if starting is None or (starting.done() and starting.exception() is not None):
+            starting = asyncio.ensure_future(self._start(name, spec))
+            # a failure is each waiting contact's to report; seen here so that none goes unretrieved
+            starting.add_done_callback(lambda done: done.cancelled() or done.exception())
+            self._starting[name] = starting
+        # shielded: a contact that stops waiting (its time limit) does not cancel the start for the others
+        return await asyncio.shield(starting)
+
+    async def _start(self, name: str, spec: FunctionSpec) -> LocalFunction:
+        function = LocalFunction(spec, containers=self._containers, max_containers=self._max_containers)
+        await function.start()
+        self._running[name] = function
+        return function

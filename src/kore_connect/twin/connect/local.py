@@ -3,7 +3,7 @@ the SIP connector to a voice gateway, the interpreter; and the contact as one JS
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ class LocalContactSettings:
     local_host: str | None = None  # None: the address that routes to the gateway
     contact_id: str | None = None  # None: a fresh one, as Connect makes
     aliases: Mapping[str, str] = field(default_factory=dict)  # a flow's function name -> a template function
+    function_log: Path | None = None  # where the functions' log goes (None: our stderr)
 
 
 def template_functions(store: LocalStore, log_path: Path | None = None) -> dict[str, FunctionSpec]:
@@ -50,6 +51,19 @@ def template_functions(store: LocalStore, log_path: Path | None = None) -> dict[
     }
 
 
+def invoked_functions(flows: Iterable[Flow]) -> list[str]:
+    """The Lambda ARNs the flows invoke (literal ones; a `$.` reference is known only at run time)."""
+    return sorted(
+        {
+            str(action.parameters["LambdaFunctionARN"])
+            for flow in flows
+            for action in flow.actions.values()
+            if str(action.type) == "InvokeLambdaFunction"
+            and not str(action.parameters.get("LambdaFunctionARN", "$.")).startswith("$.")
+        }
+    )
+
+
 async def run_contact(
     flow: Flow, settings: LocalContactSettings, lambdas: LocalLambdas | None = None
 ) -> Contact:
@@ -58,7 +72,9 @@ async def run_contact(
     `lambdas`: functions shared by many contacts (kept running); None: this contact's own."""
     own = lambdas is None
     if lambdas is None:
-        lambdas = LocalLambdas(template_functions(settings.store), aliases=settings.aliases)
+        functions = template_functions(settings.store, log_path=settings.function_log)
+        lambdas = LocalLambdas(functions, aliases=settings.aliases)
+        await lambdas.warm(invoked_functions([flow]))  # before the contact: the twin's start is not its
     connector = SipConnector(
         settings.gateway,
         local_host=settings.local_host,
@@ -72,7 +88,14 @@ async def run_contact(
         contact_id=settings.contact_id,
     )
     try:
-        await Interpreter(flow, invoke_lambda=lambdas, transfer=connector, queues=LocalQueues()).run(contact)
+        interpreter = Interpreter(
+            flow,
+            invoke_lambda=lambdas,
+            transfer=connector,
+            queues=LocalQueues(),
+            twin_delay=lambdas.twin_delay,
+        )
+        await interpreter.run(contact)
     finally:
         if own:
             await lambdas.close()
