@@ -19,13 +19,14 @@ import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from kore_connect.cli.errors import fail
-from kore_connect.cli.up import DEFAULT_HOME, RUNNING_FILE
+from kore_connect.cli.tables import wrapping_table
+from kore_connect.cli.up import DEFAULT_HOME
 
-# No markup: the report prints what flows and bots say, which may hold "[...]".
-console = Console(highlight=False, soft_wrap=True, markup=False)
+# No markup: the report prints what flows and bots say, which may hold "[...]". Wrapped to the
+# terminal's width (80 columns when the output is not a terminal), never cut.
+console = Console(highlight=False, markup=False)
 
 
 def call(
@@ -163,12 +164,16 @@ async def _calls(
 def _running_up(home: Path) -> tuple[str, str] | None:
     """The dashboard URL and token of a `kore-connect up` running from `home`, or None."""
     from kore_connect.twin.local_token import TOKEN_VARIABLE
+    from kore_connect.twin.running import running_in
 
+    running = running_in(home)
+    if running is None:
+        return None
+    url = running.dashboard
     try:
-        url = json.loads((home / RUNNING_FILE).read_text())["dashboard"]
         httpx.get(url, timeout=5).raise_for_status()
-    except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError):
-        return None  # none running (or a stale file from one that was killed)
+    except httpx.HTTPError:
+        return None  # not answering: stopping, or its port taken over
     try:
         token = os.environ.get(TOKEN_VARIABLE) or (home / "api-token").read_text(encoding="utf-8").strip()
     except OSError:
@@ -201,6 +206,8 @@ def _flow(path: Path) -> dict[str, Any]:
 
 def call_problems(report: dict[str, Any]) -> list[str]:
     """What went wrong for this caller: lost or mixed-up metadata, a call that did not reach the queue."""
+    from kore_connect.twin.connect.interpreter import TWIN_START_UP
+
     contact = report["contactId"]
     kore = report.get("kore")
     if kore is None:
@@ -210,6 +217,8 @@ def call_problems(report: dict[str, Any]) -> list[str]:
         "kore-instanceSessionId": kore.get("instanceSessionId"),
     }
     problems = []
+    if any(TWIN_START_UP in action["reason"] for action in report.get("actions", [])):
+        problems.append(f"failed by {TWIN_START_UP}: a function of the twin was still starting")
     if report["ended"] != "queued":
         problems.append(f"ended {report['ended']}, not queued")
     if report["metadata"]["stored"] is None:
@@ -249,7 +258,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     console.print(
         f"{summary['calls']} calls in {summary['seconds']:.1f} s: {summary['callsPerSecond']} calls/s"
     )
-    table = Table("", "p50 ms", "p95 ms", "p99 ms", header_style="bold")
+    table = wrapping_table("", "p50 ms", "p95 ms", "p99 ms", whole=("p50 ms", "p95 ms", "p99 ms"))
     for name, key in (
         ("call setup (INVITE -> 200)", "setupMs"),
         ("handoff (BYE -> attributes)", "handoffMs"),
@@ -269,7 +278,7 @@ def _print_call(report: dict[str, Any]) -> None:
     console.print(
         f"Call {report['contactId']} from {report['customer']} to Kore DID {report['did']}", style="bold"
     )
-    flow = Table("#", "Connect flow action", "Branch", "Why", header_style="bold")
+    flow = wrapping_table("#", "Connect flow action", "Branch", "Why", whole=("#", "Connect flow action"))
     for number, action in enumerate(report["actions"], 1):
         flow.add_row(str(number), action["type"], action["branch"], action["reason"])
     console.print(flow)
@@ -280,7 +289,7 @@ def _print_call(report: dict[str, Any]) -> None:
             console.print(f"  {message['at'] * 1000:8.1f} ms  {arrow} {message['firstLine']}")
     kore = report["kore"]
     if kore is not None:
-        nodes = Table("Kore bot node", "Kind", "Result", "Detail", header_style="bold")
+        nodes = wrapping_table("Kore bot node", "Kind", "Result", "Detail", whole=("Kind", "Result"))
         for node in kore["nodes"]:
             status = f"HTTP {node['httpStatus']}" if node.get("httpStatus") else ""
             detail = node["detail"] if status in node["detail"] else f"{node['detail']} ({status})"

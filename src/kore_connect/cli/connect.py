@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import re
+import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from kore_connect import config
 from kore_connect.cli.errors import fail
+from kore_connect.cli.tables import wrapping_table
 from kore_connect.errors import KoreConnectError
+from kore_connect.twin.connect.local import contact_document, run_contact
+
+if TYPE_CHECKING:
+    from kore_connect.contactflow.model import Flow
+    from kore_connect.twin.connect.local import LocalContactSettings
+    from kore_connect.twin.running import RunningUp
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 app = typer.Typer(help="The local Amazon Connect: run exported contact flows.", no_args_is_help=True)
 console = Console(highlight=False, soft_wrap=True)
+notes = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 @app.command("run")
@@ -32,8 +41,12 @@ def run(
         str, typer.Option(help="The caller's number ($.CustomerEndpoint.Address).")
     ] = "+14155550123",
     db: Annotated[
-        Path, typer.Option(help="The SQLite store the flow's functions read.")
-    ] = config.DEFAULT_SQLITE_PATH,
+        Path | None,
+        typer.Option(
+            help="The SQLite store the flow's functions read (default: that of the kore-connect up whose "
+            f"gateway is --gateway, else {config.DEFAULT_SQLITE_PATH})."
+        ),
+    ] = None,
     caller_hangs_up_after: Annotated[
         float | None,
         typer.Option(min=0, help="Seconds after the gateway answers at which the caller hangs up."),
@@ -62,8 +75,9 @@ def run(
     """Run one inbound call through FLOW.json: prompts, the SIP transfer, Lambda calls, attributes, queue."""
     from kore_connect.contactflow.model import Flow
     from kore_connect.twin.connect.connector import Gateway
-    from kore_connect.twin.connect.local import LocalContactSettings, contact_document, run_contact
+    from kore_connect.twin.connect.local import LocalContactSettings
     from kore_connect.twin.local_store import LocalStore
+    from kore_connect.twin.running import running_at
 
     if transport not in ("udp", "tcp"):
         fail(f"--transport {transport!r}: use udp or tcp")
@@ -76,21 +90,76 @@ def run(
     except KoreConnectError as exc:
         fail(f"{flow_file}: {'; '.join(str(exc).splitlines()[1:]) or exc}")
     sip_transport: Literal["udp", "tcp"] = "tcp" if transport == "tcp" else "udp"
+    host, port = _host_port(gateway)
+    running = running_at(port) if db is None and _is_this_machine(host) else None
+    if running is not None:
+        store, function_log = running.store, running.home / "functions.log"
+        note(f"The kore-connect up at {running.dashboard} serves {gateway}: its store, {store.describe()}")
+    else:
+        store = LocalStore(db or config.DEFAULT_SQLITE_PATH)
+        function_log = store.sqlite_path.parent / "functions.log"
+        function_log.parent.mkdir(parents=True, exist_ok=True)
+        why = "" if db is not None else f" (no kore-connect up serves {gateway})"
+        note(f"Session store: {store.describe()}{why}")
+    note(f"Function logs: {function_log.absolute()}")
     settings = LocalContactSettings(
-        gateway=Gateway(*_host_port(gateway), sip_transport),
+        gateway=Gateway(host, port, sip_transport),
         caller=caller,
-        store=LocalStore(db),
+        store=store,
         caller_hangs_up_after=caller_hangs_up_after,
         max_call_seconds=max_call_seconds,
         local_host=local_host,
         contact_id=contact_id,
         aliases=_aliases(function or []),
+        function_log=function_log,
     )
-    document = contact_document(asyncio.run(run_contact(flow, settings)))
+    try:
+        document = asyncio.run(_run(flow, settings, running))
+    except KoreConnectError as exc:
+        fail(str(exc))
     if json_output:
         typer.echo(json.dumps(document, indent=2))
-        return
-    _print(document)
+    else:
+        _print(document)
+    if running is not None:
+        note(f"On the dashboard: {running.dashboard}/calls/{document['contactId']}")
+
+
+async def _run(flow: Flow, settings: LocalContactSettings, running: RunningUp | None) -> dict[str, Any]:
+    """The contact as a document; with a running `up`, also recorded in its calls (its dashboard),
+    with what its gateway and store saw of the call."""
+    started = time.monotonic()
+    contact = await run_contact(flow, settings)
+    if running is None:
+        return contact_document(contact)
+    from kore_connect.twin.call_log import CallLog
+    from kore_connect.twin.kore.interactions import InteractionStore
+    from kore_connect.twin.local_twin import dialled_number, report_contact
+
+    store = await asyncio.to_thread(settings.store.open)
+    interactions = InteractionStore(running.home / "interactions.db")
+    calls = CallLog(running.home / "calls.db")
+    try:
+        report = await report_contact(
+            contact, did=dialled_number(contact), store=store, interactions=interactions, started=started
+        )
+        calls.add(report)
+    finally:
+        for closable in (store, interactions, calls):
+            closable.close()
+    return contact_document(contact)
+
+
+def note(message: str) -> None:
+    """What the command chose, on stderr: stdout is the contact (one JSON document with --json)."""
+    notes.print(message)
+
+
+def _is_this_machine(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _aliases(pairs: list[str]) -> dict[str, str]:
@@ -117,9 +186,7 @@ def _host_port(text: str) -> tuple[str, int]:
 
 def _print(document: dict[str, object]) -> None:
     console.print(f"Contact {document['contactId']} from {document['customer']}")
-    steps = Table(show_header=True, header_style="bold")
-    for column in ("#", "Action", "Branch", "Why"):
-        steps.add_column(column, overflow="fold")
+    steps = wrapping_table("#", "Action", "Branch", "Why", whole=("#", "Action"))
     actions = document["actions"]
     assert isinstance(actions, list)
     for number, action in enumerate(actions, 1):

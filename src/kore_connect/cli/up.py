@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
+import shutil
 import signal
 import socket
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -17,15 +18,17 @@ from rich.console import Console
 
 from kore_connect import config
 from kore_connect.cli.errors import fail
+from kore_connect.cli.ports import bind_tcp, check_free
 from kore_connect.cli.store_options import DynamoDBEndpoint, Table
 from kore_connect.errors import KoreConnectError
+from kore_connect.twin.parts import PartStartError
 
 if TYPE_CHECKING:
     from kore_connect.twin.local_store import LocalStore
 
 console = Console(highlight=False, soft_wrap=True)
 DEFAULT_HOME = Path(".kore-connect")
-RUNNING_FILE = "up.json"  # in the home folder while `up` runs: where `kore-connect call` finds it
+HOST = "127.0.0.1"  # every part of the twin listens on loopback only
 
 
 def up(
@@ -34,7 +37,7 @@ def up(
     ] = DEFAULT_HOME,
     api_port: Annotated[int, typer.Option(min=0, max=65535, help="The metadata API's port.")] = 3000,
     sip_port: Annotated[
-        int, typer.Option(min=0, max=65535, help="The Kore gateway's SIP port (UDP).")
+        int, typer.Option(min=0, max=65535, help="The Kore gateway's SIP port (UDP and TCP).")
     ] = 5080,
     dashboard_port: Annotated[int, typer.Option(min=0, max=65535, help="The dashboard's port.")] = 8080,
     did: Annotated[str, typer.Option(help="The Kore DID the default flow transfers to.")] = "+12065551118",
@@ -53,10 +56,15 @@ def up(
     if home.exists() and not home.is_dir():
         fail(f"--home {home}: not a folder")
     try:
+        # Each port checked before anything starts: a port in use is one line naming the option.
+        listener = bind_tcp(HOST, dashboard_port, part="the dashboard", option="--dashboard-port")
+        check_free(HOST, api_port, part="the metadata API", option="--api-port", transports=("tcp",))
+        check_free(HOST, sip_port, part="the Kore gateway", option="--sip-port", transports=("udp", "tcp"))
         store = LocalStore(home / "sessions.db", dynamodb_endpoint, table)
         token = resolve_token(home / "api-token")
     except KoreConnectError as exc:
         fail(str(exc))
+    options = {"metadata API": ("--api-port", api_port), "Kore gateway": ("--sip-port", sip_port)}
     try:
         asyncio.run(
             _up(
@@ -66,11 +74,15 @@ def up(
                 token.source,
                 api_port,
                 sip_port,
-                dashboard_port,
+                listener,
                 did,
                 store,
             )
         )
+    except PartStartError as exc:
+        option, port = options.get(exc.part, ("", 0))
+        where = f" (port {port}, {option})" if port else f" (a free port; {option} sets one)"
+        fail(f"the {exc.part}{where} did not start: {exc.reason} (see {exc.log})")
     except KoreConnectError as exc:  # e.g. the DynamoDB server is not there
         fail(f"the local twin could not start: {exc}")
     except OSError as exc:
@@ -84,24 +96,33 @@ async def _up(
     source: str,
     api_port: int,
     sip_port: int,
-    dashboard_port: int,
+    listener: socket.socket,
     did: str,
     store: LocalStore,
 ) -> None:
     from kore_connect.twin.dashboard.app import dashboard
-    from kore_connect.twin.local_twin import LocalTwin
+    from kore_connect.twin.local_twin import GATEWAY_TRANSPORTS, LocalTwin
+    from kore_connect.twin.running import RunningUp
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal closed
         loop.add_signal_handler(number, stop.set)
     twin = LocalTwin(home, token=token, did=did, api_port=api_port, sip_port=sip_port, store=store)
-    listener = _listen(dashboard_port)  # ours, so that a port in use is a clear error, not uvicorn's exit
     server = uvicorn.Server(
-        uvicorn.Config(dashboard(twin, token), lifespan="off", access_log=False, log_config=None)
+        uvicorn.Config(
+            dashboard(twin, token),
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            # Longer than a client keeps an idle connection (httpx: 5 s, uvicorn's default here too):
+            # else a connection the server is closing is reused, and the call on it fails (ReadError).
+            timeout_keep_alive=30,
+        )
     )
     server.capture_signals = contextlib.nullcontext  # type: ignore[assignment,method-assign]  # ours to handle
     serving: asyncio.Task[None] | None = None
+    running: RunningUp | None = None
     try:
         starting = loop.create_task(twin.start())
         stopping = loop.create_task(stop.wait())
@@ -114,11 +135,11 @@ async def _up(
         stopping.cancel()
         starting.result()  # raises why the twin could not start
         serving = loop.create_task(server.serve(sockets=[listener]))
-        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        url = f"http://{HOST}:{listener.getsockname()[1]}"
         host, sip = twin.sip_address
         console.print(f"Dashboard:         {url}")
         console.print(f"Metadata API:      POST {twin.api_url}?contactId=...")
-        console.print(f"Kore gateway:      sip:{did}@{host}:{sip} (UDP)")
+        console.print(f"Kore gateway:      sip:{did}@{host}:{sip} (UDP and TCP)")
         console.print(f"Amazon Connect:    the default flow, transferring to {did}")
         console.print(f"Session store:     {store.describe()}")
         console.print(f"State and logs:    {home.resolve()}")
@@ -126,15 +147,26 @@ async def _up(
             console.print(f"Token (generated, saved in {source}; shown this once): {token}")
         else:
             console.print(f"Token: from {source}")
-        console.print("Place a call: kore-connect call    Ctrl-C stops everything.")
+        place = f"{typed_command()} call" + ("" if home == DEFAULT_HOME else f" --home {home}")
+        console.print(f"Place a call:      {place}")
+        console.print("Ctrl-C stops everything.")
         console.file.flush()
-        # Last, and whole at once: once this file is there, `kore-connect call` may use the twin.
-        running = home / f".{RUNNING_FILE}.tmp"
-        running.write_text(json.dumps({"dashboard": url}))
-        os.replace(running, home / RUNNING_FILE)
+        running = RunningUp(
+            home=home.resolve(),
+            pid=os.getpid(),
+            dashboard=url,
+            sip_host=host,
+            sip_port=sip,
+            transports=tuple(GATEWAY_TRANSPORTS),
+            sqlite_path=store.sqlite_path.resolve(),
+            dynamodb_endpoint=store.dynamodb_endpoint,
+            table=store.table,
+        )
+        running.announce()  # last: from now on `call` and `connect run` may use the twin
         await stop.wait()
     finally:
-        (home / RUNNING_FILE).unlink(missing_ok=True)
+        if running is not None:
+            running.withdraw()
         if serving is not None:
             server.should_exit = True
             await serving
@@ -143,13 +175,14 @@ async def _up(
     console.print("Stopped.")
 
 
-def _listen(port: int) -> socket.socket:
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+def typed_command() -> str:
+    """kore-connect as the user can type it: its name when PATH finds this one, else its path
+    (relative to the current folder when inside it, as `.venv/bin/kore-connect`)."""
+    ours = Path(sys.executable).parent / "kore-connect"
+    found = shutil.which("kore-connect")
+    if found is not None and Path(found).resolve() == ours.resolve():
+        return "kore-connect"
     try:
-        listener.bind(("127.0.0.1", port))
-    except OSError as exc:
-        listener.close()
-        raise OSError(f"the dashboard cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
-    listener.listen(128)
-    return listener
+        return str(ours.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(ours.absolute())
