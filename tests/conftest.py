@@ -1,5 +1,6 @@
-"""Shared fixtures: the real payloads from ../shared/fixtures, a clean environment per test,
-the session stores under test, and a capture of everything the functions log."""
+"""Shared fixtures: the project's own payloads in tests/events and tests/flows, the shared reference
+export from ../shared when it is there, a clean environment per test, the session stores under
+test, and a capture of everything the functions log."""
 
 from __future__ import annotations
 
@@ -27,13 +28,27 @@ from tests.peers import Dynalite
 pytest_plugins = ["tests.secret_sweep"]
 
 REPO = Path(__file__).resolve().parents[1]
+EVENTS = REPO / "tests" / "events"  # ours: the payloads AWS sends, as AWS documents them
+HANDOFF_EXPORT = REPO / "tests" / "flows" / "kore-handoff-export.json"  # ours: a console export
+
+# ../shared is next to the repository in CI, not in a user's clone: the tests that need it skip.
 SHARED = Path(os.environ.get("KORE_SHARED_DIR", REPO.parent / "shared"))
 FIXTURES = SHARED / "fixtures"
-if not (FIXTURES / "events").is_dir():
-    raise RuntimeError(f"the shared fixtures are missing: expected {FIXTURES} (set KORE_SHARED_DIR)")
+SHARED_REFERENCE_EXPORT = FIXTURES / "flows" / "kore-reference-export.json"  # Kore's, as exported
+SHARED_ABSENT_REASON = "needs the shared reference export in {shared} (absent: a user's clone; CI has it)"
+SHARED_ABSENT = SHARED_ABSENT_REASON.format(shared=SHARED)
 
-CONTACT_ID = "5f0c6a53-2f3e-4e8b-9a43-6d2b1c7e9f10"  # the contact in the shared fixtures
-TOKEN = "example-token-not-a-secret"  # the token in the shared fixtures
+needs_shared = pytest.mark.needs_shared
+"""Marks a test (or a parameter) that reads ../shared; it skips, saying why, when that is absent."""
+
+# A flow that must hold of any exported flow runs on ours always and on Kore's when it is there.
+EXPORTS = [
+    pytest.param(HANDOFF_EXPORT, id="handoff-export"),
+    pytest.param(SHARED_REFERENCE_EXPORT, id="shared-reference-export", marks=needs_shared),
+]
+
+CONTACT_ID = "5d3b9a2a-afe5-485f-a07c-b763c635156b"  # the contact in tests/events
+TOKEN = "handoff-example-token-0f3a9c71e2"  # the token in tests/events
 TABLE = "koreCcSessions"
 
 OUR_VARIABLES = [
@@ -52,9 +67,40 @@ OUR_VARIABLES = [
 ]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs_shared: reads ../shared (KORE_SHARED_DIR); skips without it")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if SHARED_REFERENCE_EXPORT.is_file():
+        return
+    for item in items:
+        if item.get_closest_marker("needs_shared"):
+            item.add_marker(pytest.mark.skip(reason=SHARED_ABSENT))
+
+
 def load_event(name: str) -> dict[str, Any]:
-    event: dict[str, Any] = json.loads((FIXTURES / "events" / name).read_text())
+    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
     return event
+
+
+def load_flow(path: Path) -> dict[str, Any]:
+    """An exported flow as a fresh document (tests change their copy)."""
+    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return document
+
+
+@pytest.fixture(params=EXPORTS)
+def export_path(request: pytest.FixtureRequest) -> Path:
+    """Each exported flow in turn: ours, then Kore's reference export when ../shared is there."""
+    path: Path = request.param
+    return path
+
+
+@pytest.fixture
+def export(export_path: Path) -> dict[str, Any]:
+    """The exported flow of `export_path`, a copy of its own for the test."""
+    return load_flow(export_path)
 
 
 def context(function_name: str = "test-function") -> LocalLambdaContext:

@@ -30,7 +30,7 @@ All only from 12 characters: shorter strings would match by chance and are not u
 Tokens made at run time and passed only in the environment (test_cli_serve's `env-token-<uuid>`)
 and tokens held in local variables (test_apigw_policy) are not known to the sweep.
 
-Metadata values (logs only): every string value of the shared fixture's store request body
+Metadata values (logs only): every string value of the store request body in tests/events
 (apigw-store-request.json), and the fixed text of each value of the Service node's body template
 (`Hello from Kore for contact {{...}}`), which the twin's bot sends; from 12 characters.
 
@@ -377,9 +377,9 @@ def _functions_logger() -> logging.Logger:
 
 
 def _store_request() -> Path:
-    from tests.conftest import FIXTURES  # the one place that finds ../shared
+    from tests.conftest import EVENTS  # the one place that finds the fixtures
 
-    return FIXTURES / "events" / "apigw-store-request.json"
+    return EVENTS / "apigw-store-request.json"
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from kore_connect.twin.apigw.proxy import ApiRequest, MalformedProxyResponse, http_response, proxy_event
-from tests.conftest import load_event
+from tests.conftest import CONTACT_ID, load_event
 
 
 def request(**changes: Any) -> ApiRequest:
@@ -17,25 +17,25 @@ def request(**changes: Any) -> ApiRequest:
         "method": "POST",
         "resource": "/kore-metadata",
         "path": "/kore-metadata",
-        "stage": "dev",
+        "stage": "prod",
         "headers": [("content-type", "application/json"), ("authorizationtoken", "t")],
-        "query": [("contactId", "5f0c6a53-2f3e-4e8b-9a43-6d2b1c7e9f10")],
+        "query": [("contactId", CONTACT_ID)],
         "body": b'{"x_metadata":"Hello from Kore"}',
-        "source_ip": "203.0.113.10",
-        "request_id": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
-        "received_at": datetime(2026, 11, 24, 10, 15, 30, tzinfo=UTC),
-        "api_id": "a1b2c3d4e5",
+        "source_ip": "203.0.113.58",
+        "request_id": "6cbd0315-985f-4c86-8cd7-c6915cc8dbb5",
+        "received_at": datetime(2026, 3, 17, 14, 2, 45, tzinfo=UTC),
+        "api_id": "q8x3mv2k7p",
         "account_id": "123456789012",
-        "domain_name": "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com",
+        "domain_name": "q8x3mv2k7p.execute-api.us-west-2.amazonaws.com",
     }
     values.update(changes)
     return ApiRequest(**values)
 
 
 def test_the_event_has_every_key_of_the_fixture_with_the_same_values_where_they_are_the_same() -> None:
-    # GIVEN the proxy event AWS sends (the shared fixture) and ours for the same request
+    # GIVEN the proxy event AWS sends (tests/events) and ours for the same request
     fixture = load_event("apigw-store-request.json")
-    ours = proxy_event(request(), "kore-bot", {}, authorizer_latency_ms=12)
+    ours = proxy_event(request(), "kore-bot", {"tokenSlot": "current"}, authorizer_latency_ms=9)
     # THEN the same keys, at the top and in requestContext
     assert set(ours) == set(fixture)
     assert set(fixture["requestContext"]) <= set(ours["requestContext"])
@@ -53,11 +53,12 @@ def test_the_event_has_every_key_of_the_fixture_with_the_same_values_where_they_
         "apiId",
     ):
         assert context[key] == expected[key], key
-    assert context["requestTimeEpoch"] == 1795515330000  # 24 Nov 2026 10:15:30 UTC
+    # the fixture's epoch and time are the same instant: 17 Mar 2026 14:02:45 UTC
+    assert context["requestTimeEpoch"] == expected["requestTimeEpoch"] == 1773756165000
     assert (
         context["authorizer"]
         == expected["authorizer"]
-        == {"principalId": "kore-bot", "integrationLatency": 12}
+        == {"tokenSlot": "current", "principalId": "kore-bot", "integrationLatency": 9}
     )
 
 

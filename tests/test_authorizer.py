@@ -1,4 +1,4 @@
-"""AuthenticateBeforeStoringInDynamoDB, the TOKEN authorizer, with the shared fixture event."""
+"""AuthenticateBeforeStoringInDynamoDB, the TOKEN authorizer, with the event of tests/events."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_the_right_token_gets_an_allow_policy_for_this_apis_stage(monkeypatch: p
                 {
                     "Action": "execute-api:Invoke",
                     "Effect": "Allow",
-                    "Resource": ["arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/dev/*/*"],
+                    "Resource": ["arn:aws:execute-api:us-west-2:123456789012:q8x3mv2k7p/prod/*/*"],
                 }
             ],
         },

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from kore_connect.cli.call import call_problems, load_summary
-from tests.conftest import FIXTURES
+from tests.conftest import HANDOFF_EXPORT
 
 COMMAND = shutil.which("kore-connect") or str(Path(__file__).resolve().parents[1] / ".venv/bin/kore-connect")
 
@@ -66,7 +66,7 @@ def test_one_call_reports_every_part_and_hands_back_exactly_what_the_bot_sent(tm
 
 
 def test_an_exported_flow_runs_unchanged_through_the_twin(tmp_path: Path) -> None:
-    reference = FIXTURES / "flows" / "kore-reference-export.json"
+    reference = HANDOFF_EXPORT
     result = kore_connect("call", "--json", "--flow", str(reference))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -120,7 +120,7 @@ def report_for(contact: str, instance: str, custom: Any) -> dict[str, Any]:
 
 def test_a_call_that_loses_its_metadata_exits_1() -> None:
     # the reference flow transfers to +12065551118; this twin's Kore gateway answers another DID (404)
-    reference = FIXTURES / "flows" / "kore-reference-export.json"
+    reference = HANDOFF_EXPORT
     result = kore_connect("call", "--flow", str(reference), "--did", "+15550009999")
     assert result.returncode == 1
     assert "Kore call ended: no DID matches '+12065551118'" in result.stdout

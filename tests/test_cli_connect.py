@@ -1,4 +1,5 @@
-"""`kore-connect connect run` as a user runs it: the reference flow, SIPp as the voice gateway."""
+"""`kore-connect connect run` as a user runs it: an exported flow (ours, and Kore's reference export
+when ../shared is there), SIPp as the voice gateway."""
 
 from __future__ import annotations
 
@@ -11,11 +12,10 @@ from pathlib import Path
 import pytest
 
 from kore_connect.sessions.sqlite import SQLiteSessionStore
-from tests.conftest import FIXTURES
+from tests.conftest import HANDOFF_EXPORT, load_flow
 from tests.test_connect_sip import sipp
 
 KORE_CONNECT = Path(sys.executable).parent / "kore-connect"
-REFERENCE = FIXTURES / "flows" / "kore-reference-export.json"
 
 
 def connect_run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -25,7 +25,9 @@ def connect_run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
-def test_the_reference_flow_hands_the_bots_metadata_to_the_queue(tmp_path: Path, transport: str) -> None:
+def test_an_exported_flow_hands_the_bots_metadata_to_the_queue(
+    tmp_path: Path, transport: str, export_path: Path
+) -> None:
     # GIVEN the bot's metadata stored for the contact the call will have
     contact_id = str(uuid.uuid4())
     metadata = {
@@ -35,10 +37,10 @@ def test_the_reference_flow_hands_the_bots_metadata_to_the_queue(tmp_path: Path,
     }
     database = tmp_path / "sessions.db"
     SQLiteSessionStore(database).put(contact_id, json.dumps(metadata), ttl_seconds=3600)
-    # WHEN the reference flow runs with SIPp as the voice gateway
+    # WHEN the exported flow runs with SIPp as the voice gateway
     with sipp("answer_then_bye", tmp_path, transport) as peer:
         result = connect_run(
-            str(REFERENCE),
+            str(export_path),
             "--gateway",
             f"127.0.0.1:{peer.port}",
             "--transport",
@@ -66,12 +68,13 @@ def test_the_reference_flow_hands_the_bots_metadata_to_the_queue(tmp_path: Path,
     assert call[0]["firstLine"].startswith("INVITE sip:+12065551118@")
     assert f"X-Amzn-ConnectContactId: {contact_id}" in call[0]["message"]
     assert any(m["firstLine"].startswith("BYE") and m["direction"] == "received" for m in call)
-    assert document["queue"].endswith("/queue/dda3235a-e2c6-4bee-8865-fc522452fcb3")
+    (queue,) = (a for a in load_flow(export_path)["Actions"] if a["Type"] == "UpdateContactTargetQueue")
+    assert document["queue"] == queue["Parameters"]["QueueId"]
 
 
 def test_the_readable_output_shows_the_path_the_ladder_and_the_outcome(tmp_path: Path) -> None:
     with sipp("reject", tmp_path, answer="486 Busy Here") as peer:
-        result = connect_run(str(REFERENCE), "--gateway", f"127.0.0.1:{peer.port}", cwd=tmp_path)
+        result = connect_run(str(HANDOFF_EXPORT), "--gateway", f"127.0.0.1:{peer.port}", cwd=tmp_path)
         peer.finish()
     assert result.returncode == 0, result.stderr
     out = result.stdout
@@ -87,12 +90,12 @@ def test_the_readable_output_shows_the_path_the_ladder_and_the_outcome(tmp_path:
     ],
 )
 def test_bad_options_are_one_line_and_exit_2(tmp_path: Path, args: list[str], expected: str) -> None:
-    result = connect_run(str(REFERENCE), *args, cwd=tmp_path)
+    result = connect_run(str(HANDOFF_EXPORT), *args, cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and expected in result.stderr
 
 
 def test_a_broken_flow_is_named_in_one_line(tmp_path: Path) -> None:
-    flow = json.loads(REFERENCE.read_text())
+    flow = load_flow(HANDOFF_EXPORT)
     flow["Actions"][0]["Type"] = "InvokeFlowModule"
     path = tmp_path / "broken.json"
     path.write_text(json.dumps(flow))
@@ -104,7 +107,7 @@ def test_a_broken_flow_is_named_in_one_line(tmp_path: Path) -> None:
 
 
 def test_a_flows_function_can_be_mapped_to_a_template_function(tmp_path: Path) -> None:
-    flow = json.loads(REFERENCE.read_text())
+    flow = load_flow(HANDOFF_EXPORT)
     invoke = next(a for a in flow["Actions"] if a["Type"] == "InvokeLambdaFunction")
     invoke["Parameters"]["LambdaFunctionARN"] = (
         "arn:aws:lambda:eu-west-2:111122223333:function:customRetrieve"

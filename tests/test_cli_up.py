@@ -116,9 +116,9 @@ def test_call_goes_through_the_running_twin(up: Up, placed: list[dict[str, Any]]
 
 
 def test_call_sends_an_exported_flow_to_the_running_twin(up: Up) -> None:
-    from tests.conftest import FIXTURES
+    from tests.conftest import HANDOFF_EXPORT
 
-    result = up.call("--json", "--flow", str(FIXTURES / "flows" / "kore-reference-export.json"))
+    result = up.call("--json", "--flow", str(HANDOFF_EXPORT))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["ended"] == "queued" and report["metadata"]["customData"] == report["metadata"]["stored"]

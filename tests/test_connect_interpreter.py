@@ -1,5 +1,6 @@
-"""The flow interpreter runs exported flows unchanged: the reference export and our rendered flow,
-with the real retrieve function behind InvokeLambdaFunction and a stand-in for the SIP transfer."""
+"""The flow interpreter runs exported flows unchanged: our export, Kore's reference export when
+../shared is there, and our rendered flow, with the real retrieve function behind InvokeLambdaFunction
+and a stand-in for the SIP transfer."""
 
 from __future__ import annotations
 
@@ -27,14 +28,10 @@ from kore_connect.twin.connect.interpreter import (
     TransferResult,
 )
 from kore_connect.twin.runtime import Invocation
-from tests.conftest import FIXTURES, context
+from tests.conftest import context
 from tests.test_flow_render import OPTIONS
 
-REFERENCE = json.loads((FIXTURES / "flows" / "kore-reference-export.json").read_text())
-INSTANCE = "arn:aws:connect:us-east-1:274863560648:instance/fe8247cb-6a64-4057-b8c9-5cc56e8c93ba"
-QUEUE = next(a for a in REFERENCE["Actions"] if a["Type"] == "UpdateContactTargetQueue")["Parameters"][
-    "QueueId"
-]
+INSTANCE = "arn:aws:connect:us-west-2:123456789012:instance/c5eb3029-d95f-432f-8589-4f2a5844b299"
 METADATA = {
     "x_metadata": "Hello from Kore",
     "kore-instanceSessionId": "6744a1f2c0ffee0011223344",
@@ -92,16 +89,44 @@ def path_of(contact: Contact) -> list[tuple[str, str]]:
     return [(step.action_type, step.branch) for step in contact.trace]
 
 
-# ---------------------------------------------------------------- the reference export, unchanged
+def action_of_type(document: dict[str, Any], action_type: str) -> dict[str, Any]:
+    """The export's one action of `action_type` (TransferParticipantToThirdParty, ...)."""
+    (action,) = (a for a in document["Actions"] if a["Type"] == action_type)
+    return action
 
 
-def test_the_reference_flow_hands_back_the_bots_metadata_and_queues_the_caller(retrieve: Any) -> None:
+def prompt_before(document: dict[str, Any], action_type: str) -> str:
+    """The text of the prompt that leads to the action of `action_type` (the welcome, before the transfer)."""
+    target = action_of_type(document, action_type)["Identifier"]
+    (prompt,) = (
+        a
+        for a in document["Actions"]
+        if a["Type"] == "MessageParticipant" and a["Transitions"].get("NextAction") == target
+    )
+    return str(prompt["Parameters"]["Text"])
+
+
+def prompt_on_error(document: dict[str, Any], action_type: str, error: str) -> str:
+    """The text of the prompt the action of `action_type` plays on its `error` branch."""
+    branches = action_of_type(document, action_type)["Transitions"]["Errors"]
+    (target,) = (b["NextAction"] for b in branches if b["ErrorType"] == error)
+    (prompt,) = (a for a in document["Actions"] if a["Identifier"] == target)
+    assert prompt["Type"] == "MessageParticipant"
+    return str(prompt["Parameters"]["Text"])
+
+
+# ---------------------------------------------------------------- exported flows, unchanged
+
+
+def test_an_exported_flow_hands_back_the_bots_metadata_and_queues_the_caller(
+    retrieve: Any, export: dict[str, Any]
+) -> None:
     # GIVEN the bot stored its metadata for this contact before hanging up
     contact = new_contact()
     retrieve.store(contact.contact_id, METADATA)
     transfer = FakeTransfer(TransferOutcome.FAR_END_HUNG_UP)
-    # WHEN the contact runs through the reference flow, as exported
-    run(REFERENCE, contact, invoke_lambda=retrieve, transfer=transfer)
+    # WHEN the contact runs through the flow, as exported
+    run(export, contact, invoke_lambda=retrieve, transfer=transfer)
     # THEN the flow transferred, resumed after the BYE, read the metadata back and queued the caller
     assert path_of(contact) == [
         ("UpdateFlowLoggingBehavior", "Success"),
@@ -112,45 +137,51 @@ def test_the_reference_flow_hands_back_the_bots_metadata_and_queues_the_caller(r
         ("UpdateContactTargetQueue", "Success"),
         ("TransferContactToQueue", "Success"),
     ]
+    queue = action_of_type(export, "UpdateContactTargetQueue")["Parameters"]["QueueId"]
     assert json.loads(contact.attributes["customData"]) == METADATA
-    assert contact.state is ContactState.QUEUED and contact.queue_arn == QUEUE
-    assert contact.heard == ["Welcome to Amazon connect SIP flow"]
+    assert contact.state is ContactState.QUEUED and contact.queue_arn == queue
+    assert contact.heard == [prompt_before(export, "TransferParticipantToThirdParty")]
     (request,) = transfer.requests
+    transfer_parameters = action_of_type(export, "TransferParticipantToThirdParty")["Parameters"]
     assert (request.to_user, request.from_user) == ("+12065551118", "+14155550123")
-    assert request.connector_arn == "arn:aws:chime:us-east-1:274863560648:vc/daxr840zmmndqkhqechuca"
-    assert request.time_limit_seconds == 60
+    assert request.connector_arn == transfer_parameters["VoiceConnector"]["VoiceConnectorArn"]
+    assert request.time_limit_seconds == int(transfer_parameters["ThirdPartyConnectionTimeLimitSeconds"])
     ((_, event),) = retrieve.calls
     assert event["Details"]["Parameters"] == {"contactId": contact.contact_id}
     assert event["Details"]["ContactData"]["ContactId"] == contact.contact_id
     assert contact.trace[2].details["sip"] == ["INVITE ->", "<- 200 OK"]
 
 
-def test_nothing_stored_still_queues_the_caller_with_data_not_found(retrieve: Any) -> None:
-    contact = run(REFERENCE, new_contact(), invoke_lambda=retrieve, transfer=FakeTransfer())
+def test_nothing_stored_still_queues_the_caller_with_data_not_found(
+    retrieve: Any, export: dict[str, Any]
+) -> None:
+    contact = run(export, new_contact(), invoke_lambda=retrieve, transfer=FakeTransfer())
     assert contact.attributes["customData"] == '"Data not found"'
     assert contact.state is ContactState.QUEUED
 
 
 @pytest.mark.parametrize(
-    ("outcome", "error", "prompt"),
+    ("outcome", "error"),
     [
-        (TransferOutcome.FAILED, "CallFailed", "There is some issue while calling external voice system."),
-        (TransferOutcome.TIMED_OUT, "ConnectionTimeLimitExceeded", "The request to external voice system is"),
+        (TransferOutcome.FAILED, "CallFailed"),
+        (TransferOutcome.TIMED_OUT, "ConnectionTimeLimitExceeded"),
     ],
 )
 def test_a_failed_transfer_takes_its_error_branch(
-    retrieve: Any, outcome: TransferOutcome, error: str, prompt: str
+    retrieve: Any, export: dict[str, Any], outcome: TransferOutcome, error: str
 ) -> None:
-    contact = run(REFERENCE, new_contact(), invoke_lambda=retrieve, transfer=FakeTransfer(outcome))
+    contact = run(export, new_contact(), invoke_lambda=retrieve, transfer=FakeTransfer(outcome))
     assert ("TransferParticipantToThirdParty", error) in path_of(contact)
-    assert contact.heard[-1].startswith(prompt)
-    assert contact.state is ContactState.DISCONNECTED  # the reference hangs up after the prompt
+    assert contact.heard[-1] == prompt_on_error(export, "TransferParticipantToThirdParty", error)
+    assert contact.state is ContactState.DISCONNECTED  # an export hangs up after the prompt
     assert retrieve.calls == []
 
 
-def test_a_caller_who_hangs_up_while_transferred_ends_the_contact(retrieve: Any) -> None:
+def test_a_caller_who_hangs_up_while_transferred_ends_the_contact(
+    retrieve: Any, export: dict[str, Any]
+) -> None:
     contact = run(
-        REFERENCE,
+        export,
         new_contact(),
         invoke_lambda=retrieve,
         transfer=FakeTransfer(TransferOutcome.CALLER_HUNG_UP),
@@ -160,20 +191,22 @@ def test_a_caller_who_hangs_up_while_transferred_ends_the_contact(retrieve: Any)
     assert retrieve.calls == []
 
 
-def test_without_resume_the_contact_ends_when_the_far_end_hangs_up(retrieve: Any) -> None:
-    flow = copy.deepcopy(REFERENCE)
-    next(a for a in flow["Actions"] if a["Type"] == "TransferParticipantToThirdParty")["Parameters"][
-        "ContinueFlowExecution"
-    ] = "False"
+def test_without_resume_the_contact_ends_when_the_far_end_hangs_up(
+    retrieve: Any, export: dict[str, Any]
+) -> None:
+    flow = copy.deepcopy(export)
+    action_of_type(flow, "TransferParticipantToThirdParty")["Parameters"]["ContinueFlowExecution"] = "False"
     contact = run(flow, new_contact(), invoke_lambda=retrieve, transfer=FakeTransfer())
     assert contact.state is ContactState.DISCONNECTED and retrieve.calls == []
 
 
-def test_a_failing_retrieve_takes_the_error_branch_and_still_queues(retrieve: Any) -> None:
+def test_a_failing_retrieve_takes_the_error_branch_and_still_queues(
+    retrieve: Any, export: dict[str, Any]
+) -> None:
     async def broken(function_arn: str, event: dict[str, Any]) -> Invocation:
         return Invocation(error_type="SessionStoreUnavailable", error_message="the table is throttled")
 
-    contact = run(REFERENCE, new_contact(), invoke_lambda=broken, transfer=FakeTransfer())
+    contact = run(export, new_contact(), invoke_lambda=broken, transfer=FakeTransfer())
     assert ("InvokeLambdaFunction", "NoMatchingError") in path_of(contact)
     assert "the table is throttled" in contact.trace[3].reason
     assert "customData" not in contact.attributes
@@ -384,15 +417,17 @@ def test_a_flow_that_loops_forever_is_stopped() -> None:
     assert contact.state is ContactState.FLOW_ERROR and "without ending" in contact.trace[-1].reason
 
 
-def test_a_full_queue_takes_the_at_capacity_branch(retrieve: Any) -> None:
+def test_a_full_queue_takes_the_at_capacity_branch(retrieve: Any, export: dict[str, Any]) -> None:
     queues = LocalQueues(capacity=0)
-    contact = run(REFERENCE, new_contact(), invoke_lambda=retrieve, transfer=FakeTransfer(), queues=queues)
+    contact = run(export, new_contact(), invoke_lambda=retrieve, transfer=FakeTransfer(), queues=queues)
     assert ("TransferContactToQueue", "QueueAtCapacity") in path_of(contact)
     assert contact.state is ContactState.DISCONNECTED
 
 
-def test_without_a_connector_the_transfer_takes_its_error_branch(retrieve: Any) -> None:
-    contact = run(REFERENCE, new_contact(), invoke_lambda=retrieve)
+def test_without_a_connector_the_transfer_takes_its_error_branch(
+    retrieve: Any, export: dict[str, Any]
+) -> None:
+    contact = run(export, new_contact(), invoke_lambda=retrieve)
     assert ("TransferParticipantToThirdParty", "NoMatchingError") in path_of(contact)
     assert "no external voice connector" in contact.trace[2].reason
 
@@ -400,8 +435,8 @@ def test_without_a_connector_the_transfer_takes_its_error_branch(retrieve: Any) 
 # ---------------------------------------------------------------- with the local Lambda runtime
 
 
-def test_the_reference_flow_reaches_the_templates_retrieve_function_in_its_own_process(
-    tmp_path: Path,
+def test_an_exported_flow_reaches_the_templates_retrieve_function_in_its_own_process(
+    tmp_path: Path, export: dict[str, Any]
 ) -> None:
     from kore_connect.twin.connect.lambdas import LocalLambdas, function_name
     from kore_connect.twin.connect.local import template_functions
@@ -416,13 +451,13 @@ def test_the_reference_flow_reaches_the_templates_retrieve_function_in_its_own_p
     async def scenario() -> Contact:
         lambdas = LocalLambdas(specs)
         try:
-            return await Interpreter(
-                Flow.parse(REFERENCE), invoke_lambda=lambdas, transfer=FakeTransfer()
-            ).run(contact)
+            return await Interpreter(Flow.parse(export), invoke_lambda=lambdas, transfer=FakeTransfer()).run(
+                contact
+            )
         finally:
             await lambdas.close()
 
-    # WHEN the reference flow, which names the function by its ARN in another account, runs
+    # WHEN the exported flow, which names the function by its ARN in an AWS account, runs
     asyncio.run(scenario())
     # THEN the name in the ARN reached the local function, and the metadata came back
     assert function_name(

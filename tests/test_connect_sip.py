@@ -25,13 +25,18 @@ from kore_connect.twin.connect.interpreter import Interpreter, TransferOutcome, 
 from kore_connect.twin.connect.lambdas import LocalLambdas
 from kore_connect.twin.connect.local import template_functions
 from kore_connect.twin.local_store import LocalStore
-from tests.conftest import FIXTURES, REPO
+from tests.conftest import REPO
 
 SCENARIOS = REPO / "tests" / "sipp"
 SIPP = shutil.which("sipp")  # Debian's sip-tester, installed by ./dev test
-INSTANCE = "arn:aws:connect:us-east-1:123456789012:instance/9d3f0f5e-1c2b-4a5d-8e7f-0a1b2c3d4e5f"
-CONNECTOR = "arn:aws:chime:us-east-1:274863560648:vc/daxr840zmmndqkhqechuca"  # the reference flow's
-REFERENCE = json.loads((FIXTURES / "flows" / "kore-reference-export.json").read_text())
+INSTANCE = "arn:aws:connect:us-west-2:123456789012:instance/c5eb3029-d95f-432f-8589-4f2a5844b299"
+CONNECTOR = "arn:aws:chime:us-west-2:123456789012:vc/k7rw2mhx9tqe4vnc0ybd3a"  # tests/flows' export's
+
+
+def connector_of(document: dict[str, Any]) -> str:
+    """The external voice connector an exported flow transfers to."""
+    (transfer,) = (a for a in document["Actions"] if a["Type"] == "TransferParticipantToThirdParty")
+    return str(transfer["Parameters"]["VoiceConnector"]["VoiceConnectorArn"])
 
 
 @dataclass
@@ -235,11 +240,11 @@ def test_a_gateway_that_closes_tcp_mid_call_ends_the_transfer_without_waiting(tm
     assert result.outcome is TransferOutcome.FAR_END_HUNG_UP and "without a BYE" in result.reason
 
 
-def test_the_reference_flow_runs_unchanged_against_sipp_and_reaches_the_queue(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_an_exported_flow_runs_unchanged_against_sipp_and_reaches_the_queue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, export: dict[str, Any]
 ) -> None:
     # GIVEN the bot's metadata in the store, the template's retrieve function in the local runtime,
-    # and SIPp as the voice gateway the reference flow's connector reaches
+    # and SIPp as the voice gateway the exported flow's connector reaches
     database = tmp_path / "sessions.db"
     specs = template_functions(LocalStore(database))  # the template's functions on this SQLite store
     contact = new_contact()
@@ -251,11 +256,9 @@ def test_the_reference_flow_runs_unchanged_against_sipp_and_reaches_the_queue(
 
         async def scenario() -> None:
             lambdas = LocalLambdas(specs)
-            connector = SipConnector({CONNECTOR: Gateway("127.0.0.1", peer.port)})
+            connector = SipConnector({connector_of(export): Gateway("127.0.0.1", peer.port)})
             try:
-                await Interpreter(Flow.parse(REFERENCE), invoke_lambda=lambdas, transfer=connector).run(
-                    contact
-                )
+                await Interpreter(Flow.parse(export), invoke_lambda=lambdas, transfer=connector).run(contact)
             finally:
                 await lambdas.close()
 

@@ -1,24 +1,16 @@
-"""Flow.parse: the reference export is accepted as it is; every kind of broken flow is refused with
-a line naming the action at fault."""
+"""Flow.parse: an exported flow is accepted as it is (ours, and Kore's reference export when ../shared
+is there); every kind of broken flow is refused with a line naming the action at fault."""
 
 from __future__ import annotations
 
 import copy
-import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kore_connect.contactflow.language import ActionType, BadReference, ErrorType, parse_reference
 from kore_connect.contactflow.model import Flow, FlowError
-from tests.conftest import FIXTURES
-
-REFERENCE_FLOW = FIXTURES / "flows" / "kore-reference-export.json"
-
-
-def reference() -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(REFERENCE_FLOW.read_text())
-    return document
 
 
 def action_of_type(document: dict[str, Any], action_type: str) -> dict[str, Any]:
@@ -31,11 +23,11 @@ def problems_of(document: Any) -> list[str]:
     return raised.value.problems
 
 
-def test_the_reference_export_is_accepted_unchanged() -> None:
-    # GIVEN the flow exactly as the Amazon Connect console exported it
-    flow = Flow.loads(REFERENCE_FLOW.read_bytes())
+def test_an_export_is_accepted_unchanged(export_path: Path, export: dict[str, Any]) -> None:
+    # GIVEN a flow exactly as the Amazon Connect console exported it
+    flow = Flow.loads(export_path.read_bytes())
     # THEN every action is there, typed, with its transitions
-    assert len(flow.actions) == 12
+    assert len(flow.actions) == len(export["Actions"]) == 12
     assert flow.action(flow.start_action).type is ActionType.UPDATE_FLOW_LOGGING_BEHAVIOR
     transfer = next(
         a for a in flow.actions.values() if a.type is ActionType.TRANSFER_PARTICIPANT_TO_THIRD_PARTY
@@ -45,19 +37,19 @@ def test_the_reference_export_is_accepted_unchanged() -> None:
         ErrorType.CONNECTION_TIME_LIMIT_EXCEEDED,
         ErrorType.NO_MATCHING_ERROR,
     }
-    assert flow.name == "Kore voice automation with External Voice connector + metadata passing"
-    assert flow.source == reference()
+    assert flow.name == export["Metadata"]["name"]
+    assert flow.source == export
 
 
-def test_an_unknown_action_type_is_named() -> None:
-    document = reference()
+def test_an_unknown_action_type_is_named(export: dict[str, Any]) -> None:
+    document = export
     document["Actions"][0]["Type"] = "InvokeFlowModule"
     (problem,) = problems_of(document)
     assert problem == f"action {document['Actions'][0]['Identifier']}: unknown action type 'InvokeFlowModule'"
 
 
-def test_a_transition_to_a_missing_action_is_named() -> None:
-    document = reference()
+def test_a_transition_to_a_missing_action_is_named(export: dict[str, Any]) -> None:
+    document = export
     lambda_action = action_of_type(document, "InvokeLambdaFunction")
     lambda_action["Transitions"]["NextAction"] = "nowhere"
     problems = problems_of(document)
@@ -67,24 +59,24 @@ def test_a_transition_to_a_missing_action_is_named() -> None:
     ]
 
 
-def test_a_dangling_error_branch_is_named() -> None:
-    document = reference()
+def test_a_dangling_error_branch_is_named(export: dict[str, Any]) -> None:
+    document = export
     transfer = action_of_type(document, "TransferParticipantToThirdParty")
     transfer["Transitions"]["Errors"][0]["NextAction"] = "gone"
     (problem,) = problems_of(document)
     assert transfer["Identifier"] in problem and "the CallFailed branch points at 'gone'" in problem
 
 
-def test_a_missing_or_unknown_start_is_refused() -> None:
-    document = reference()
+def test_a_missing_or_unknown_start_is_refused(export: dict[str, Any]) -> None:
+    document = export
     del document["StartAction"]
     assert problems_of(document) == ["StartAction is missing"]
     document["StartAction"] = "not-there"
     assert problems_of(document) == ["StartAction 'not-there' names no action in the flow"]
 
 
-def test_an_error_type_the_action_cannot_raise_is_refused() -> None:
-    document = reference()
+def test_an_error_type_the_action_cannot_raise_is_refused(export: dict[str, Any]) -> None:
+    document = export
     message = action_of_type(document, "MessageParticipant")
     message["Transitions"]["Errors"].append(
         {"NextAction": message["Transitions"]["NextAction"], "ErrorType": "CallFailed"}
@@ -93,8 +85,8 @@ def test_an_error_type_the_action_cannot_raise_is_refused() -> None:
     assert problem.endswith("MessageParticipant cannot raise CallFailed (it raises: NoMatchingError)")
 
 
-def test_a_malformed_reference_is_named_with_where_it_is() -> None:
-    document = reference()
+def test_a_malformed_reference_is_named_with_where_it_is(export: dict[str, Any]) -> None:
+    document = export
     attributes = action_of_type(document, "UpdateContactAttributes")
     attributes["Parameters"]["Attributes"]["customData"] = "$.External.body text"
     (problem,) = problems_of(document)
@@ -144,8 +136,10 @@ def test_a_malformed_reference_is_named_with_where_it_is() -> None:
         ),
     ],
 )
-def test_parameters_connect_would_refuse_are_named(mutate: Any, expected: str) -> None:
-    document = reference()
+def test_parameters_connect_would_refuse_are_named(
+    mutate: Any, expected: str, export: dict[str, Any]
+) -> None:
+    document = export
     mutate(document)
     (problem,) = problems_of(document)
     assert expected in problem
@@ -162,16 +156,16 @@ def test_an_unknown_condition_operator_is_refused() -> None:
     assert "unknown condition operator 'Equal'" in problem and "Equals" in problem
 
 
-def test_the_documented_timeout_name_is_accepted_too() -> None:
+def test_the_documented_timeout_name_is_accepted_too(export: dict[str, Any]) -> None:
     # AWS's reference page says ThirdPartyConnectionTimeoutSeconds; console exports say ...TimeLimitSeconds.
-    document = reference()
+    document = export
     parameters = action_of_type(document, "TransferParticipantToThirdParty")["Parameters"]
     parameters["ThirdPartyConnectionTimeoutSeconds"] = parameters.pop("ThirdPartyConnectionTimeLimitSeconds")
     Flow.parse(document)
 
 
-def test_every_problem_is_reported_at_once() -> None:
-    document = reference()
+def test_every_problem_is_reported_at_once(export: dict[str, Any]) -> None:
+    document = export
     document["Version"] = "2018-01-01"
     document["Actions"][0]["Transitions"]["NextAction"] = "a"
     document["Actions"][1]["Transitions"]["NextAction"] = "b"

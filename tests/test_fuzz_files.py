@@ -1,13 +1,14 @@
 """Fuzzed flow JSON and gateway YAML: every bad file is refused with our own error (one line from the
-CLI), never another exception. Inputs start from the shared reference export and a sound config."""
+CLI), never another exception. Inputs start from an exported flow (ours, and Kore's reference export
+when ../shared is there) and a sound config."""
 
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,9 +16,8 @@ from hypothesis import strategies as st
 from kore_connect.contactflow.model import Flow
 from kore_connect.errors import KoreConnectError
 from kore_connect.twin.kore.config import GatewayConfig
-from tests.conftest import FIXTURES
+from tests.conftest import EXPORTS, load_flow
 
-REFERENCE = json.loads((FIXTURES / "flows" / "kore-reference-export.json").read_text())
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda children: (
@@ -39,9 +39,6 @@ def paths(document: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
-REFERENCE_PATHS = paths(REFERENCE)[1:]
-
-
 def mutated(document: Any, where: tuple[Any, ...], value: Any, delete: bool) -> Any:
     changed = copy.deepcopy(document)
     parent = changed
@@ -54,13 +51,16 @@ def mutated(document: Any, where: tuple[Any, ...], value: Any, delete: bool) -> 
     return changed
 
 
+@pytest.mark.parametrize("export_path", EXPORTS)  # not the fixture: Hypothesis reruns the body
 @settings(max_examples=400, deadline=None)
-@given(where=st.sampled_from(REFERENCE_PATHS), value=JSON_VALUES, delete=st.booleans())
-def test_a_mutated_reference_flow_parses_or_is_refused_with_our_error(
-    where: tuple[Any, ...], value: Any, delete: bool
+@given(data=st.data(), value=JSON_VALUES, delete=st.booleans())
+def test_a_mutated_exported_flow_parses_or_is_refused_with_our_error(
+    export_path: Path, data: st.DataObject, value: Any, delete: bool
 ) -> None:
+    document = load_flow(export_path)
+    where = data.draw(st.sampled_from(paths(document)[1:]), label="where")
     try:
-        Flow.parse(mutated(REFERENCE, where, value, delete))
+        Flow.parse(mutated(document, where, value, delete))
     except KoreConnectError as exc:
         assert str(exc)  # a message that says what is wrong
 
@@ -129,19 +129,19 @@ def test_any_text_as_a_gateway_config_is_refused_with_our_error(tmp_path: Path, 
         assert str(path) in str(exc)
 
 
-def test_digits_that_are_not_ascii_are_refused_not_raised() -> None:
+def test_digits_that_are_not_ascii_are_refused_not_raised(export: dict[str, Any]) -> None:
     limits = {
         "InvokeLambdaFunction": "InvocationTimeLimitSeconds",
         "TransferParticipantToThirdParty": "ThirdPartyConnectionTimeLimitSeconds",
     }
-    for index, action in enumerate(REFERENCE["Actions"]):
+    for index, action in enumerate(export["Actions"]):
         parameter = limits.get(action["Type"])
         if parameter is None:
             continue
         where = ("Actions", index, "Parameters", parameter)
         for number in ("\u00b2", "\u0663"):  # superscript two, Arabic-Indic three: isdigit() says yes
             try:
-                Flow.parse(mutated(REFERENCE, where, number, delete=False))
+                Flow.parse(mutated(export, where, number, delete=False))
             except KoreConnectError as exc:
                 assert parameter in str(exc)
             else:

@@ -21,12 +21,12 @@ from kore_connect.twin.kore.bot import BotRun, run_bot
 from kore_connect.twin.kore.dialog import Dialog, ScriptNode, ServiceRequestNode, default_dialog
 from kore_connect.twin.kore.session import KoreSession
 from kore_connect.twin.kore.templates import TemplateError, render
-from tests.conftest import CONTACT_ID, FIXTURES, context
+from tests.conftest import CONTACT_ID, EVENTS, context
 from tests.kore_fakes import sip_headers
 from tests.servers import serving_metadata_api
 
 TOKEN = "kore-bot-local-token-0123456789"
-INVITE_HEADERS = sip_headers((FIXTURES / "events" / "connect-invite.sip").read_text())
+INVITE_HEADERS = sip_headers((EVENTS / "connect-invite.sip").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def stored(database: Path, contact_id: str, monkeypatch: pytest.MonkeyPatch) -> 
 def test_the_reference_dialog_stores_the_metadata_for_the_callers_contact(
     served: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # GIVEN Connect's INVITE headers (the shared fixture) and the reference dialog
+    # GIVEN Connect's INVITE headers (tests/events) and the reference dialog
     url, database = served
     run, session = bot(INVITE_HEADERS, default_dialog(url))
     # THEN every node ran, the Service node was answered 200 and the call ends in the agent transfer

@@ -28,7 +28,7 @@ from kore_connect.twin.kore.dialog import (
     default_dialog,
 )
 from kore_connect.twin.kore.session import KoreSession
-from tests.conftest import CONTACT_ID, FIXTURES, context
+from tests.conftest import CONTACT_ID, EVENTS, context
 from tests.kore_fakes import sip_headers
 from tests.servers import serving_metadata_api
 
@@ -114,7 +114,7 @@ def test_a_yaml_dialog_runs_in_v8_and_posts_what_its_templates_say(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     database = tmp_path / "sessions.db"
-    headers = sip_headers((FIXTURES / "events" / "connect-invite.sip").read_text())
+    headers = sip_headers((EVENTS / "connect-invite.sip").read_text())
     with serving_metadata_api(database, TOKEN) as base:
         settings = billing_config(tmp_path, f"{base}/prod/kore-metadata")
         session = KoreSession(headers)

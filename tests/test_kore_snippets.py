@@ -9,7 +9,7 @@ import pytest
 
 from kore_connect.korebot import snippets
 from kore_connect.korebot.snippets import Snippet
-from tests.conftest import CONTACT_ID, FIXTURES, REPO
+from tests.conftest import CONTACT_ID, EVENTS, REPO
 from tests.kore_fakes import FakeKoreSession, SipHeaders, header_value, sip_headers
 
 SNIPPETS_DIR = REPO / "src" / "kore_connect" / "korebot" / "snippets"
@@ -20,7 +20,7 @@ CONTACT_ID_HEADER = "X-Amzn-ConnectContactId"
 
 @pytest.fixture
 def invite_headers() -> SipHeaders:
-    return sip_headers((FIXTURES / "events" / "connect-invite.sip").read_text(encoding="utf-8"))
+    return sip_headers((EVENTS / "connect-invite.sip").read_text(encoding="utf-8"))
 
 
 def without_contact_id(headers: SipHeaders) -> SipHeaders:

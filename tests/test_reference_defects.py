@@ -89,7 +89,7 @@ def test_the_allow_has_a_principal_and_no_star_resource(monkeypatch: pytest.Monk
     for statement in policy["policyDocument"]["Statement"]:
         assert statement["Resource"] != "*"
         assert all(
-            resource.startswith("arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/dev/")
+            resource.startswith("arn:aws:execute-api:us-west-2:123456789012:q8x3mv2k7p/prod/")
             for resource in statement["Resource"]
         )
 
@@ -100,7 +100,7 @@ def test_the_store_does_not_log_the_request(sqlite_env: str, function_logs: io.S
     store.lambda_handler(event, context())
     output = function_logs.getvalue() + "".join(capfd.readouterr())
     assert "Hello from Kore" not in output
-    assert "6744a1f2c0ffee0011223344" not in output
+    assert "33372d510ea365548d26fa92" not in output
     assert TOKEN not in output
     assert CONTACT_ID in output  # what is logged is the correlation
 

@@ -148,11 +148,11 @@ def test_the_known_tokens_are_the_constants_and_the_token_variables_the_tests_se
 
 
 def test_the_metadata_values_are_the_fixtures_and_the_bots_fixed_text() -> None:
-    from tests.conftest import FIXTURES
+    from tests.conftest import EVENTS
 
-    values = {secret.value for secret in metadata_values(FIXTURES / "events" / "apigw-store-request.json")}
+    values = {secret.value for secret in metadata_values(EVENTS / "apigw-store-request.json")}
     # "Hello from Kore for contact" holds the fixture's "Hello from Kore": one is enough
-    assert values == {b"Hello from Kore", b"6744a1f2c0ffee0011223344"}
+    assert values == {b"Hello from Kore", b"33372d510ea365548d26fa92"}
 
 
 LEAKY_TEST = """

@@ -10,12 +10,10 @@ from hypothesis import strategies as st
 
 from kore_connect.twin.sip_transactions import ServerTransactions, retransmit_intervals
 from kore_connect.twin.sip_validation import Refusal, problem, refusal, response_problem
-from tests.conftest import FIXTURES
+from tests.conftest import EVENTS
 
 # Connect's INVITE from the fixtures, with the CRLF line ends of the wire
-INVITE = (
-    (FIXTURES / "events" / "connect-invite.sip").read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-)
+INVITE = (EVENTS / "connect-invite.sip").read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
 def invite(old: bytes = b"", new: bytes = b"") -> SipRequest:
@@ -44,22 +42,22 @@ def test_connects_invite_from_the_fixtures_is_well_formed() -> None:
         (b"CSeq: 1 INVITE", b"CSeq: 99999999999 INVITE", "Bad CSeq"),
         (b"CSeq: 1 INVITE", b"CSeq: 1 BYE", "CSeq Method Does Not Match"),
         (b"Via: SIP/2.0/UDP", b"Via: HTTP/1.1", "Bad Via"),
-        (b"From: <sip:+14155550123@3.80.16.10>", b"From: +14155550123", "Bad From"),
+        (b"From: <sip:+12125550187@192.0.2.44>", b"From: +12125550187", "Bad From"),
         (b"To: <sip:", b"To: <mailto:", "Bad To"),
         (b"Max-Forwards: 70", b"Max-Forwards: many", "Bad Max-Forwards"),
         (b"Max-Forwards: 70", "Max-Forwards: \u00b2".encode(), "Bad Max-Forwards"),  # a digit, not ASCII
-        (b"Content-Length: 235", "Content-Length: \u0662\u0663\u0665".encode(), "Bad Content-Length"),
+        (b"Content-Length: 234", "Content-Length: \u0662\u0663\u0664".encode(), "Bad Content-Length"),
         (b"v=0", b"v=zero", "Bad SDP"),
         (b";rport\r\n", b";rport;;\r\n", "Malformed Via"),  # an empty parameter
         (b";rport\r\n", b";rport,;,\r\n", "Malformed Via"),  # stray separators: empty Via values
-        (b"Via: SIP/2.0/UDP 3.80.16.10:5060", b"Via: SIP/2.0/UDP 3.80.16.10 :5060 x", "Malformed Via"),
-        (b">;tag=c0nn3ct-1", b">;;tag=c0nn3ct-1", "Bad From"),
-        (b">;tag=c0nn3ct-1", b">;tag=", "Bad From"),  # a parameter's = with no value
-        (b"To: <sip:+12065551118@198.51.100.20>", b"To: <sip:+1@h>, <sip:+2@h>", "Bad To"),  # two in one
+        (b"Via: SIP/2.0/UDP 192.0.2.44:5060", b"Via: SIP/2.0/UDP 192.0.2.44 :5060 x", "Malformed Via"),
+        (b">;tag=a3c9f1e0-conn", b">;;tag=a3c9f1e0-conn", "Bad From"),
+        (b">;tag=a3c9f1e0-conn", b">;tag=", "Bad From"),  # a parameter's = with no value
+        (b"To: <sip:+12065551118@198.51.100.73>", b"To: <sip:+1@h>, <sip:+2@h>", "Bad To"),  # two in one
         (b"CSeq: 1 INVITE", b"CSeq: 1 INVITE\r\nCSeq: 2 INVITE", "More Than One CSeq"),
         (b"To: <sip:", b"To: <sip:+4475@127.0.0.1>\r\nt: <sip:", "More Than One To"),
-        (b"Content-Length: 235", b"l: 200\r\nContent-Length: 235", "More Than One Content-Length"),
-        (b"m=audio 16384", b"m=audio xxxxx", "Bad SDP"),
+        (b"Content-Length: 234", b"l: 200\r\nContent-Length: 234", "More Than One Content-Length"),
+        (b"m=audio 20480", b"m=audio xxxxx", "Bad SDP"),
     ],
 )
 def test_a_malformed_request_is_named_with_its_fault(old: bytes, new: bytes, reason: str) -> None:
@@ -77,13 +75,13 @@ def test_sdp_is_read_as_sdp_whatever_the_case_or_parameters_of_its_media_type(co
 @pytest.mark.parametrize(
     "sender",
     [
-        b'"Amazon Connect" <sip:+14155550123@3.80.16.10>',  # a quoted display name, then a space
-        b'"Caller \\"the\\" one \\\\ two"<sip:+14155550123@3.80.16.10>',  # quoted-pairs inside
-        b"Amazon Connect <sip:+14155550123@3.80.16.10>",  # unquoted tokens
+        b'"Amazon Connect" <sip:+12125550187@192.0.2.44>',  # a quoted display name, then a space
+        b'"Caller \\"the\\" one \\\\ two"<sip:+12125550187@192.0.2.44>',  # quoted-pairs inside
+        b"Amazon Connect <sip:+12125550187@192.0.2.44>",  # unquoted tokens
     ],
 )
 def test_display_names_as_rfc_3261_writes_them_are_well_formed(sender: bytes) -> None:
-    assert problem(invite(b"From: <sip:+14155550123@3.80.16.10>", b"From: " + sender)) is None
+    assert problem(invite(b"From: <sip:+12125550187@192.0.2.44>", b"From: " + sender)) is None
 
 
 def test_a_display_name_whose_quote_never_closes_is_malformed() -> None:
@@ -97,7 +95,7 @@ def test_an_extension_method_is_any_token_in_its_cseq_too(method: str) -> None:
     assert problem(request) is None  # well formed: the UAS answers it 405, not 400
 
 
-REQUEST_LINE = "INVITE sip:+12065551118@198.51.100.20:5060;transport=udp SIP/2.0"
+REQUEST_LINE = "INVITE sip:+12065551118@198.51.100.73:5060;transport=udp SIP/2.0"
 
 
 @pytest.mark.parametrize(
@@ -126,10 +124,10 @@ def test_a_malformed_request_is_refused_400_with_its_fault() -> None:
     ("uri", "answer"),
     [
         ("tel:+12065551118", None),
-        ("http://198.51.100.20/kore", Refusal(416, "Unsupported URI Scheme")),
+        ("http://198.51.100.73/kore", Refusal(416, "Unsupported URI Scheme")),
         ("urn:service:sos", Refusal(416, "Unsupported URI Scheme")),
         ("x-no.such+scheme-2:opaque", Refusal(416, "Unsupported URI Scheme")),
-        ("<sip:+12065551118@198.51.100.20>", Refusal(400, "Bad Request-URI")),  # no scheme at all
+        ("<sip:+12065551118@198.51.100.73>", Refusal(400, "Bad Request-URI")),  # no scheme at all
     ],
 )
 def test_a_request_uri_in_a_scheme_we_do_not_serve_is_416_and_one_without_a_scheme_400(
@@ -192,13 +190,13 @@ def test_an_invite_that_accepts_no_sdp_is_406_as_sdp_is_all_we_answer(
 @pytest.mark.parametrize(
     ("old", "new"),
     [
-        (b"3.80.16.10:5060;branch", b"[2001:db8::1]:5060;received=2001:db8::9;branch"),
-        (b"3.80.16.10:5060;branch=", b'3.80.16.10:5060 ; maddr = 239.1.1.1 ; x="a; b" ; branch = '),
+        (b"192.0.2.44:5060;branch", b"[2001:db8::1]:5060;received=2001:db8::9;branch"),
+        (b"192.0.2.44:5060;branch=", b'192.0.2.44:5060 ; maddr = 239.1.1.1 ; x="a; b" ; branch = '),
         (
-            b"From: <sip:+14155550123@3.80.16.10>;tag=c0nn3ct-1",
-            b"From: sip:+14155550123@3.80.16.10;tag=c0nn3ct-1",
+            b"From: <sip:+12125550187@192.0.2.44>;tag=a3c9f1e0-conn",
+            b"From: sip:+12125550187@192.0.2.44;tag=a3c9f1e0-conn",
         ),
-        (b">;tag=c0nn3ct-1", b"> ; tag = c0nn3ct-1 ; x-flag"),
+        (b">;tag=a3c9f1e0-conn", b"> ; tag = a3c9f1e0-conn ; x-flag"),
     ],
 )
 def test_parameters_as_rfc_3261_writes_them_are_well_formed(old: bytes, new: bytes) -> None:
@@ -256,7 +254,7 @@ def test_other_branches_methods_and_acks_are_not_retransmissions() -> None:
     legacy = invite(b"branch=z9hG4bK", b"branch=rfc2543-")
     assert transactions.received(legacy, now=0.4) == (False, None)
     assert transactions.received(legacy, now=0.5) == (False, None)  # no branch cookie: never matched
-    bare = invite(b"branch=z9hG4bK-5f0c6a53-0001", b"branch=z9hG4bK")
+    bare = invite(b"branch=z9hG4bK-5d3b9a2a-0001", b"branch=z9hG4bK")
     assert transactions.received(bare, now=0.6) == (False, None)
     assert transactions.received(bare, now=0.7) == (False, None)  # the cookie alone: no identifier either
 
