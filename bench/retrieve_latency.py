@@ -25,15 +25,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.conftest import CONTACT_ID, load_event  # noqa: E402
 from tests.peers import Dynalite  # noqa: E402
 
-CONTACT_ID = "5f0c6a53-2f3e-4e8b-9a43-6d2b1c7e9f10"
 TABLE = "koreCcSessions"
 # All strings: the only metadata the baseline can return.
 METADATA = json.dumps({"x_metadata": "Hello from Kore", "kore-instanceSessionId": "6744a1f2c0ffee0011223344"})
-EVENT = json.loads(
-    (REPO.parent / "shared" / "fixtures" / "events" / "connect-retrieve-event.json").read_text()
-)
+EVENT = load_event("connect-retrieve-event.json")  # the project's own, as Connect sends it
 
 # Run in a fresh interpreter: the handler module's import, then its first invocation.
 COLD_START = """

@@ -258,6 +258,7 @@ def test_connect_run_from_another_folder_uses_the_running_up_over_tcp(
         listed = http.get(up.url, params={"q": document["contactId"]})
         page = http.get(f"{up.url}/calls/{document['contactId']}")
     assert document["contactId"] in listed.text
+    assert f"On the dashboard: {up.url}/calls/{document['contactId']}" in result.stderr
     assert page.status_code == 200 and "Hello from Kore for contact" in page.text
 
 
