@@ -19,7 +19,15 @@ def serving(app: Any) -> Iterator[str]:
     """Yield the base URL of `app` served by uvicorn on 127.0.0.1; stop it (lifespan included) after."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_keep_alive=30,  # as `serve api`: longer than httpx keeps a connection idle
+        )
     )
     thread = threading.Thread(target=server.run, name=f"uvicorn:{port}", daemon=True)
     thread.start()

@@ -116,6 +116,9 @@ def api(
             log_config=None,
             lifespan="on",
             timeout_graceful_shutdown=10,  # requests still running then are cut off
+            # Longer than clients keep idle connections (httpx: 5 s, uvicorn's default here too), as
+            # API Gateway does: else a request sent on a connection being closed fails (ReadError).
+            timeout_keep_alive=30,
         ),
         announce=banner,
     )
