@@ -10,8 +10,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ from kore_connect.twin.connect.lambdas import LocalLambdas
 from kore_connect.twin.connect.local import invoked_functions
 from kore_connect.twin.parts import Part, PartStartError
 from kore_connect.twin.runtime import FunctionSpec, Invocation
-from tests.peers import descendants
+from tests.peers import descendants, free_port
 from tests.test_cli_call import COMMAND
 from tests.test_cli_up import Up
 
@@ -84,6 +86,36 @@ def test_serve_api_on_a_port_in_use_says_so_in_one_line_and_shows_no_banner(
     assert result.stdout == ""  # no "listening" banner, no routes
     # and no token generated that nobody was shown
     assert not (tmp_path / ".kore-connect" / "api-token").exists()
+
+
+def test_serve_api_says_listening_only_once_it_answers(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [COMMAND, "serve", "api", "--port", str(port), "--containers", "1"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        banner = []
+        for line in process.stderr:  # the banner, up to its last line
+            banner.append(line)
+            if line.startswith("Listening on"):
+                break
+        # THEN the very moment it says so, it answers (the authorizer refuses a wrong token)
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/prod/kore-metadata",
+            params={"contactId": str(uuid.uuid4())},
+            headers={"authorizationToken": "x" * 32},
+            json={},
+        )
+        assert answer.status_code in (401, 403), answer.text
+        assert any("/prod/kore-metadata" in line for line in banner), banner
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
 
 
 def test_serve_gateway_on_a_port_in_use_names_the_option(tmp_path: Path, taken_udp: int) -> None:
