@@ -83,6 +83,7 @@ def test_a_part_killed_mid_load_and_restarted_loses_no_committed_metadata(
     # A call the killed gateway took never gets its record: Connect's side waits for it this long,
     # not the default 40 s (which only made this test wait, 64 s in all).
     monkeypatch.setattr("kore_connect.twin.local_twin.INTERACTION_WAIT_SECONDS", 5.0)
+
     async def scenario(twin: LocalTwin) -> list[dict[str, Any]]:
         part = next(p for p in twin._parts if p.name == victim)
         slots, reports = asyncio.Semaphore(10), []
