@@ -54,7 +54,9 @@ TABLE = "koreCcSessions"
 OUR_VARIABLES = [
     config.AUTH_TOKEN,
     config.AUTH_TOKEN_PREVIOUS,
+    config.AUTH_TOKEN_ROTATED_AT,
     config.AUTH_TOKEN_SECRET_ARN,
+    config.TOKEN_ROTATION_WINDOW_SECONDS,
     config.TABLE_NAME,
     config.SESSION_BACKEND,
     config.SQLITE_PATH,

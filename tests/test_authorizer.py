@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -101,6 +102,7 @@ def test_a_weak_token_is_not_accepted(monkeypatch: pytest.MonkeyPatch, function_
 def test_two_tokens_are_valid_during_a_rotation(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTH_TOKEN", NEXT_TOKEN)
     monkeypatch.setenv("AUTH_TOKEN_PREVIOUS", TOKEN)
+    monkeypatch.setenv("AUTH_TOKEN_ROTATED_AT", datetime.now(UTC).isoformat())
     assert authorize(NEXT_TOKEN)["context"] == {"tokenSlot": "current"}
     assert authorize(TOKEN)["context"] == {"tokenSlot": "previous"}
     with pytest.raises(Unauthorized):

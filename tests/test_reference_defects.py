@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -61,6 +62,7 @@ def test_tokens_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(hmac, "compare_digest", spy)
     monkeypatch.setenv("AUTH_TOKEN", TOKEN)
     monkeypatch.setenv("AUTH_TOKEN_PREVIOUS", "the-previous-token-still-valid")
+    monkeypatch.setenv("AUTH_TOKEN_ROTATED_AT", datetime.now(UTC).isoformat())
     authorizer.lambda_handler(load_event("authorizer-token-event.json"), context())
     assert len(calls) == 2  # the current token matched first; the previous one was still compared
     assert all(len(a) == len(b) == 32 for a, b in calls)  # digests: the length of a token does not show

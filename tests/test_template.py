@@ -156,6 +156,24 @@ def test_the_api_posts_kore_metadata_through_the_token_authorizer(transformed: d
     assert details["authorizerResultTtlInSeconds"] == 300  # the parameter's default
 
 
+def test_api_gateway_refuses_a_junk_token_with_the_authorizers_own_pattern(
+    transformed: dict[str, Any],
+) -> None:
+    # A token the authorizer would never accept must not invoke it (nor count against its concurrency).
+    from kore_connect.bridge.tokens import TOKEN_PATTERN
+
+    api = transformed["Resources"]["KoreMetadataApi"]["Properties"]["Body"]
+    details = api["components"]["securitySchemes"][stack.AUTHORIZER_NAME]["x-amazon-apigateway-authorizer"]
+    assert details["identityValidationExpression"] == TOKEN_PATTERN
+
+
+def test_the_rotation_window_reaches_the_authorizer(transformed: dict[str, Any]) -> None:
+    function = transformed["Resources"][stack.AUTHORIZER_FUNCTION]["Properties"]
+    assert function["Environment"]["Variables"]["KORE_TOKEN_ROTATION_WINDOW_SECONDS"] == {
+        "Ref": "TokenRotationWindowSeconds"
+    }
+
+
 def test_the_authorizer_cache_ttl_follows_its_parameter() -> None:
     # SAM resolves this parameter during the transform, which CloudFormation runs with the real values.
     with pytest.MonkeyPatch.context() as patch:

@@ -29,6 +29,11 @@ def test_the_api_is_the_one_the_template_deploys() -> None:
     assert (
         route.authorizer.cache_ttl_seconds == template["Parameters"]["AuthorizerCacheTtlSeconds"]["Default"]
     )
+    # the local API Gateway refuses, as AWS does, a token that cannot be the bot's
+    pattern = route.authorizer.validation_expression
+    assert pattern is not None
+    assert pattern.fullmatch("a-token-of-sixteen") and not pattern.fullmatch("fifteen-letters")
+    assert not pattern.fullmatch("a token with a space") and not pattern.fullmatch("x" * 4097)
 
 
 def test_each_function_gets_the_environment_a_default_deployment_gives_it() -> None:

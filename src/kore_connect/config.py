@@ -12,6 +12,7 @@ import enum
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from kore_connect.errors import ConfigError
@@ -21,7 +22,9 @@ AUTH_TOKEN = "AUTH_TOKEN"  # noqa: S105 (the name of a variable, not a token)
 TABLE_NAME = "TABLE_NAME"
 # Ours.
 AUTH_TOKEN_PREVIOUS = "AUTH_TOKEN_PREVIOUS"  # noqa: S105 (a name)
+AUTH_TOKEN_ROTATED_AT = "AUTH_TOKEN_ROTATED_AT"  # noqa: S105 (a name)
 AUTH_TOKEN_SECRET_ARN = "AUTH_TOKEN_SECRET_ARN"  # noqa: S105 (a name)
+TOKEN_ROTATION_WINDOW_SECONDS = "KORE_TOKEN_ROTATION_WINDOW_SECONDS"  # noqa: S105 (a name)
 SESSION_BACKEND = "KORE_SESSION_BACKEND"
 SQLITE_PATH = "KORE_SQLITE_PATH"
 SESSION_TTL_SECONDS = "KORE_SESSION_TTL_SECONDS"
@@ -37,6 +40,10 @@ DEFAULT_MAX_METADATA_BYTES = 32 * 1024
 # A DynamoDB item holds at most 400 KB; keep room for the key and the other attributes.
 MAX_MAX_METADATA_BYTES = 350 * 1024
 MIN_SESSION_TTL_SECONDS = 60
+# How long the previous token stays valid after a rotation: long enough to update the bot, short
+# enough that a leaked old token dies soon (a day at most).
+DEFAULT_TOKEN_ROTATION_WINDOW_SECONDS = 15 * 60
+MAX_TOKEN_ROTATION_WINDOW_SECONDS = 24 * 60 * 60
 MAX_SESSION_TTL_SECONDS = 366 * 24 * 60 * 60
 
 
@@ -56,7 +63,9 @@ class Settings:
     max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES
     auth_token: str | None = field(default=None, repr=False)
     auth_token_previous: str | None = field(default=None, repr=False)
+    auth_token_rotated_at: datetime | None = None  # when AUTH_TOKEN replaced AUTH_TOKEN_PREVIOUS
     auth_token_secret_arn: str | None = None
+    token_rotation_window_seconds: int = DEFAULT_TOKEN_ROTATION_WINDOW_SECONDS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -78,7 +87,15 @@ class Settings:
             ),
             auth_token=_text(env, AUTH_TOKEN),
             auth_token_previous=_text(env, AUTH_TOKEN_PREVIOUS),
+            auth_token_rotated_at=_moment(env, AUTH_TOKEN_ROTATED_AT),
             auth_token_secret_arn=_secret_arn(env),
+            token_rotation_window_seconds=_integer(
+                env,
+                TOKEN_ROTATION_WINDOW_SECONDS,
+                DEFAULT_TOKEN_ROTATION_WINDOW_SECONDS,
+                0,
+                MAX_TOKEN_ROTATION_WINDOW_SECONDS,
+            ),
         )
 
 
@@ -111,6 +128,22 @@ def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: in
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low} and {high} (got {value})")
     return value
+
+
+def _moment(env: Mapping[str, str], name: str) -> datetime | None:
+    """An ISO 8601 date and time with its offset (`2026-12-02T10:00:00Z`); a local time is ambiguous."""
+    raw = _text(env, name)
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{name} must be an ISO 8601 date and time, e.g. 2026-12-02T10:00:00Z (got {raw!r})"
+        ) from None
+    if moment.tzinfo is None:
+        raise ConfigError(f"{name} must say its time zone, e.g. 2026-12-02T10:00:00Z (got {raw!r})")
+    return moment
 
 
 def _secret_arn(env: Mapping[str, str]) -> str | None:
