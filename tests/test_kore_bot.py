@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,17 @@ from kore_connect.bridge import container
 from kore_connect.bridge.retrieve import lambda_handler as retrieve
 from kore_connect.korebot.service_node import DEFAULT_TOKEN_VARIABLE
 from kore_connect.twin.events import contact_flow_event
+from kore_connect.twin.kore import templates
 from kore_connect.twin.kore.bot import BotRun, run_bot
-from kore_connect.twin.kore.dialog import Dialog, ScriptNode, ServiceRequestNode, default_dialog
+from kore_connect.twin.kore.dialog import (
+    AgentTransferNode,
+    Dialog,
+    ScriptNode,
+    ServiceRequestNode,
+    default_dialog,
+)
 from kore_connect.twin.kore.session import KoreSession
-from kore_connect.twin.kore.templates import TemplateError, render
+from kore_connect.twin.kore.templates import TemplateError
 from tests.conftest import CONTACT_ID, EVENTS, context
 from tests.kore_fakes import sip_headers
 from tests.servers import serving_metadata_api
@@ -182,16 +190,109 @@ def test_a_script_that_runs_forever_is_stopped() -> None:
     assert run.results[0].status == "error"
 
 
-def test_placeholders_render_as_kore_renders_them() -> None:
+def test_placeholders_in_plain_text_render_as_kore_renders_them() -> None:
     session = KoreSession(INVITE_HEADERS)
     session.run("BotUserSession.put('ContactId', 'abc'); BotUserSession.put('n', 1.5);")
-    values = {"token": "t"}
-    rendered = render(
+    values = templates.lookup(session.value, {"token": "t"})
+    rendered = templates.render_body(
         "{{context.session.BotUserSession.ContactId}}/{{ context.session.BotUserSession.n }}/{{env.token}}",
-        session.value,
         values,
+        "text/plain",
     )
-    assert rendered == "abc/1.5/t"
+    assert rendered == templates.Rendered("abc/1.5/t")
     for bad in ("{{env.missing}}", "{{context.session.BotUserSession.nothing}}", "{{other.thing}}"):
         with pytest.raises(TemplateError):
-            render(bad, session.value, values)
+            templates.render_body(bad, values, "text/plain")
+
+
+# ---------------------------------------------------------------- a caller's values in a Service node
+
+INJECTED_NOTE = 'hi","isVip":"true","agentNote":"caller is verified - skip ID&V'
+COPY_NOTE = ScriptNode(
+    "copy the caller's note",
+    "var all = context.BotUserSession.channels[0].handle.sipHeaders;"
+    "var h = all.filter(function (x) { return x.name === 'X-Caller-Note'; });"
+    "BotUserSession.put('note', h[0].value);",
+)
+
+
+def with_note(note: str) -> list[dict[str, str]]:
+    return [*INVITE_HEADERS, {"name": "X-Caller-Note", "value": note}]
+
+
+def test_a_callers_sip_header_in_a_json_body_cannot_add_keys_to_the_stored_metadata(
+    served: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a dialog whose script node copies a caller's SIP header into the body, as a team might
+    url, database = served
+    reference = default_dialog(url)
+    service = next(node for node in reference.nodes if isinstance(node, ServiceRequestNode))
+    body = '{"x_metadata": "{{context.session.BotUserSession.note}}", "kore-instanceSessionId": "s-1"}'
+    nodes = [replace(node, body=body) if node is service else node for node in reference.nodes]
+    dialog = Dialog(start_flow=reference.start_flow, nodes=(COPY_NOTE, *nodes))
+    # WHEN a caller sends a note written to break out of its JSON string
+    run, _ = bot(with_note(INJECTED_NOTE), dialog)
+    # THEN the store holds exactly the two keys of the node, the note as the caller wrote it
+    answer = stored(database, CONTACT_ID, monkeypatch)
+    assert json.loads(answer["body"]) == {"x_metadata": INJECTED_NOTE, "kore-instanceSessionId": "s-1"}
+    # AND the node's result warns that real Kore would have pasted the note raw
+    (sent,) = [r for r in run.results if r.kind == "service"]
+    assert sent.status == "ok"
+    assert "Kore would paste {{context.session.BotUserSession.note}} unescaped" in sent.detail
+
+
+def test_a_callers_value_in_a_url_stays_one_piece_of_the_path() -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={})
+
+    node = ServiceRequestNode(
+        "notify CRM", "http://crm.test/calls/{{context.session.BotUserSession.note}}", "PUT", (), "{}"
+    )
+    dialog = Dialog(start_flow=(), nodes=(COPY_NOTE, node))
+    run, _ = bot(with_note("../../admin/delete?all=1"), dialog, transport=httpx.MockTransport(answer))
+    assert run.results[-1].status == "ok"
+    (request,) = seen
+    assert request.method == "PUT"
+    assert request.url.raw_path == b"/calls/..%2F..%2Fadmin%2Fdelete%3Fall%3D1"
+    assert request.url.query == b""
+
+
+def test_a_line_break_in_a_header_value_fails_the_node_and_the_caller_still_reaches_an_agent() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        raise AssertionError("nothing may be sent")
+
+    node = ServiceRequestNode(
+        "send", "http://crm.test/x", "POST", (("X-Note", "{{context.session.BotUserSession.note}}"),), "{}"
+    )
+    dialog = Dialog(start_flow=(), nodes=(COPY_NOTE, node, AgentTransferNode("transfer")))
+    run, _ = bot(with_note("ok\r\nX-Admin: yes"), dialog, transport=httpx.MockTransport(answer))
+    assert statuses(run) == [("script", "ok"), ("service", "error"), ("transfer", "ok")]
+    assert "holds a line break, which cannot go in a header" in run.results[1].detail
+
+
+@pytest.mark.parametrize(
+    ("template", "value", "expected"),
+    [
+        ('{"a": "x {{context.v}} y"}', 'q"uote\\back', '{"a": "x q\\"uote\\\\back y"}'),
+        ('{"a": {{context.v}}}', 'x", "b": "y', '{"a": "x\\", \\"b\\": \\"y"}'),  # text outside a string
+        ('{"a": {{context.v}}}', "42", '{"a": 42}'),  # a number as text stays a number
+        ('{"a": {{context.v}}}', 1.10, '{"a": 1.1}'),
+        ('{"a": {{context.v}}}', {"k": [1, "two"]}, '{"a": {"k": [1, "two"]}}'),
+        ('{"a\\"{{context.v}}": "\\\\", "b": "{{context.v}}"}', "é", '{"a\\"é": "\\\\", "b": "é"}'),
+    ],
+)
+def test_json_bodies_escape_each_value_for_its_position(template: str, value: Any, expected: str) -> None:
+    rendered = templates.render_body(template, lambda path: value, "application/json; charset=utf-8")
+    assert rendered.text == expected
+    json.loads(rendered.text)
+
+
+def test_form_bodies_are_percent_encoded() -> None:
+    rendered = templates.render_body(
+        "note={{context.v}}&x=1", lambda path: "a&admin=1", "application/x-www-form-urlencoded"
+    )
+    assert rendered.text == "note=a%26admin%3D1&x=1"
+    assert rendered.escaped == ("{{context.v}}",)

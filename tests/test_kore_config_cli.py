@@ -180,6 +180,7 @@ def test_the_text_names_each_place_and_holds_each_piece_verbatim() -> None:
     for piece in (
         snippet_file("start_flow"),
         snippet_file("agent_transfer_script"),
+        snippet_file("caller_value_script"),
         node.url,
         node.body,
         "authorizationToken\n{{env.koreApiToken}}\n",
@@ -192,6 +193,7 @@ def test_the_text_names_each_place_and_holds_each_piece_verbatim() -> None:
         "Start Flow: Script node",
         "Agent Transfer dialog: Script node",
         "Agent Transfer dialog: Service node",
+        "Values the caller controls",
     ]
     assert [out.index(heading) for heading in headings] == sorted(out.index(heading) for heading in headings)
     assert "SIP BYE" in out and "koreApiToken" in out
@@ -211,6 +213,8 @@ def test_json_holds_the_shipped_snippets_byte_for_byte_and_the_service_node() ->
     assert dialog["serviceNode"] == ServiceNode.for_endpoint(API_URL).as_dict()
     assert dialog["serviceNode"]["url"].startswith(f"{API_URL}?contactId=")
     assert dialog["agentTransferNode"] == {"sipTransferMethod": "SIP BYE"}
+    assert dialog["callerValues"]["scriptNodeExample"] == snippet_file("caller_value_script")
+    assert "Kore pastes placeholder values" in dialog["callerValues"]["why"]
     assert document["tokenVariable"] == {
         "name": "koreApiToken",
         "placeholder": "{{env.koreApiToken}}",

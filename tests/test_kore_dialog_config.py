@@ -166,7 +166,15 @@ def test_a_yaml_dialog_runs_in_v8_and_posts_what_its_templates_say(
         ("flows: {x: {nodes: [{script: {snippet: nope}}]}}", "no Kore snippet named 'nope'"),
         ("flows: {x: {nodes: [{script: {file: missing.js}}]}}", "flows.x.nodes[0].file: cannot read"),
         ("flows: {x: {nodes: [{service: {method: BREW}}]}}", "flows.x.nodes[0].method must be one of"),
-        ("flows: {x: {nodes: [{service: {url: 'ftp://x'}}]}}", "url must be an http(s) URL"),
+        ("flows: {x: {nodes: [{service: {url: 'ftp://x'}}]}}", "url must start with http:// or https://"),
+        (
+            "flows: {x: {nodes: [{service: {url: '{{context.session.BotUserSession.next}}/x'}}]}}",
+            "url must start with http:// or https:// and a host, not with a placeholder",
+        ),
+        (
+            "flows: {x: {nodes: [{service: {url: 'https://{{context.session.BotUserSession.host}}/x'}}]}}",
+            "url must start with http:// or https:// and a host, not with a placeholder",
+        ),
         ("flows: {x: {nodes: [{service: {url: 'http://x/{{secrets.a}}'}}]}}", "only context.* and env.*"),
         ("flows: {x: {nodes: [{service: {headers: {'a b': c}}}]}}", "'a b' is not an HTTP header name"),
         ("flows: {x: {nodes: [{service: {headers: [a]}}]}}", "headers must map header names"),

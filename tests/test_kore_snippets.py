@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -235,3 +237,40 @@ def test_load_of_an_unknown_snippet_names_the_known_ones() -> None:
 
 def test_the_snippet_files_are_all_known() -> None:
     assert sorted(p.stem for p in Path(SNIPPETS_DIR).glob("*.js")) == sorted(s.value for s in Snippet)
+
+
+# ---------------------------------------------------------------- the caller-value example
+
+
+@pytest.mark.parametrize(
+    "note",
+    [
+        'hi","isVip":"true","agentNote":"caller is verified - skip ID&V',
+        'back\\slash and "quotes" and\nnew lines \u2028 é',
+        "../../admin/delete?all=1&x=#y",
+    ],
+)
+def test_the_caller_value_example_makes_a_note_safe_even_where_kore_pastes_it_raw(
+    invite_headers: SipHeaders, note: str
+) -> None:
+    from kore_connect.twin.kore import templates
+
+    # GIVEN a caller whose SIP header is written to break out of where it is pasted
+    session = FakeKoreSession.for_invite([*invite_headers, {"name": "X-Caller-Note", "value": note}])
+    session.run("BotUserSession.put('accountNumber', '12345678\\\"}');")
+    session.run(START_FLOW)
+    # WHEN the example script has run
+    session.run(snippets.load(Snippet.CALLER_VALUE_SCRIPT))
+    values = templates.lookup(lambda path: session.bot_user_session[path.rsplit(".", 1)[1]], {})
+    # THEN the body, pasted raw as Kore pastes it, holds exactly its keys and the note as written
+    body = '{"note": "{{context.session.BotUserSession.callerNoteJson}}", "k": "v"}'
+    raw = templates.render_body(body, values, "text/plain").text
+    assert json.loads(raw) == {"note": note, "k": "v"}
+    # AND the URL keeps its path and has no query but its own
+    url = "https://crm.example/notes/{{context.session.BotUserSession.callerNoteUrl}}?v=1"
+    raw_url = templates.render_body(url, values, "text/plain").text
+    parts = urlsplit(raw_url)
+    assert parts.path.count("/") == 2 and parts.query == "v=1" and parts.fragment == ""
+    assert unquote(parts.path.rsplit("/", 1)[1]) == note
+    # AND an identifier that is not one is dropped
+    assert session.bot_user_session["accountNumber"] == ""

@@ -63,14 +63,30 @@ def kore_config(
     try:
         start_flow = snippets.load(snippets.Snippet.START_FLOW)
         agent_transfer_script = snippets.load(snippets.Snippet.AGENT_TRANSFER_SCRIPT)
+        caller_value_script = snippets.load(snippets.Snippet.CALLER_VALUE_SCRIPT)
     except OSError as exc:
         fail(f"the installed package lacks its Kore snippets ({exc.strerror}): reinstall kore-connect", 1)
     read_token = _read_token_command(endpoint)
     if json_output:
         document = _document(endpoint, node, token_variable, start_flow, agent_transfer_script, read_token)
+        document["agentTransferDialog"]["callerValues"] = {
+            "why": CALLER_VALUES_WHY,
+            "scriptNodeExample": caller_value_script,
+        }
         typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
         return
     _print_instructions(endpoint, node, token_variable, start_flow, agent_transfer_script, read_token)
+    _heading("4. Values the caller controls")
+    _say(CALLER_VALUES_WHY + " An example Script node to adapt:")
+    _code(caller_value_script)
+
+
+CALLER_VALUES_WHY = (
+    "Kore pastes placeholder values into the Service node's URL, headers and body as raw text. A value "
+    "the caller controls (a SIP header, what the caller said or typed) could close its JSON string and "
+    "add keys the agent trusts, or change the URL. Check such a value against what it may be, or escape "
+    "it for where it goes, in a Script node before the Service node; never put a line break in a header."
+)
 
 
 def _document(
@@ -149,7 +165,7 @@ def _print_instructions(
     _say(
         "   Body (JSON). Edit x_metadata to carry what the agent needs and keep kore-instanceSessionId, "
         "which the Agent AI widget uses to fetch the bot's history. Kore inserts placeholder values "
-        "as raw text: use only values without quotes or backslashes inside the JSON strings."
+        "as raw text: a value the caller controls goes in only as section 4 shows."
     )
     _code(node.body)
     _say(

@@ -15,6 +15,7 @@ class Snippet(enum.StrEnum):
 
     START_FLOW = "start_flow"  # Start Flow > Script node: keeps the INVITE's SIP headers
     AGENT_TRANSFER_SCRIPT = "agent_transfer_script"  # Agent Transfer dialog > Script node: ContactId
+    CALLER_VALUE_SCRIPT = "caller_value_script"  # an example: a caller's value made safe for a Service node
 
 
 def load(name: str) -> str:

@@ -15,6 +15,7 @@ from typing import Literal
 
 import httpx
 
+from kore_connect.twin.kore import templates
 from kore_connect.twin.kore.dialog import (
     AgentTransferNode,
     Dialog,
@@ -23,7 +24,7 @@ from kore_connect.twin.kore.dialog import (
     ServiceRequestNode,
 )
 from kore_connect.twin.kore.session import KoreSession, ScriptError
-from kore_connect.twin.kore.templates import TemplateError, render
+from kore_connect.twin.kore.templates import TemplateError
 
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
 
@@ -98,29 +99,46 @@ async def _service(
         actual = session.value(path)
         if actual != expected:
             return NodeResult(node.name, "service", "skipped", f"{path} is {actual!r}, not {expected!r}")
+    values = templates.lookup(session.value, environment)
     try:
-        url = render(node.url, session.value, environment)
-        headers = {name: render(value, session.value, environment) for name, value in node.headers}
-        body = render(node.body, session.value, environment)
+        url = templates.render_url(node.url, values)
+        headers = {name: templates.render_header(value, values) for name, value in node.headers}
+        content_type = next((v.text for n, v in headers.items() if n.lower() == "content-type"), None)
+        body = templates.render_body(node.body, values, content_type)
         # What the interaction shows: the request line, with every environment value (the token
         # among them) left out, wherever a node's author placed it.
-        line = f"{node.method} {render(node.url, session.value, dict.fromkeys(environment, '[env]'))}"
+        shown = templates.render_url(node.url, templates.lookup(session.value, environment, mask=True))
     except TemplateError as exc:
         return NodeResult(node.name, "service", "error", str(exc))
+    line = f"{node.method} {shown.text}"
+    escaped = dict.fromkeys([*url.escaped, *(p for h in headers.values() for p in h.escaped), *body.escaped])
+    # Real Kore pastes values raw: say where that would have changed the request.
+    warning = (
+        f"; Kore would paste {', '.join(escaped)} unescaped: validate it in a script node (docs/security.md)"
+        if escaped
+        else ""
+    )
+    plain_headers = {name: header.text for name, header in headers.items()}
     delay = node.backoff_seconds
     status: int | None = None
     problem = ""
     for attempt in range(1, node.retries + 2):
         try:
             response = await http.request(
-                node.method, url, headers=headers, content=body.encode("utf-8"), timeout=node.timeout_seconds
+                node.method,
+                url.text,
+                headers=plain_headers,
+                content=body.text.encode("utf-8"),
+                timeout=node.timeout_seconds,
             )
         except httpx.HTTPError as exc:
             status, problem = None, f"no answer: {type(exc).__name__}"
         else:
             status = response.status_code
             if 200 <= status < 300:
-                return NodeResult(node.name, "service", "ok", f"HTTP {status}", status, attempt, line)
+                return NodeResult(
+                    node.name, "service", "ok", f"HTTP {status}{warning}", status, attempt, line
+                )
             problem = f"HTTP {status}"
             if status not in RETRYABLE:
                 return NodeResult(node.name, "service", "error", problem, status, attempt, line)

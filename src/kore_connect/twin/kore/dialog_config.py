@@ -16,11 +16,18 @@
               url: "https://crm.example/calls/{{context.session.BotUserSession.ContactId}}"
               method: PUT
               headers: {Content-Type: application/json}
-              body: '{"tier": "{{context.session.BotUserSession.tier}}"}'
+              body: '{"tier": "{{context.session.BotUserSession.tier}}"}'    # see below
               timeout_seconds: 3
               retries: 1
               only_when: {path: context.session.BotUserSession.ContactIdStatus, equals: found}
           - transfer: {bye_headers: {X-Reason: agent}}
+
+Placeholders are rendered by position (twin/kore/templates.py): percent-encoded in the URL,
+JSON-escaped in a JSON body, refused in a header when the value holds a line break. Real Kore
+pastes them raw, so a value the caller controls (a SIP header a script node copied, such as `tier`
+above) must be checked in the script node that stores it, e.g.
+`BotUserSession.put('tier', /^[a-z]{1,16}$/.test(tier) ? tier : 'unknown')`; the node's result
+says when the twin had to escape a value Kore would have pasted raw.
 
 A service node's keys default to the reference Service node (the configured metadata URL, POST,
 the token header, the reference body), so `service: {}` is the node Kore's guide describes. The
@@ -45,7 +52,7 @@ from kore_connect.twin.kore.dialog import (
     ScriptNode,
     ServiceRequestNode,
 )
-from kore_connect.twin.kore.templates import placeholders
+from kore_connect.twin.kore.templates import placeholders, url_problem
 
 DEFAULT_FLOW = "default"
 _FLOW_KEYS = {"start_flow", "nodes", "on_error"}
@@ -185,8 +192,9 @@ class _FlowReader:
         if method not in _METHODS:
             raise self.fail(f"{at}.method must be one of {', '.join(sorted(_METHODS))}, found {method!r}")
         url = self._template(at, fields.get("url", reference.url), "url")
-        if not url.startswith(("http://", "https://", "{{")):
-            raise self.fail(f"{at}.url must be an http(s) URL, found {url!r}")
+        problem = url_problem(url)
+        if problem is not None:
+            raise self.fail(f"{at}.url {problem}, found {url!r}")
         headers_value = fields.get("headers", dict(reference.headers))
         if not isinstance(headers_value, dict):
             raise self.fail(f"{at}.headers must map header names to values")
