@@ -141,6 +141,16 @@ def test_access_logs_hold_no_token_and_no_metadata(
     assert TOKEN not in lines and secret_value not in lines
 
 
+def test_a_request_path_with_control_characters_is_one_escaped_access_log_line(
+    base_url: str, access_log: io.StringIO
+) -> None:
+    before = access_log.getvalue().count("\n")
+    httpx.get(f"{base_url}/x%1b%5b2J%0d%0aforged%20line%07")
+    added = access_log.getvalue().splitlines()[before:]
+    assert len(added) == 1
+    assert '"GET /x\\x1b[2J\\r\\nforged line\\x07"' in added[0]
+
+
 def test_the_openapi_description_names_the_route_and_its_guard(base_url: str, stage: str) -> None:
     document = httpx.get(f"{base_url}/openapi.json").json()
     assert document["servers"] == [{"url": f"{base_url}/{stage}"}]

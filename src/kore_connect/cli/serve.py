@@ -6,7 +6,6 @@ import contextlib
 import ipaddress
 import logging
 import socket
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -20,6 +19,7 @@ from kore_connect.cli.errors import fail
 from kore_connect.cli.ports import bind_tcp, unavailable
 from kore_connect.cli.store_options import DynamoDBEndpoint, Table
 from kore_connect.errors import KoreConnectError
+from kore_connect.log_text import log_to_stderr
 from kore_connect.twin.local_token import DEFAULT_TOKEN_FILE, resolve_token
 from kore_connect.twin.parts import LISTENING
 
@@ -35,7 +35,10 @@ def api(
     dynamodb_endpoint: DynamoDBEndpoint = None,
     table: Table = config.DEFAULT_TABLE_NAME,
     token_file: Annotated[
-        Path, typer.Option(help="Where the bot's token is kept (generated on first run).")
+        Path,
+        typer.Option(
+            help="Where the bot's token is kept (generated on first run; used only when yours, 0600)."
+        ),
     ] = DEFAULT_TOKEN_FILE,
     containers: Annotated[
         int, typer.Option(min=1, max=32, help="Worker processes per function at start.")
@@ -108,7 +111,7 @@ def api(
             console.print(f"Token: from {token.source}")
         console.print(f"{LISTENING} {base} (Ctrl-C stops it)")
 
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
+    log_to_stderr(logging.INFO)
     server = _AnnouncingServer(
         uvicorn.Config(
             served.app,
@@ -178,6 +181,7 @@ def gateway(
         fail(str(exc))
     if port is not None:
         settings = dataclasses.replace(settings, port=port)
+    log_to_stderr(logging.WARNING)
     if not _is_loopback(settings.host):
         fail(
             f"listen.host {settings.host} is not a loopback address: the local twin listens on loopback only"

@@ -26,6 +26,7 @@ from starlette.routing import Route as StarletteRoute
 from starlette.types import Receive, Scope, Send
 
 from kore_connect import config
+from kore_connect.log_text import printable
 from kore_connect.stack import AUTHORIZER_FUNCTION
 from kore_connect.twin.apigw.gateway import Gateway, GatewaySettings, IncomingRequest
 from kore_connect.twin.apigw.openapi import openapi_document
@@ -157,11 +158,7 @@ class LocalApi:
 def _who(request: Request) -> tuple[str, str, str]:
     """Client, method and path for a log line, with control characters escaped (no forged lines)."""
     host = request.client.host if request.client else "127.0.0.1"
-    return host, _printable(request.method), _printable(request.scope["path"])
-
-
-def _printable(text: str) -> str:
-    return text.encode("unicode_escape").decode("ascii")
+    return host, printable(request.method), printable(request.scope["path"], limit=None)
 
 
 class _AnyMethod:

@@ -31,6 +31,7 @@ from aiosipua.message import SipRequest, SipResponse
 from aiosipua.outgoing_call import OutgoingCall
 from aiosipua.transport import TcpSipTransport, UdpSipTransport
 
+from kore_connect.log_text import printable
 from kore_connect.twin.connect.contact import Contact
 from kore_connect.twin.connect.interpreter import TransferOutcome, TransferRequest, TransferResult
 from kore_connect.twin.sip_validation import problem, response_problem
@@ -155,7 +156,7 @@ class _Call:
         """Every message the transport parsed: to the user agents, and noted for the INVITE's state."""
         malformed = response_problem(message) if isinstance(message, SipResponse) else problem(message)
         if malformed is not None:  # dropped, as RFC 3261 says, and kept in the trace
-            logger.warning("dropped a malformed message from the voice gateway: %s", malformed)
+            logger.warning("dropped a malformed message from the voice gateway: %s", printable(malformed))
             return
         invite = self.invite
         is_invite_answer = (
@@ -168,7 +169,9 @@ class _Call:
         try:
             receive(message, addr)
         except Exception as exc:  # an answer aiosipua cannot take (say, SDP it cannot parse)
-            logger.warning("the voice gateway's %s could not be handled: %s", message, exc)
+            logger.warning(
+                "the voice gateway's %s could not be handled: %s", printable(message), printable(exc)
+            )
             self.fail(f"the voice gateway's answer could not be handled: {exc}")
         if not is_invite_answer:
             return

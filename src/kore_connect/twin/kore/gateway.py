@@ -33,6 +33,7 @@ from aiosipua.message import SipRequest, SipResponse
 from aiosipua.sdp_negotiate import SdpNegotiationError, negotiate_sdp
 from aiosipua.transport import SipTransport, TcpSipTransport
 
+from kore_connect.log_text import printable
 from kore_connect.twin.kore.bot import BotRun, run_bot
 from kore_connect.twin.kore.config import GatewayConfig
 from kore_connect.twin.kore.interactions import InteractionStore
@@ -128,7 +129,9 @@ class KoreGateway:
                     self._answered_bye(message, addr)
                 return  # the gateway's only requests are BYEs: nothing else to hand on
             if not answerable(message):
-                logger.warning("dropped a %s from %s: its Via cannot be read", message.method[:16], addr[0])
+                logger.warning(
+                    "dropped a %s from %s: its Via cannot be read", printable(message.method, 16), addr[0]
+                )
                 return  # nowhere to answer
             if transport.reliable:
                 answer_on_connection(message, addr)
@@ -143,7 +146,9 @@ class KoreGateway:
                     timer_g.cancel()
             refused = refusal(message, request_line)
             if refused is not None:
-                logger.warning("refused a %s from %s: %s", message.method[:16], addr[0], refused)
+                logger.warning(
+                    "refused a %s from %s: %s", printable(message.method, 16), addr[0], printable(refused)
+                )
                 answer(message, refused.status, refused.reason, dict(refused.headers))
                 return
             again, last_answer = transactions.received(message, clock())
@@ -177,7 +182,7 @@ class KoreGateway:
                 elif message.method == "INVITE" and uas.get_call(call_id) is None:
                     self._ended(call_id, "refused by the SIP stack")
             except Exception:  # a handler's bug answers 500; the gateway goes on
-                logger.exception("%s from %s failed", message.method, addr[0])
+                logger.exception("%s from %s failed", printable(message.method, 16), addr[0])
                 if message.method == "INVITE":
                     uas._calls.pop(call_id, None)
                     self._ended(call_id, "the gateway failed (see its log)")
@@ -341,7 +346,7 @@ class KoreGateway:
         except asyncio.CancelledError:
             pass  # the caller hung up or cancelled: the bot stops
         except Exception:  # a bug must not take the gateway down: the call is recorded as failed
-            logger.exception("call %s failed", call.call_id)
+            logger.exception("call %s failed", printable(call.call_id))
             self._ended(call.call_id, "the gateway failed (see its log)")
         finally:
             self._bots.pop(call.call_id, None)
