@@ -15,7 +15,9 @@ from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kore_connect.contactflow.model import Flow
 from kore_connect.errors import KoreConnectError
@@ -24,6 +26,21 @@ from kore_connect.twin.local_twin import PHONE_NUMBER, LocalTwin
 
 LOCAL_HOSTS = ["127.0.0.1", "localhost"]  # it listens on 127.0.0.1 only
 TOKEN_HEADER = "x-kore-connect-token"  # noqa: S105 (a header's name, not a token)
+# Pages hold callers' numbers and bots' metadata: no other site may frame them, no script or
+# style runs but our own files, and no response is read as another type than it says.
+SECURITY_HEADERS = [
+    (
+        b"content-security-policy",
+        (
+            b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+            b"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+        ),
+    ),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
+_STATIC = resources.files("kore_connect.twin.dashboard") / "static"
 _templates = Environment(
     loader=FileSystemLoader(str(resources.files("kore_connect.twin.dashboard") / "templates")),
     autoescape=select_autoescape(["html"]),
@@ -86,11 +103,34 @@ def dashboard(twin: LocalTwin, token: str) -> Starlette:
             Route("/fragments/calls", calls_rows),
             Route("/calls/{contact_id}", call_page),
             Route("/api/calls", place_call, methods=["POST"]),
+            Mount("/static", StaticFiles(directory=str(_STATIC))),
         ],
-        # Only names for this machine: a page from elsewhere whose name a DNS trick points at
-        # 127.0.0.1 (DNS rebinding) sends its own name as Host, and is refused.
-        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=LOCAL_HOSTS)],
+        middleware=[
+            Middleware(_SecurityHeaders),
+            # Only names for this machine: a page from elsewhere whose name a DNS trick points at
+            # 127.0.0.1 (DNS rebinding) sends its own name as Host, and is refused.
+            Middleware(TrustedHostMiddleware, allowed_hosts=LOCAL_HOSTS),
+        ],
     )
+
+
+class _SecurityHeaders:
+    """Adds SECURITY_HEADERS to every response, refusals and errors included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def _calls(twin: LocalTwin, query: str) -> list[dict[str, Any]]:
