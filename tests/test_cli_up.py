@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import time
 import uuid
@@ -78,7 +79,10 @@ class Up:
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    running = Up(tmp_path_factory.mktemp("up"))
+    folder = tmp_path_factory.mktemp("up")
+    (folder / ".kore-connect").mkdir()
+    (folder / ".kore-connect").chmod(0o755)  # as earlier versions made it, under umask 022
+    running = Up(folder)
     try:
         yield running
     finally:
@@ -102,6 +106,58 @@ def test_up_prints_its_addresses_and_the_generated_token_once(up: Up) -> None:
         assert part in output
     assert f"shown this once): {up.token}" in output
     assert oct((up.folder / ".kore-connect" / "api-token").stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_home_and_every_file_the_twin_writes_in_it_are_the_users_alone(
+    up: Up, placed: list[dict[str, Any]]
+) -> None:
+    # GIVEN a running up whose home an earlier version made 0755, and calls placed through it
+    home = up.folder / ".kore-connect"
+    # THEN the home was made 0700, saying so in one line
+    assert (
+        "warning: .kore-connect was open to other users (mode 0755); made 0700: it holds the twin's "
+        "token and callers' numbers\n"
+    ) in up.output()
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    # AND each file in it is 0600: logs, configuration, databases with their SQLite -wal and -shm
+    modes = {path.name: stat.S_IMODE(path.lstat().st_mode) for path in home.iterdir()}
+    for database in ("sessions.db", "interactions.db", "calls.db"):
+        assert {database, f"{database}-wal", f"{database}-shm"} <= set(modes)  # open while up runs
+    assert {"api-token", "api.log", "gateway.log", "functions.log", "gateway.yaml", "up.json"} <= set(modes)
+    assert modes == dict.fromkeys(modes, 0o600)
+
+
+@pytest.mark.parametrize("name", ["gateway.yaml", "api.log"])
+def test_up_refuses_a_link_in_its_home_and_leaves_the_file_it_names_untouched(
+    tmp_path: Path, name: str
+) -> None:
+    # GIVEN a home holding a link where up writes (a cloned repository may ship one)
+    victim = tmp_path / "victim"
+    victim.write_text("someone else's file\n")
+    home = tmp_path / ".kore-connect"
+    home.mkdir(mode=0o700)
+    (home / name).symlink_to(victim)
+    # WHEN up starts there
+    started = subprocess.Popen(
+        [COMMAND, "up", "--api-port", "0", "--sip-port", "0", "--dashboard-port", "0"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _, err = started.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        started.send_signal(signal.SIGINT)  # it started, through the link: stop it
+        started.communicate(timeout=60)
+        pytest.fail(f"up started with a link at .kore-connect/{name}")
+    # THEN it refuses in one line naming the link, and the file the link names is as it was
+    assert started.returncode == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"error: the local twin could not start: .kore-connect/{name}: a symbolic link"), (
+        err
+    )
+    assert victim.read_text() == "someone else's file\n" and stat.S_IMODE(victim.stat().st_mode) == 0o644
+    assert subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, check=False).stdout == b""
 
 
 def test_call_goes_through_the_running_twin(up: Up, placed: list[dict[str, Any]]) -> None:

@@ -68,6 +68,7 @@ SHARED = {
     "kore_connect/aws.py",
     "kore_connect/config.py",
     "kore_connect/errors.py",
+    "kore_connect/private_files.py",  # the SQLite store creates its database 0600
     "kore_connect/bridge/__init__.py",
     "kore_connect/bridge/container.py",
     "kore_connect/bridge/observability.py",

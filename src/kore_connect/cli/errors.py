@@ -1,5 +1,6 @@
 """How every kore-connect command reports a problem it cannot get past: one line on stderr,
-`error: <what is wrong and what to do>`, and an exit code (2: bad input or setup)."""
+`error: <what is wrong and what to do>`, and an exit code (2: bad input or setup). A problem it
+goes on past (a file it ignores, a folder it tightened) is one `warning:` line."""
 
 from __future__ import annotations
 
@@ -19,3 +20,8 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 def say_error(message: str) -> None:
     _stderr.print(f"error: {' '.join(message.split())}", markup=False)
+
+
+def warn(message: str) -> None:
+    """Print `message` as one `warning:` line on stderr (whitespace folded); the command goes on."""
+    _stderr.print(f"warning: {' '.join(message.split())}", markup=False)

@@ -17,10 +17,11 @@ import uvicorn
 from rich.console import Console
 
 from kore_connect import config
-from kore_connect.cli.errors import fail
+from kore_connect.cli.errors import fail, warn
 from kore_connect.cli.ports import bind_tcp, check_free
 from kore_connect.cli.store_options import DynamoDBEndpoint, Table
 from kore_connect.errors import KoreConnectError
+from kore_connect.private_files import private_folder
 from kore_connect.twin.parts import PartStartError
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ def up(
         check_free(HOST, api_port, part="the metadata API", option="--api-port", transports=("tcp",))
         check_free(HOST, sip_port, part="the Kore gateway", option="--sip-port", transports=("udp", "tcp"))
         store = LocalStore(home / "sessions.db", dynamodb_endpoint, table)
+        private_home(home)
         token = resolve_token(home / "api-token")
     except KoreConnectError as exc:
         fail(str(exc))
@@ -173,6 +175,18 @@ async def _up(
         listener.close()
         await twin.stop()
     console.print("Stopped.")
+
+
+def private_home(home: Path) -> None:
+    """Make `home` the twin's private folder (see private_files): created 0700; one open to others,
+    as earlier versions made it, tightened with a warning; a link or another user's is refused
+    (KoreConnectError)."""
+    former = private_folder(home)
+    if former is not None:
+        warn(
+            f"{home} was open to other users (mode {former:04o}); made 0700: it holds the twin's token "
+            "and callers' numbers"
+        )
 
 
 def typed_command() -> str:

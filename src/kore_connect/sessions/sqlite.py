@@ -5,6 +5,8 @@ the database runs in WAL mode (readers never block the writer), and a writer wai
 `busy_timeout` for the lock before the call counts as unavailable. `synchronous=FULL` makes a
 commit durable before `put` returns, so a record the bot was told is stored survives a crash.
 Expired rows are swept now and then, as DynamoDB's TTL does; `get` never returns one either way.
+The database holds callers' metadata: it is created 0600 (and so are its -wal and -shm files), and
+a link in its place is refused.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from kore_connect.private_files import FOLDER_MODE, UnsafePathError, private_database
 from kore_connect.sessions.base import (
     Clock,
     SessionRecord,
@@ -53,9 +56,15 @@ class SQLiteSessionStore(SessionStore):
         self._lock = threading.Lock()
         self._next_sweep = 0.0
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
         except OSError as exc:
             raise SessionStoreError(f"cannot create the folder for {self.path}: {exc.strerror}") from exc
+        try:
+            private_database(self.path)
+        except UnsafePathError as exc:
+            raise SessionStoreError(f"the session store {exc}") from exc
+        except OSError as exc:
+            raise SessionStoreError(f"cannot create {self.path}: {exc.strerror}") from exc
         with _translated_errors("opening"):
             self._connection().executescript(_SCHEMA)
 

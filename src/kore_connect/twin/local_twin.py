@@ -18,6 +18,7 @@ from typing import Any
 
 from kore_connect.contactflow.model import Flow
 from kore_connect.contactflow.render import FlowOptions, flow_json, render_flow
+from kore_connect.private_files import private_folder, write_private
 from kore_connect.sessions.base import SessionStore, SessionStoreError
 from kore_connect.stack import RESOURCE_PATH, RETRIEVE_FUNCTION
 from kore_connect.twin.call_log import CallLog
@@ -138,10 +139,22 @@ class LocalTwin:
 
     async def start(self) -> None:
         home = self.paths.home
-        home.mkdir(parents=True, exist_ok=True)
+        # Its folder and files first, before any process starts: a link among them is refused
+        # (UnsafePathError); the parts' logs are checked likewise as they are opened.
+        private_folder(home)
         secret = {TOKEN_VARIABLE: self._token}  # in the environment: never on a command line
         self._store = await asyncio.to_thread(self.store.open)  # first: it creates a DynamoDB table
         api_port = self._api_port or free_port()
+        self.api_url = f"http://127.0.0.1:{api_port}/prod{RESOURCE_PATH}"
+        gateway_config = {
+            "listen": {"host": "127.0.0.1", "port": self._sip_port, "transports": GATEWAY_TRANSPORTS},
+            "dids": [{"number": self.did, "flow": "default"}],
+            "metadata": {"url": self.api_url, "token_env": TOKEN_VARIABLE},
+            "interactions": str(self.paths.interactions),
+        }
+        write_private(home / "gateway.yaml", json.dumps(gateway_config).encode())
+        self._interactions = InteractionStore(self.paths.interactions)
+        self.calls = CallLog(self.paths.calls)
         api_arguments = [
             "serve",
             "api",
@@ -155,35 +168,15 @@ class LocalTwin:
         ]
         api = Part("metadata API", api_arguments, home / "api.log", secret)
         self._parts.append(api)
-        self.api_url = f"http://127.0.0.1:{api_port}/prod{RESOURCE_PATH}"
-        (home / "gateway.yaml").write_text(
-            json.dumps(
-                {
-                    "listen": {"host": "127.0.0.1", "port": self._sip_port, "transports": GATEWAY_TRANSPORTS},
-                    "dids": [{"number": self.did, "flow": "default"}],
-                    "metadata": {"url": self.api_url, "token_env": TOKEN_VARIABLE},
-                    "interactions": str(self.paths.interactions),
-                }
-            )
-        )
-        gateway = Part(
-            "Kore gateway",
-            ["serve", "gateway", "--config", str(home / "gateway.yaml")],
-            home / "gateway.log",
-            secret,
-        )
+        gateway_arguments = ["serve", "gateway", "--config", str(home / "gateway.yaml")]
+        gateway = Part("Kore gateway", gateway_arguments, home / "gateway.log", secret)
         self._parts.append(gateway)
         self._lambdas = LocalLambdas(
             template_functions(self.store, log_path=self.paths.log),
             containers=WARM_CONTAINERS,
             max_containers=WARM_CONTAINERS,
         )
-        self._interactions = InteractionStore(self.paths.interactions)
-        self.calls = CallLog(self.paths.calls)
-        self._arguments = {
-            api.name: api_arguments,
-            gateway.name: ["serve", "gateway", "--config", str(home / "gateway.yaml")],
-        }
+        self._arguments = {api.name: api_arguments, gateway.name: list(gateway_arguments)}
         # Connect's functions start here while the API and the gateway start in theirs.
         warming = asyncio.ensure_future(self._lambdas.warm(invoked_functions(self._flows.values())))
         try:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from kore_connect.errors import KoreConnectError
+from kore_connect.private_files import open_private
 
 _PR_SET_PDEATHSIG = 1
 LISTENING = "Listening on"  # what `serve api` says once it serves (its banner's last line)
@@ -44,7 +45,7 @@ class Part:
         self.process = self._spawn(arguments)
 
     def _spawn(self, arguments: list[str]) -> subprocess.Popen[bytes]:
-        with self.log.open("ab") as output:
+        with open_private(self.log, "a") as output:  # 0600, never through a link
             process = subprocess.Popen(  # noqa: S603 (our own interpreter and package)
                 [sys.executable, "-m", "kore_connect", *arguments],
                 env={**os.environ, **self._environment},

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from kore_connect.errors import KoreConnectError
+from kore_connect.private_files import open_private
 
 # What a process needs from its parent's environment to run at all; the rest is the function's.
 _PROCESS_BASICS = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT")
@@ -221,11 +222,11 @@ class _Container:
 
     def __init__(self, spec: FunctionSpec) -> None:
         self.spec = spec
+        log = open_private(spec.log_path, "a") if spec.log_path is not None else None  # 0600, no link
         ours, theirs = socket.socketpair()
         environment = {k: os.environ[k] for k in _PROCESS_BASICS if k in os.environ}
         environment.update(_lambda_variables(spec))
         environment.update(spec.environment)
-        log = spec.log_path.open("ab") if spec.log_path is not None else None
         self._process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
             [
                 sys.executable,
