@@ -20,9 +20,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from kore_connect.cli.errors import fail
+from kore_connect.cli.errors import fail, warn
 from kore_connect.cli.tables import wrapping_table
-from kore_connect.cli.up import DEFAULT_HOME
+from kore_connect.cli.up import DEFAULT_HOME, private_home
+from kore_connect.errors import KoreConnectError
 
 # No markup: the report prints what flows and bots say, which may hold "[...]". Wrapped to the
 # terminal's width (80 columns when the output is not a terminal), never cut.
@@ -67,6 +68,11 @@ def call(
             fail(f"{flag} {number!r}: expected a phone number such as +14155550123")
     if home is not None and home.exists() and not home.is_dir():
         fail(f"--home {home}: not a folder")
+    if home is not None:
+        try:
+            private_home(home)
+        except KoreConnectError as exc:
+            fail(f"--home {exc}")
     flow = _flow(flow_file) if flow_file is not None else None
     try:
         reports, seconds = asyncio.run(_run(caller, did, flow, count, concurrency, rate, home, json_output))
@@ -163,10 +169,15 @@ async def _calls(
 
 def _running_up(home: Path) -> tuple[str, str] | None:
     """The dashboard URL and token of a `kore-connect up` running from `home`, or None."""
+    from kore_connect.private_files import TRUSTED, UnsafePathError, read_private
     from kore_connect.twin.local_token import TOKEN_VARIABLE
-    from kore_connect.twin.running import running_in
+    from kore_connect.twin.running import IgnoredRunningUp, running_in
 
-    running = running_in(home)
+    try:
+        running = running_in(home)
+    except IgnoredRunningUp as exc:  # never sent the token
+        warn(f"{exc}; the calls go through a twin of this command's own")
+        return None
     if running is None:
         return None
     url = running.dashboard
@@ -175,8 +186,10 @@ def _running_up(home: Path) -> tuple[str, str] | None:
     except httpx.HTTPError:
         return None  # not answering: stopping, or its port taken over
     try:
-        token = os.environ.get(TOKEN_VARIABLE) or (home / "api-token").read_text(encoding="utf-8").strip()
-    except OSError:
+        token = os.environ.get(TOKEN_VARIABLE) or read_private(home / "api-token").decode().strip()
+    except UnsafePathError as exc:
+        fail(f"a kore-connect up runs at {url}, but its token file {exc}: it must be {TRUSTED}")
+    except (OSError, UnicodeDecodeError):
         where = f"neither in {TOKEN_VARIABLE} nor in {home / 'api-token'}"
         fail(f"a kore-connect up runs at {url}, but its token is {where}")
     return str(url), token

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from kore_connect import config
-from kore_connect.cli.errors import fail
+from kore_connect.cli.errors import fail, warn
 from kore_connect.cli.tables import wrapping_table
 from kore_connect.errors import KoreConnectError
 from kore_connect.twin.connect.local import contact_document, run_contact
@@ -73,11 +73,13 @@ def run(
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document instead.")] = False,
 ) -> None:
     """Run one inbound call through FLOW.json: prompts, the SIP transfer, Lambda calls, attributes, queue."""
+    from kore_connect.cli.up import private_home
     from kore_connect.contactflow.model import Flow
+    from kore_connect.private_files import FOLDER_MODE
     from kore_connect.twin.connect.connector import Gateway
     from kore_connect.twin.connect.local import LocalContactSettings
     from kore_connect.twin.local_store import LocalStore
-    from kore_connect.twin.running import running_at
+    from kore_connect.twin.running import IgnoredRunningUp, running_at
 
     if transport not in ("udp", "tcp"):
         fail(f"--transport {transport!r}: use udp or tcp")
@@ -91,14 +93,24 @@ def run(
         fail(f"{flow_file}: {'; '.join(str(exc).splitlines()[1:]) or exc}")
     sip_transport: Literal["udp", "tcp"] = "tcp" if transport == "tcp" else "udp"
     host, port = _host_port(gateway)
-    running = running_at(port) if db is None and _is_this_machine(host) else None
+    try:
+        running = running_at(port) if db is None and _is_this_machine(host) else None
+    except IgnoredRunningUp as exc:
+        warn(f"{exc}; the flow runs on a store of its own")
+        running = None
     if running is not None:
         store, function_log = running.store, running.home / "functions.log"
         note(f"The kore-connect up at {running.dashboard} serves {gateway}: its store, {store.describe()}")
     else:
         store = LocalStore(db or config.DEFAULT_SQLITE_PATH)
         function_log = store.sqlite_path.parent / "functions.log"
-        function_log.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if db is None:  # the twin's home, as up's
+                private_home(function_log.parent)
+            else:  # the user's folder: made private only if it is new
+                function_log.parent.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+        except (KoreConnectError, OSError) as exc:
+            fail(f"cannot keep the store and the functions' log in {function_log.parent}: {exc}")
         why = "" if db is not None else f" (no kore-connect up serves {gateway})"
         note(f"Session store: {store.describe()}{why}")
     note(f"Function logs: {function_log.absolute()}")
