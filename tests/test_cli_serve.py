@@ -179,9 +179,29 @@ def test_bad_settings_are_one_line_and_exit_code_2(
     if setup:
         (tmp_path / ".kore-connect").mkdir()
         (tmp_path / ".kore-connect" / "api-token").write_text(setup)
+        (tmp_path / ".kore-connect" / "api-token").chmod(0o600)
     result = subprocess.run(
         [str(KORE_CONNECT), "serve", "api", *args], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0] and "Traceback" not in result.stderr
+
+
+def test_a_token_file_others_could_read_is_refused_in_one_line(tmp_path: Path) -> None:
+    # GIVEN a token file as a checkout or a copy makes it: 0644
+    (tmp_path / "shared-token").write_text("a-token-that-others-could-read-0123\n")
+    # WHEN serve api is told to use it
+    result = subprocess.run(
+        [str(KORE_CONNECT), "serve", "api", "--port", str(free_port()), "--token-file", "shared-token"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # THEN it refuses, naming the file and the rule
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr == (
+        "error: the token file shared-token: others may read or write it (mode 0644): it must be a "
+        "regular file of yours with mode 0600, not a link\n"
+    )

@@ -217,6 +217,51 @@ def test_the_configuration_file_is_validated_with_clear_errors(tmp_path: Path) -
         assert message in str(raised.value), text
 
 
+def test_the_token_comes_only_from_a_kore_variable_or_a_private_token_file(tmp_path: Path) -> None:
+    # GIVEN a gateway YAML from elsewhere: it names the URL the token is sent to, and where the
+    # token is; the user's environment and home hold other secrets
+    path = tmp_path / "gateway.yaml"
+    env = {"AWS_SECRET_ACCESS_KEY": "aws-secret-that-must-stay-here", "KORE_BOT_TOKEN": TOKEN}
+    private = tmp_path / ".kore-connect" / "api-token"
+    private.parent.mkdir()
+    private.write_text(TOKEN + "\n")
+    private.chmod(0o600)
+    credentials = tmp_path / "credentials"  # as ~/.aws/credentials often is
+    credentials.write_text("[default]\naws_secret_access_key = aws-secret-that-must-stay-here\n")
+    (tmp_path / "link").symlink_to(private)
+    # THEN a KORE_ variable or the user's own 0600 file is taken
+    for metadata in ("{token_env: KORE_BOT_TOKEN}", f"{{token_env: KORE_UNSET, token_file: '{private}'}}"):
+        path.write_text(f"metadata: {metadata}\n")
+        assert GatewayConfig.load(path, env).token == TOKEN
+    # AND anything else is a configuration error naming the key and the rule
+    for metadata, message in [
+        (
+            "{token_env: AWS_SECRET_ACCESS_KEY}",
+            "metadata.token_env: 'AWS_SECRET_ACCESS_KEY' is not a KORE_ variable: the token is sent to "
+            "metadata.url, so token_env must name a variable whose name starts with KORE_",
+        ),
+        ("{token_env: [KORE_BOT_TOKEN]}", "metadata.token_env: ['KORE_BOT_TOKEN'] is not a KORE_ variable"),
+        (
+            f"{{token_env: KORE_UNSET, token_file: '{credentials}'}}",
+            f"metadata.token_file: {credentials}: others may read or write it (mode 0644): the token is "
+            "sent to metadata.url, so the token file must be a regular file of yours with mode 0600",
+        ),
+        (
+            f"{{token_env: KORE_UNSET, token_file: '{tmp_path / 'link'}'}}",
+            f"metadata.token_file: {tmp_path / 'link'}: a symbolic link",
+        ),
+        (
+            f"{{token_env: KORE_UNSET, token_file: '{tmp_path}'}}",
+            f"metadata.token_file: {tmp_path}: not a regular file",
+        ),
+    ]:
+        path.write_text(f"metadata: {metadata}\n")
+        with pytest.raises(ConfigError) as raised:
+            GatewayConfig.load(path, env)
+        assert str(raised.value).startswith(f"{path}: {message}"), str(raised.value)
+        assert "aws-secret" not in str(raised.value)
+
+
 def test_without_a_token_anywhere_the_gateway_refuses_to_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

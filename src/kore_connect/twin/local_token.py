@@ -1,5 +1,9 @@
 """The bot's token for the local twin: from the environment, else from a local file, else generated
-on first run (and shown to the user once). There is never a built-in default."""
+on first run (and shown to the user once). There is never a built-in default.
+
+The file is trusted only when it is a regular file of the user's with mode 0600 (no group or other
+bits): a token file anyone else could read is no secret, and one a checkout brought (0644) is a
+token someone else chose."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kore_connect.errors import ConfigError
+from kore_connect.private_files import FOLDER_MODE, TRUSTED, UnsafePathError, open_private, read_private
 
 TOKEN_VARIABLE = "KORE_CONNECT_API_TOKEN"  # noqa: S105 (the name of a variable)
 DEFAULT_TOKEN_FILE = Path(".kore-connect") / "api-token"
@@ -28,24 +33,24 @@ def resolve_token(path: Path = DEFAULT_TOKEN_FILE, env: Mapping[str, str] | None
     env = os.environ if env is None else env
     if env.get(TOKEN_VARIABLE):
         return LocalToken(_checked(env[TOKEN_VARIABLE], TOKEN_VARIABLE), TOKEN_VARIABLE, generated=False)
-    if path.exists():
-        try:
-            text = path.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read the token file {path}: {exc}") from None
+    try:
+        text = read_private(path).decode("utf-8").strip()
+    except FileNotFoundError:
+        pass  # none yet: generated below
+    except UnsafePathError as exc:
+        raise ConfigError(f"the token file {exc}: it must be {TRUSTED}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the token file {path}: {exc}") from None
+    else:
         return LocalToken(_checked(text, str(path)), str(path), generated=False)
     token = secrets.token_urlsafe(36)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
     # Created readable by its owner only, and never overwritten.
     try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with open_private(path, "x") as file:
+            file.write(f"{token}\n".encode())
     except FileExistsError:
-        # Another run created it meanwhile, or a dangling link is in the way.
-        raise ConfigError(
-            f"{path} appeared while creating it (a dangling link?): remove it and retry"
-        ) from None
-    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-        file.write(token + "\n")
+        raise ConfigError(f"{path} appeared while creating it: retry") from None
     return LocalToken(token, str(path), generated=True)
 
 

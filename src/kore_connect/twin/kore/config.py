@@ -10,19 +10,25 @@
                         {service: {}}, {transfer: {}}]}
     metadata:
       url: http://127.0.0.1:3000/prod/kore-metadata
-      token_env: KORE_CONNECT_API_TOKEN      # where the token is: an environment variable,
-      token_file: .kore-connect/api-token    # else this file; never in this YAML
+      token_env: KORE_CONNECT_API_TOKEN      # where the token is: a KORE_ environment variable,
+      token_file: .kore-connect/api-token    # else this file (yours, mode 0600); never in this YAML
     ring_seconds: 0                          # how long it rings before answering
     interactions: .kore-connect/interactions.db
 
 Every key is optional; without a file the gateway answers any DID from loopback with the
 reference dialog, posting to the local API (`kore-connect serve api`) with its token.
+
+The token is sent to `metadata.url`, which the YAML names too: so that a YAML from elsewhere cannot
+send another secret there, `token_env` must name a `KORE_` variable (not AWS_SECRET_ACCESS_KEY), and
+`token_file` must be a regular file of the user's with mode 0600: not a link, not another user's,
+not one others may read (a 0644 ~/.aws/credentials).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,12 +38,14 @@ import yaml
 
 from kore_connect.errors import ConfigError
 from kore_connect.korebot.service_node import DEFAULT_TOKEN_VARIABLE, KoreConfigError, validate_api_url
+from kore_connect.private_files import TRUSTED, UnsafePathError, read_private
 from kore_connect.twin.kore.dialog import Dialog, default_dialog
 from kore_connect.twin.kore.dialog_config import DEFAULT_FLOW, parse_flows
 from kore_connect.twin.local_token import DEFAULT_TOKEN_FILE, TOKEN_VARIABLE
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _KNOWN = {"listen", "allow", "dids", "flows", "metadata", "ring_seconds", "interactions"}
+TOKEN_ENV_NAME = re.compile(r"KORE_[A-Za-z0-9_]+")  # what metadata.token_env may name
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,16 +207,29 @@ def _seconds(value: Any, key: str, where: str) -> float:
 
 
 def _token(metadata: Mapping[str, Any], env: Mapping[str, str], where: str) -> str:
-    variable = str(metadata.get("token_env", TOKEN_VARIABLE))
+    variable = metadata.get("token_env", TOKEN_VARIABLE)
+    if not isinstance(variable, str) or not TOKEN_ENV_NAME.fullmatch(variable):
+        raise ConfigError(
+            f"{where}: metadata.token_env: {variable!r} is not a KORE_ variable: the token is sent to "
+            f"metadata.url, so token_env must name a variable whose name starts with KORE_ (letters, "
+            f"digits, _), such as {TOKEN_VARIABLE}"
+        )
     if env.get(variable):
         return env[variable]
     path = Path(str(metadata.get("token_file", DEFAULT_TOKEN_FILE)))
     try:
-        token = path.read_text(encoding="utf-8").strip()
-    except OSError:
+        token = read_private(path).decode("utf-8").strip()
+    except FileNotFoundError:
         raise ConfigError(
             f"{where}: no token: set {variable} or create {path} (kore-connect serve api makes one)"
         ) from None
+    except UnsafePathError as exc:
+        raise ConfigError(
+            f"{where}: metadata.token_file: {exc}: the token is sent to metadata.url, so the token file "
+            f"must be {TRUSTED}"
+        ) from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name, or not UTF-8
+        raise ConfigError(f"{where}: metadata.token_file: cannot read {path}: {exc}") from None
     if not token:
         raise ConfigError(f"{where}: {path} is empty")
     return token
