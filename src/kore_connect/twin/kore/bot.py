@@ -83,8 +83,7 @@ async def run_bot(
 
 async def _script(session: KoreSession, node: ScriptNode) -> NodeResult:
     try:
-        # In a worker thread: V8 enforces the script's time limit only outside an event loop,
-        # and a long script must not hold up the other calls.
+        # In a worker thread: a long script must not hold up the other calls.
         await asyncio.to_thread(session.run, node.script)
     except ScriptError as exc:
         return NodeResult(node.name, "script", "error", f"the script failed: {exc}")
@@ -96,7 +95,10 @@ async def _service(
 ) -> NodeResult:
     if node.only_when is not None:
         path, expected = node.only_when
-        actual = session.value(path)
+        try:
+            actual = session.value(path)
+        except ScriptError as exc:  # the read broke a limit (a script's getter), or one was broken before
+            return NodeResult(node.name, "service", "error", str(exc))
         if actual != expected:
             return NodeResult(node.name, "service", "skipped", f"{path} is {actual!r}, not {expected!r}")
     values = templates.lookup(session.value, environment)
@@ -108,7 +110,7 @@ async def _service(
         # What the interaction shows: the request line, with every environment value (the token
         # among them) left out, wherever a node's author placed it.
         shown = templates.render_url(node.url, templates.lookup(session.value, environment, mask=True))
-    except TemplateError as exc:
+    except (TemplateError, ScriptError) as exc:
         return NodeResult(node.name, "service", "error", str(exc))
     line = f"{node.method} {shown.text}"
     escaped = dict.fromkeys([*url.escaped, *(p for h in headers.values() for p in h.escaped), *body.escaped])
