@@ -491,3 +491,49 @@ def test_without_an_ack_the_gateway_still_hangs_up_after_64_t1(
     (interaction,) = interactions
     assert interaction["ended"] == "agent transfer (SIP BYE, answered 200)"
     assert not any(m["firstLine"].startswith("ACK") for m in interaction["sip"])
+
+
+def test_with_port_0_a_port_taken_for_the_second_transport_is_picked_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # UDP gets a free port; TCP on the same number may be another program's (seen under load)
+    import errno
+
+    from aiosipua.transport import TcpSipTransport
+
+    real_start = TcpSipTransport.start
+    refused = []
+
+    async def start(self: TcpSipTransport) -> None:
+        if not refused:
+            refused.append(self.local_addr)
+            raise OSError(errno.EADDRINUSE, "Address already in use")
+        await real_start(self)
+
+    monkeypatch.setattr(TcpSipTransport, "start", start)
+
+    async def scenario() -> dict[str, Any]:
+        gateway = KoreGateway(gateway_config(tmp_path, "http://127.0.0.1:9/prod/kore-metadata"))
+        await gateway.start()
+        try:
+            return dict(gateway.addresses)
+        finally:
+            await gateway.stop()
+
+    addresses = asyncio.run(scenario())
+    assert len(refused) == 1
+    assert set(addresses) == {"udp", "tcp"} and addresses["udp"][1] == addresses["tcp"][1] != 0
+
+
+def test_a_configured_port_taken_is_not_picked_again(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        gateway = KoreGateway(
+            gateway_config(tmp_path, "http://127.0.0.1:9/prod/kore-metadata", port=port, transports=("tcp",))
+        )
+        with pytest.raises(OSError):
+            asyncio.run(gateway.start())

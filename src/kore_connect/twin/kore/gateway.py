@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import re
 import string
@@ -51,6 +52,7 @@ from kore_connect.twin.siptransport import ServerUdpTransport, answer_on_connect
 logger = logging.getLogger(__name__)
 USER_AGENT = "kore-connect local Kore voice gateway"
 CODECS = [0, 8]  # PCMU, PCMA
+PORT_ATTEMPTS = 20  # with port 0, how often to pick a port again when a transport finds it taken
 
 
 class KoreGateway:
@@ -72,7 +74,21 @@ class KoreGateway:
     async def start(self) -> None:
         if self._http is None:
             self._http = httpx.AsyncClient()
-        port = self.config.port
+        # With port 0 the first transport picks a free port and the others take the same number,
+        # which another program may hold for their transport: then pick again.
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                await self._listen(self.config.port)
+                return
+            except OSError as exc:
+                for uas in self._servers:
+                    await uas.stop()
+                self._servers.clear()
+                self.addresses.clear()
+                if self.config.port != 0 or exc.errno != errno.EADDRINUSE or attempt == PORT_ATTEMPTS:
+                    raise
+
+    async def _listen(self, port: int) -> None:
         for name in self.config.transports:
             address = (self.config.host, port)
             transport: SipTransport = (
