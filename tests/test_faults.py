@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from kore_connect.twin.local_twin import LocalTwin
+from kore_connect.contactflow.model import Flow
+from kore_connect.contactflow.render import FlowOptions, flow_json, render_flow
+from kore_connect.twin.local_twin import CONNECTOR_ARN, DEFAULT_DID, QUEUE_ARN, RETRIEVE_ARN, LocalTwin
 
 TOKEN = "faults-token-0123456789-abcdefgh"  # known to the secret sweep (tests/secret_sweep.py)
 
@@ -84,6 +86,17 @@ def test_a_part_killed_mid_load_and_restarted_loses_no_committed_metadata(
     # not the default 40 s (which only made this test wait, 64 s in all).
     monkeypatch.setattr("kore_connect.twin.local_twin.INTERACTION_WAIT_SECONDS", 5.0)
 
+    # An INVITE the dead gateway never answers ends at the flow's transfer time limit: 5 s here,
+    # not the rendered flow's 60 s, which only made this test wait (62 s in all when one did).
+    options = FlowOptions(
+        connector_arn=CONNECTOR_ARN,
+        to_user=DEFAULT_DID,
+        retrieve_function_arn=RETRIEVE_ARN,
+        queue_arn=QUEUE_ARN,
+        transfer_time_limit_seconds=5,
+    )
+    flow = Flow.loads(flow_json(render_flow(options)).encode("utf-8"))
+
     async def scenario(twin: LocalTwin) -> list[dict[str, Any]]:
         part = next(p for p in twin._parts if p.name == victim)
         slots, reports = asyncio.Semaphore(10), []
@@ -91,7 +104,7 @@ def test_a_part_killed_mid_load_and_restarted_loses_no_committed_metadata(
         async def one(index: int) -> None:
             await asyncio.sleep(index * 0.02)  # 50 calls/s
             async with slots:
-                reports.append(await asyncio.wait_for(twin.call(), 120))
+                reports.append(await asyncio.wait_for(twin.call(flow=flow), 120))
 
         load = asyncio.gather(*(one(i) for i in range(300)))
         await asyncio.sleep(1.5)

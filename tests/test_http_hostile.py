@@ -47,7 +47,7 @@ def stored(database: Path, contact_id: str) -> str | None:
     return None if record is None else record.metadata
 
 
-def test_ten_thousand_wrong_tokens_are_all_refused_and_the_right_one_still_works(
+def test_two_thousand_wrong_tokens_are_all_refused_and_the_right_one_still_works(
     api: tuple[str, Path],
 ) -> None:
     url, database = api
@@ -61,7 +61,8 @@ def test_ten_thousand_wrong_tokens_are_all_refused_and_the_right_one_still_works
         TOKEN * 2,
         TOKEN[:16],
     ]
-    wrong = near_misses + [f"wrong-{n:05d}-{uuid.uuid4().hex}" for n in range(10_000 - len(near_misses))]
+    # Each one invokes the authorizer in its worker (about 12 ms on 2 cores): 2,000 keep the suite's time.
+    wrong = near_misses + [f"wrong-{n:05d}-{uuid.uuid4().hex}" for n in range(2_000 - len(near_misses))]
     contact_ids = [str(uuid.uuid4()) for _ in wrong]
 
     async def attack() -> Counter[int]:
