@@ -278,7 +278,12 @@ def test_in_chromium_a_call_page_shows_the_attributes_and_the_ladder(
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     page.goto(f"{up.url}/calls/{placed[0]['contactId']}")
     attributes = page.get_by_role("table", name="Contact attributes (what the agent sees)")
-    assert "customData" in attributes.inner_text()
+    shown = attributes.inner_text()
+    custom = placed[0]["metadata"]["customData"]
+    assert (
+        "customData" in shown and custom["x_metadata"] in shown and custom["kore-instanceSessionId"] in shown
+    )
+    assert custom["x_metadata"] == f"Hello from Kore for contact {placed[0]['contactId']}"
     ladder = page.get_by_role(
         "img", name="SIP messages between Amazon Connect's connector and the Kore voice gateway"
     )

@@ -146,7 +146,9 @@ def test_connects_call_ends_with_the_bots_bye_and_its_metadata_in_the_store(
     assert answer["statusCode"] == 200
     metadata = json.loads(answer["body"])
     assert metadata["x_metadata"] == f"Hello from Kore for contact {contact_id}"
-    assert len(metadata["kore-instanceSessionId"]) == 24
+    # the instance session ID of this call's own Kore session, which the interaction records
+    assert metadata["kore-instanceSessionId"] == interaction["instanceSessionId"]
+    assert len(interaction["instanceSessionId"]) == 24
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from aiosipua.message import SipMessage, SipRequest, SipResponse
 from hypothesis import given
@@ -217,7 +219,11 @@ def test_garbage_after_a_request_line_never_raises(noise: bytes) -> None:
     except ValueError:
         return  # aiosipua refuses it: the transport drops it
     assert isinstance(message, SipRequest)
-    assert problem(message) is None or isinstance(problem(message), str)
+    reason = problem(message)
+    # a reason phrase goes into the 400's status line: one printable line
+    assert reason is None or (reason != "" and reason.isprintable())
+    if not re.search(rb"(?im)^[ \t]*(via|v)[ \t]*:", noise):
+        assert reason == "Bad Via"  # no Via at all: nowhere to answer, whatever else is wrong
 
 
 def test_a_retransmitted_request_is_answered_with_the_last_response_sent_for_it() -> None:
