@@ -145,6 +145,11 @@ def test_a_consistent_mix_up_is_named_twice() -> None:
     mine = {"x_metadata": "Hello from Kore for contact a", "kore-instanceSessionId": "1"}
     assert call_problems(_report("a", "1", mine, mine)) == []
     assert call_problems(_report("a", "1", mine, theirs)) == ["mixed up: customData"]
+    # nothing stored, and the flow's customData is the retrieve function's 404 body: a loss, not a mix-up
+    assert call_problems(_report("a", "1", None, "Data not found")) == [
+        "lost: nothing stored for the contact",
+        "lost: no customData",
+    ]
 
 
 # ---------------------------------------------------------------- settings the docs rely on, read back

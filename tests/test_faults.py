@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from kore_connect.cli.call import call_problems
 from kore_connect.contactflow.model import Flow
 from kore_connect.contactflow.render import FlowOptions, flow_json, render_flow
 from kore_connect.twin.local_twin import CONNECTOR_ARN, DEFAULT_DID, QUEUE_ARN, RETRIEVE_ARN, LocalTwin
@@ -129,7 +130,13 @@ def test_a_part_killed_mid_load_and_restarted_loses_no_committed_metadata(
     ok = [r for r in reports if r["kore"] and any(n.get("httpStatus") == 200 for n in r["kore"]["nodes"])]
     assert ok and all(r["metadata"]["stored"] is not None for r in ok)  # every 200 is kept
     assert all(r["metadata"]["customData"] == r["metadata"]["stored"] for r in reports[-5:])
-    # (an API outage this short is often covered by the Service node's retries: no call need fail)
+    # A call fails only by losing its metadata (its Service node ran out of retries during the API's
+    # outage, or the gateway died with it), never by a mix-up.
+    for report in reports:
+        problems = call_problems(report)
+        assert not [p for p in problems if p.startswith("mixed up")], problems
+        if problems and report["kore"] is not None and victim == "metadata API":
+            assert any(n["status"] == "error" for n in report["kore"]["nodes"]), problems
     with sqlite3.connect(tmp_path / "sessions.db") as database:
         assert database.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 

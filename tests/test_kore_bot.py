@@ -296,3 +296,37 @@ def test_form_bodies_are_percent_encoded() -> None:
     )
     assert rendered.text == "note=a%26admin%3D1&x=1"
     assert rendered.escaped == ("{{context.v}}",)
+
+
+# ---------------------------------------------------------------- retries, counted where they arrive
+
+
+@pytest.mark.parametrize(("hang_ups", "retries", "status"), [(2, 2, "ok"), (3, 2, "error"), (1, 0, "error")])
+def test_the_service_node_retries_connection_errors_as_a_real_peer_counts_them(
+    hang_ups: int, retries: int, status: str
+) -> None:
+    # A peer that closes the first connections without a word (as a dying API does), then answers 200.
+    arrived: list[bytes] = []
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        arrived.append(await reader.readuntil(b"\r\n\r\n"))
+        if len(arrived) > hang_ups:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+            await writer.drain()
+        writer.close()
+
+    async def scenario() -> BotRun:
+        server = await asyncio.start_server(peer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        node = ServiceRequestNode(
+            "send", f"http://127.0.0.1:{port}/x", "POST", (), "{}", retries=retries, backoff_seconds=0.01
+        )
+        async with server, httpx.AsyncClient() as http:
+            return await run_bot(
+                KoreSession(INVITE_HEADERS), Dialog(start_flow=(), nodes=(node,)), environment={}, http=http
+            )
+
+    run = asyncio.run(scenario())
+    (result,) = run.results
+    assert len(arrived) == min(hang_ups + 1, retries + 1)  # attempts made, as the peer saw them
+    assert result.status == status and result.attempts == len(arrived)

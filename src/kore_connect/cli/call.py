@@ -217,6 +217,9 @@ def _flow(path: Path) -> dict[str, Any]:
     return document
 
 
+NOT_FOUND_TEXT = "Data not found"  # the retrieve function's 404 body, as the flow sets customData
+
+
 def call_problems(report: dict[str, Any]) -> list[str]:
     """What went wrong for this caller: lost or mixed-up metadata, a call that did not reach the queue."""
     from kore_connect.twin.connect.interpreter import TWIN_START_UP
@@ -238,10 +241,11 @@ def call_problems(report: dict[str, Any]) -> list[str]:
         problems.append("lost: nothing stored for the contact")
     elif report["metadata"]["stored"] != expected:
         problems.append("mixed up: the store holds another bot's metadata")
-    if report["metadata"]["customData"] != expected:
-        problems.append(
-            "lost: no customData" if report["metadata"]["customData"] is None else "mixed up: customData"
-        )
+    custom = report["metadata"]["customData"]
+    if custom != expected:
+        # The retrieve function's 404 body is what the agent sees when nothing was stored: a loss.
+        lost = custom is None or custom == NOT_FOUND_TEXT
+        problems.append("lost: no customData" if lost else "mixed up: customData")
     return problems
 
 
