@@ -1,26 +1,41 @@
-"""A deployed kore-connect stack for `kore-connect doctor` to examine: moto, Stubbers and our real handlers.
+"""A deployed kore-connect stack for `kore-connect doctor` to examine: moto over HTTP, the served local
+API with our real functions in their worker processes, and two Stubbers.
 
-- CloudFormation, DynamoDB, Secrets Manager: moto. The stack is a real moto stack; its template holds
-  the sessions table and the outputs `kore_connect.stack` names. moto's CloudFormation ignores the
-  table's TimeToLiveSpecification, so TTL is switched on through the DynamoDB API instead.
-- The metadata API: an `httpx.MockTransport` doing API Gateway's job (REFERENCE.md §3): a missing
-  header is a 401 without invoking the authorizer; otherwise the REAL authorizer handler decides, and
-  an Allow hands the proxy event to the REAL store handler, which writes into the moto table.
+- CloudFormation, DynamoDB, Secrets Manager: moto, served over HTTP on loopback (`serving_moto` in
+  tests/servers.py), so that the functions' worker processes and the doctor's clients reach the same
+  account. The stack is a real moto stack; its template holds the sessions table and the outputs
+  `kore_connect.stack` names. moto's CloudFormation ignores the table's TimeToLiveSpecification, so TTL
+  is switched on through the DynamoDB API instead; the doctor reads it back from moto.
+- The metadata API: the REAL served local API Gateway (`twin.apigw.app.LocalApi` under uvicorn on
+  loopback) from template.yaml: its real rules (a missing header is API Gateway's 401 without invoking
+  the authorizer, an unknown path its 403), the REAL authorizer reading the token from the moto secret
+  and the REAL store function writing into the moto table, each in its own worker process. An API
+  deployed without the authorizer is the same template with the authorizer taken off the route.
+  `Lab.api.requests` is every request the API received, noted by a thin ASGI wrapper in front of it;
+  the functions' logs go to a file (`Lab.function_logs`).
 - lambda:Invoke of the retrieve function: moto runs functions only in Docker, so a botocore Stubber
-  answers. Its payload is not canned: when the doctor reads it, the REAL retrieve handler runs on the
-  very event the doctor sent, against the moto table the store wrote. So the doctor's comparison is
-  checked against what our function really returns, through the real client's response handling.
-  (The alternative, an injected `invoke_retrieve` callable, would leave the boto3 call untested.)
+  answers. Its payload is not canned: when the doctor reads it, the REAL retrieve handler runs in this
+  process on the very event the doctor sent, against the moto table the store wrote (through
+  `AWS_ENDPOINT_URL`). So the doctor's comparison is checked against what our function really returns,
+  through the real client's response handling. (The alternative, an injected `invoke_retrieve`
+  callable, would leave the boto3 call untested.)
 - connect:ListLambdaFunctions: not in moto; a Stubber with the pages Connect would return.
+
+The servers and the functions' workers start once, for the first lab of the session, and are shared:
+each lab resets moto (`POST /moto-api/reset`) and forgets the requests seen. The API Gateway cache of
+authorizer answers is off, so that every lab's requests reach the authorizer.
 """
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import io
 import json
+import ssl
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -28,10 +43,11 @@ import httpx
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
-from moto import mock_aws
+from starlette.datastructures import URL as StarletteURL
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kore_connect import config
-from kore_connect.bridge import authorizer, container, retrieve, store
+from kore_connect.bridge import container, retrieve
 from kore_connect.doctor.checks import DoctorClients
 from kore_connect.stack import (
     AUTHORIZER_FUNCTION,
@@ -40,48 +56,151 @@ from kore_connect.stack import (
     OUTPUT_RETRIEVE_FUNCTION_ARN,
     OUTPUT_TABLE_NAME,
     OUTPUT_TOKEN_SECRET_ARN,
+    RESOURCE_PATH,
     RETRIEVE_FUNCTION,
-    STORE_FUNCTION,
-    TOKEN_HEADER,
 )
-from kore_connect.twin.events import store_request_event, token_event
+from kore_connect.twin.apigw.app import FunctionOverrides, LocalApi
+from kore_connect.twin.apigw.gateway import GatewaySettings
+from kore_connect.twin.template import ApiDescription, describe_api, load_template
 from tests.conftest import TABLE, context
+from tests.servers import serving, serving_moto
 
 STACK = "kore-connect"
-ACCOUNT = "123456789012"
-URL = "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/prod/kore-metadata"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's
 RETRIEVE_ARN = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:kore-connect-KoreRetrieveSessionMetad-Xy12"
 INSTANCE_ID = "9d3f0f5e-1c2b-4a5d-8e7f-0a1b2c3d4e5f"
 INSTANCE_ARN = f"arn:aws:connect:us-east-1:{ACCOUNT}:instance/{INSTANCE_ID}"
 BOT_TOKEN = "doctor-lab-bot-token-7f3a9c2e5b1d"  # the secret's value; must never be printed
+SECRET_NAME = "kore-connect/token"
+# The authorizer's workers start once with their environment, while moto gives each new secret a random
+# ARN suffix: the authorizer names the secret by its partial ARN, which Secrets Manager accepts.
+SECRET_PARTIAL_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{SECRET_NAME}"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+# The doctor's clients, all on moto's endpoint; lambda and connect never reach it (Stubbers answer).
+SERVICES = ("cloudformation", "dynamodb", "secretsmanager", "lambda", "connect")
 
 
-class ApiGateway:
-    """POST /kore-metadata as API Gateway serves it, the real authorizer and store functions behind it."""
+@dataclass(frozen=True)
+class Received:
+    """A request as the API received it (the names `httpx.Request` gives them)."""
 
-    def __init__(self) -> None:
-        self.has_authorizer = True
-        self.requests: list[httpx.Request] = []
+    method: str
+    url: httpx.URL
+    headers: httpx.Headers
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        if request.method != "POST" or request.url.copy_with(query=None) != httpx.URL(URL):
-            return httpx.Response(403, json={"message": "Missing Authentication Token"})
-        token = request.headers.get(TOKEN_HEADER)
-        if self.has_authorizer:
-            if token is None:
-                return httpx.Response(401, json={"message": "Unauthorized"})
-            try:
-                authorizer.lambda_handler(token_event(token), context(AUTHORIZER_FUNCTION))
-            except authorizer.Unauthorized:
-                return httpx.Response(401, json={"message": "Unauthorized"})
-            except authorizer.AuthorizerUnavailable:
-                return httpx.Response(500, json={"message": None})
-        event = store_request_event(
-            request.url.params.get("contactId"), request.content.decode("utf-8"), token=token or ""
+
+class Recording:
+    """An ASGI application that notes every HTTP request it receives, then hands it to `app`."""
+
+    def __init__(self, app: ASGIApp, requests: list[Received]) -> None:
+        self._app = app
+        self._requests = requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]]
+            url = httpx.URL(str(StarletteURL(scope=scope)))
+            self._requests.append(Received(scope["method"], url, httpx.Headers(headers)))
+        await self._app(scope, receive, send)
+
+
+class ServedApi:
+    """POST /kore-metadata served by the local API Gateway, the real functions behind it on moto; with
+    the template's authorizer, or deployed without it. Each is started the first time it is asked for."""
+
+    def __init__(self, moto: str, function_log: Path) -> None:
+        self.requests: list[Received] = []  # by either, in order
+        self._moto = moto
+        self._function_log = function_log
+        self._template = describe_api(load_template())
+        self._urls: dict[bool, str] = {}
+        self._running = ExitStack()
+
+    def url(self, *, authorizer: bool = True) -> str:
+        if authorizer not in self._urls:
+            description = self._template if authorizer else _without_authorizer(self._template)
+            base = self._running.enter_context(
+                serving(Recording(self._local_api(description).app, self.requests))
+            )
+            self._urls[authorizer] = f"{base}/{description.stage}{RESOURCE_PATH}"
+        return self._urls[authorizer]
+
+    def close(self) -> None:
+        self._running.close()
+
+    def _local_api(self, description: ApiDescription) -> LocalApi:
+        api = LocalApi(
+            description,
+            overrides=FunctionOverrides(
+                all_functions={
+                    config.SESSION_BACKEND: "dynamodb",
+                    config.TABLE_NAME: TABLE,
+                    "AWS_ENDPOINT_URL": self._moto,
+                    **CREDENTIALS,
+                },
+                by_function={AUTHORIZER_FUNCTION: {config.AUTH_TOKEN_SECRET_ARN: SECRET_PARTIAL_ARN}},
+            ),
+            settings=GatewaySettings(account_id=ACCOUNT, authorizer_cache_ttl_seconds=0),
+            containers=1,
+            max_containers=1,
         )
-        answer = store.lambda_handler(event, context(STORE_FUNCTION))
-        return httpx.Response(answer["statusCode"], headers=answer["headers"], content=answer["body"])
+        # LocalApi takes no log path (its functions log to our stderr); the lab reads their logs back.
+        for function in api.functions.values():
+            function.spec = dataclasses.replace(function.spec, log_path=self._function_log)
+        return api
+
+
+def _without_authorizer(api: ApiDescription) -> ApiDescription:
+    return dataclasses.replace(api, routes=tuple(dataclasses.replace(r, authorizer=None) for r in api.routes))
+
+
+class LabServers:
+    """moto over HTTP, the served API and the doctor's AWS clients, shared by every lab of the session."""
+
+    def __init__(self, folder: Path) -> None:
+        self.function_log = folder / "functions.log"
+        self._running = ExitStack()
+        self.moto = self._running.enter_context(serving_moto())
+        self.api = ServedApi(self.moto, self.function_log)
+        self._running.callback(self.api.close)
+        # Built once: an httpx.Client loading the CA certificates itself takes 50 ms, per test.
+        self.tls = ssl.create_default_context()
+        self._moto_api = self._running.enter_context(httpx.Client(base_url=self.moto, verify=self.tls))
+        # One client per service for the whole session: creating them per test took most of its time.
+        # Each test's Stubbers and hooks are removed from them when it ends.
+        self.clients = {
+            service: boto3.client(
+                service,
+                endpoint_url=self.moto,
+                region_name=REGION,
+                aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            )
+            for service in SERVICES
+        }
+
+    def reset(self) -> None:
+        """A fresh moto account, no request seen."""
+        self._moto_api.post("/moto-api/reset").raise_for_status()
+        self.api.requests.clear()
+
+    def close(self) -> None:
+        self._running.close()
+
+
+_SERVERS = pytest.StashKey[LabServers]()
+
+
+def lab_servers(request: pytest.FixtureRequest) -> LabServers:
+    """The session's servers: started for the first lab that asks, stopped when the session ends."""
+    stash = request.config.stash
+    if _SERVERS not in stash:
+        folder = request.getfixturevalue("tmp_path_factory").mktemp("doctor-lab")
+        servers = LabServers(folder)
+        request.config.add_cleanup(servers.close)
+        stash[_SERVERS] = servers
+    return stash[_SERVERS]
 
 
 class _Deferred:
@@ -149,10 +268,12 @@ def _stream(document: dict[str, Any]) -> StreamingBody:
 @dataclass
 class Lab:
     clients: DoctorClients
-    api: ApiGateway
+    api: ServedApi
     retrieve: RetrieveFunction
     connect: Stubber
     secret_arn: str
+    function_log: Path
+    log_start: int = 0  # where this lab's lines begin in the functions' log
     stubbers: list[Stubber] = field(default_factory=list)
 
     def deploy(
@@ -160,13 +281,18 @@ class Lab:
         *,
         ttl: bool = True,
         connect_instance: bool = True,
+        authorizer: bool = True,
+        token_secret_arn: str | None = None,
+        metadata_url: str | None = None,
         without_outputs: Iterable[str] = (),
     ) -> None:
-        """Create the stack as `sam deploy` leaves it (outputs, table), with or without TTL and Connect."""
+        """Create the stack as `sam deploy` leaves it (outputs, table), with or without TTL, Connect and
+        the API's authorizer. Its outputs name the lab's secret (the one the authorizer reads) and the
+        served API's URL, unless `token_secret_arn` or `metadata_url` say otherwise."""
         outputs: dict[str, Any] = {
-            OUTPUT_METADATA_URL: {"Value": URL},
+            OUTPUT_METADATA_URL: {"Value": metadata_url or self.api.url(authorizer=authorizer)},
             OUTPUT_RETRIEVE_FUNCTION_ARN: {"Value": RETRIEVE_ARN},
-            OUTPUT_TOKEN_SECRET_ARN: {"Value": self.secret_arn},
+            OUTPUT_TOKEN_SECRET_ARN: {"Value": token_secret_arn or self.secret_arn},
             OUTPUT_TABLE_NAME: {"Value": {"Ref": "SessionsTable"}},
         }
         if connect_instance:
@@ -208,55 +334,54 @@ class Lab:
         response = self.clients.dynamodb.get_item(TableName=TABLE, Key={"contactId": {"S": contact_id}})
         return response.get("Item")
 
-
-@functools.cache
-def _client(service: str) -> Any:
-    """One client per service for the whole session: creating seven per test took most of each test's time.
-
-    moto intercepts every client's calls whenever a mock is active, and each test's Stubbers and
-    hooks are removed from the shared clients when it ends.
-    """
-    return boto3.client(service)
+    def function_logs(self) -> str:
+        """What the served functions (authorizer, store) logged during this lab, as in CloudWatch."""
+        with self.function_log.open("rb") as log:
+            log.seek(self.log_start)
+            return log.read().decode("utf-8", "replace")
 
 
-def make_lab(monkeypatch: pytest.MonkeyPatch) -> Lab:
-    """Inside mock_aws: the secret, the functions' environment and the doctor's clients (no stack yet)."""
-    secret_arn = _client("secretsmanager").create_secret(Name="kore-connect/token", SecretString=BOT_TOKEN)[
-        "ARN"
-    ]
+def make_lab(monkeypatch: pytest.MonkeyPatch, servers: LabServers) -> Lab:
+    """A fresh moto account holding the secret, the retrieve function's environment and the doctor's
+    clients (no stack yet)."""
+    servers.reset()
+    clients = servers.clients
+    secret_arn = clients["secretsmanager"].create_secret(Name=SECRET_NAME, SecretString=BOT_TOKEN)["ARN"]
+    # The retrieve function runs in this process (see RetrieveFunction), on moto's table.
     monkeypatch.setenv(config.SESSION_BACKEND, "dynamodb")
     monkeypatch.setenv(config.TABLE_NAME, TABLE)
-    monkeypatch.setenv(config.AUTH_TOKEN_SECRET_ARN, secret_arn)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", servers.moto)
     container.reset()
 
-    api = ApiGateway()
-    lambda_client, connect_client = _client("lambda"), _client("connect")
-    retrieve_function = RetrieveFunction(lambda_client)
-    connect = Stubber(connect_client)
-    clients = DoctorClients(
-        cloudformation=_client("cloudformation"),
-        dynamodb=_client("dynamodb"),
-        secretsmanager=_client("secretsmanager"),
-        lambda_=lambda_client,
-        connect=connect_client,
-        http=httpx.Client(transport=httpx.MockTransport(api)),
+    retrieve_function = RetrieveFunction(clients["lambda"])
+    connect = Stubber(clients["connect"])
+    doctor_clients = DoctorClients(
+        cloudformation=clients["cloudformation"],
+        dynamodb=clients["dynamodb"],
+        secretsmanager=clients["secretsmanager"],
+        lambda_=clients["lambda"],
+        connect=clients["connect"],
+        http=httpx.Client(verify=servers.tls),
     )
-    lab = Lab(clients, api, retrieve_function, connect, secret_arn)
+    log_start = servers.function_log.stat().st_size if servers.function_log.exists() else 0
+    lab = Lab(
+        doctor_clients, servers.api, retrieve_function, connect, secret_arn, servers.function_log, log_start
+    )
     lab.stubbers = [retrieve_function.stubber, connect]
     for stubber in lab.stubbers:
         stubber.activate()
     return lab
 
 
-def lab_fixture(monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
-    """The body of each test module's `lab` fixture: a fresh moto account per test."""
-    with mock_aws():
-        lab = make_lab(monkeypatch)
-        try:
-            yield lab
-            for stubber in lab.stubbers:
-                stubber.assert_no_pending_responses()
-        finally:
-            for stubber in lab.stubbers:
-                stubber.deactivate()
-            lab.retrieve.close()
+def lab_fixture(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[Lab]:
+    """The body of each test module's `lab` fixture: a fresh moto account per test, shared servers."""
+    lab = make_lab(monkeypatch, lab_servers(request))
+    try:
+        yield lab
+        for stubber in lab.stubbers:
+            stubber.assert_no_pending_responses()
+    finally:
+        for stubber in lab.stubbers:
+            stubber.deactivate()
+        lab.retrieve.close()
+        lab.clients.http.close()

@@ -1,5 +1,5 @@
-"""`kore-connect doctor`'s checks against a stack deployed into moto, with our real functions behind the API
-and the retrieve call (see tests/doctor_lab.py for what is real and what is stubbed, and why)."""
+"""`kore-connect doctor`'s checks against a stack deployed into moto, with our real functions behind the
+served API and the retrieve call (see tests/doctor_lab.py for what is real and what is stubbed, and why)."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ OTHER_FUNCTION = "arn:aws:lambda:us-east-1:123456789012:function:queue-announcem
 
 
 @pytest.fixture
-def lab(monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
-    yield from lab_fixture(monkeypatch)
+def lab(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[Lab]:
+    yield from lab_fixture(monkeypatch, request)
 
 
 def statuses(report: object) -> dict[str, CheckStatus]:
@@ -145,8 +145,7 @@ def test_a_table_without_ttl_fails_with_a_fix_naming_expires_at(lab: Lab) -> Non
 
 def test_an_api_without_authorizer_is_reported_as_a_security_failure(lab: Lab) -> None:
     # GIVEN an API whose POST method has no authorizer: requests reach the store function directly
-    lab.deploy()
-    lab.api.has_authorizer = False
+    lab.deploy(authorizer=False)
     lab.retrieve.runs_the_handler()
     lab.connect_lists([RETRIEVE_ARN])
     # WHEN the doctor runs
@@ -163,13 +162,28 @@ def test_an_api_without_authorizer_is_reported_as_a_security_failure(lab: Lab) -
     assert lab.item(report.contact_id) is None
 
 
-def test_a_token_the_authorizer_does_not_know_fails_the_store_and_skips_the_retrieve(
-    lab: Lab, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # GIVEN the authorizer reads another token than the stack's secret holds
-    lab.deploy()
-    other = boto3.client("secretsmanager").create_secret(Name="other", SecretString="x" * 40)["ARN"]
-    monkeypatch.setenv("AUTH_TOKEN_SECRET_ARN", other)
+def test_a_url_that_is_not_the_apis_post_is_refused_by_api_gateway_not_the_authorizer(lab: Lab) -> None:
+    # GIVEN a stack whose MetadataEndpointUrl names a stage the API does not have
+    lab.deploy(metadata_url=lab.api.url().replace("/prod/", "/staging/"))
+    lab.connect_lists([RETRIEVE_ARN])
+    # WHEN the doctor runs
+    report = run_doctor(lab.clients, STACK)
+    # THEN API Gateway's own 403 fails both refusal checks, as not koreClientAuth's 401
+    for name in (Check.API_WITHOUT_TOKEN, Check.API_WRONG_TOKEN):
+        result = report.result(name)
+        assert result.status is CheckStatus.FAILED
+        assert result.detail == 'refused, but not by koreClientAuth: HTTP 403 "Missing Authentication Token"'
+        assert "MetadataEndpointUrl" in result.fix
+    # AND the real token is refused the same way, so nothing was stored
+    assert report.result(Check.API_STORES).detail == 'refused: HTTP 403 "Missing Authentication Token"'
+    assert [request.url.path for request in lab.api.requests] == ["/staging/kore-metadata"] * 3
+
+
+def test_a_token_the_authorizer_does_not_know_fails_the_store_and_skips_the_retrieve(lab: Lab) -> None:
+    # GIVEN the authorizer reads another token than the stack's secret holds: the stack names a secret
+    # the authorizer does not read
+    other = lab.clients.secretsmanager.create_secret(Name="other", SecretString="x" * 40)["ARN"]
+    lab.deploy(token_secret_arn=other)
     lab.connect_lists([RETRIEVE_ARN])
     # WHEN the doctor runs
     report = run_doctor(lab.clients, STACK)
@@ -265,8 +279,7 @@ def test_without_a_connect_instance_the_connect_check_is_skipped(lab: Lab) -> No
 
 def test_the_token_appears_in_no_result(lab: Lab) -> None:
     # GIVEN a deployment failing in as many ways as can show a token: no authorizer, wrong metadata
-    lab.deploy(ttl=False)
-    lab.api.has_authorizer = False
+    lab.deploy(ttl=False, authorizer=False)
     lab.retrieve.answers({"statusCode": 200, "body": json.dumps({"token": BOT_TOKEN})})
     lab.connect_lists([])
     # WHEN the doctor runs

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
@@ -26,8 +25,8 @@ KORE_CONNECT = Path(sys.executable).parent / "kore-connect"
 
 
 @pytest.fixture
-def lab(monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
-    yield from lab_fixture(monkeypatch)
+def lab(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[Lab]:
+    yield from lab_fixture(monkeypatch, request)
 
 
 def cli(command: typer.models.CommandFunctionType | None = None) -> typer.Typer:
@@ -87,12 +86,9 @@ def test_a_failed_check_prints_its_cause_and_fix_and_exits_1(lab: Lab) -> None:
     assert "1 check failed." in out
 
 
-def test_the_token_is_never_printed(
-    lab: Lab, capsys: pytest.CaptureFixture[str], function_logs: io.StringIO
-) -> None:
+def test_the_token_is_never_printed(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
     # GIVEN a deployment failing everywhere a token could leak: no authorizer, a body echoing it
-    lab.deploy()
-    lab.api.has_authorizer = False
+    lab.deploy(authorizer=False)
     lab.retrieve.answers({"statusCode": 200, "body": f'{{"token": "{BOT_TOKEN}"}}'})
     lab.connect_lists([])
     # WHEN the operator runs the doctor
@@ -100,9 +96,10 @@ def test_the_token_is_never_printed(
     # THEN nothing printed holds the token: not the checklist, not the functions' logs
     assert code == 1
     captured = capsys.readouterr()
-    for text in (out, err, captured.out, captured.err, function_logs.getvalue()):
+    function_logs = lab.function_logs()
+    for text in (out, err, captured.out, captured.err, function_logs):
         assert BOT_TOKEN not in text
-    assert "Metadata stored" in function_logs.getvalue()  # the logs were captured indeed
+    assert "Metadata stored" in function_logs  # the logs were captured indeed
 
 
 @pytest.mark.parametrize(
