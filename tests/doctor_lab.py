@@ -1,7 +1,7 @@
 """A deployed kore-connect stack for `kore-connect doctor` to examine: moto over HTTP, the served local
 API with our real functions in their worker processes, and two Stubbers.
 
-- CloudFormation, DynamoDB, Secrets Manager: moto, served over HTTP on loopback (`serving_moto` in
+- CloudFormation, DynamoDB, Secrets Manager: moto's own server (`moto_server`) on loopback (`serving_moto` in
   tests/servers.py), so that the functions' worker processes and the doctor's clients reach the same
   account. The stack is a real moto stack; its template holds the sessions table and the outputs
   `kore_connect.stack` names. moto's CloudFormation ignores the table's TimeToLiveSpecification, so TTL

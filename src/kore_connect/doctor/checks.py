@@ -84,7 +84,7 @@ class DoctorError(KoreConnectError):
 
 @dataclass(frozen=True)
 class DoctorClients:
-    """Everything the doctor talks to; tests pass their own (moto, Stubber, httpx.MockTransport)."""
+    """Everything the doctor talks to; tests pass their own (clients of a moto server, Stubbers)."""
 
     cloudformation: CloudFormationClient
     dynamodb: DynamoDBClient
