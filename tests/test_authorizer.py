@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import socket
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +17,7 @@ from moto import mock_aws
 from kore_connect.bridge import authorizer, container
 from kore_connect.bridge.authorizer import AuthorizerUnavailable, Unauthorized
 from kore_connect.bridge.tokens import REFRESH_INTERVAL_SECONDS
+from kore_connect.twin.template import describe_api, load_template
 from tests.conftest import TOKEN, context, load_event
 
 NEXT_TOKEN = "next-token-after-rotation-0001"
@@ -208,3 +212,79 @@ def _count_secret_reads() -> Any:
 
     client.meta.events.register("before-call.secrets-manager.GetSecretValue", count)
     return lambda: calls["n"]
+
+
+# What the mutation run (./dev mutate, docs/testing.md) found untested in the authorizer.
+
+
+@pytest.mark.parametrize("presented", [12345, ["a-list-of-one-token-00000"], {"token": TOKEN}, "\ud800" * 20])
+def test_a_token_that_is_not_a_string_of_characters_is_unauthorized(
+    monkeypatch: pytest.MonkeyPatch, presented: Any
+) -> None:
+    # A test event (or a future API Gateway) may carry anything JSON holds, a lone surrogate included.
+    monkeypatch.setenv("AUTH_TOKEN", TOKEN)
+    with pytest.raises(Unauthorized):
+        authorize(presented)
+
+
+@pytest.mark.parametrize(
+    ("presented", "reason"), [(None, "no token"), ("", "no token"), ("x" * 20, "token does not match")]
+)
+def test_a_denial_is_logged_with_its_reason(
+    monkeypatch: pytest.MonkeyPatch, function_logs: io.StringIO, presented: str | None, reason: str
+) -> None:
+    monkeypatch.setenv("AUTH_TOKEN", TOKEN)
+    with pytest.raises(Unauthorized):
+        authorize(presented)
+    denials = [json.loads(line) for line in function_logs.getvalue().splitlines() if "Request denied" in line]
+    assert [denial["reason"] for denial in denials] == [reason]
+
+
+class SilentPeer:
+    """A TCP listener that accepts connections and never answers: a Secrets Manager that hangs."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                self.accepted.append(self._listener.accept()[0])
+
+    def close(self) -> None:
+        self._listener.close()
+        for connection in self.accepted:
+            connection.close()
+
+
+def test_a_hanging_secrets_manager_fails_the_authorizer_within_its_lambda_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN the authorizer's secret behind an endpoint that accepts and never answers
+    peer = SilentPeer()
+    try:
+        monkeypatch.setenv(
+            "AUTH_TOKEN_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:t-AbCdEf"
+        )
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", f"http://127.0.0.1:{peer.port}")
+        container.reset()
+        client_config = container.token_verifier()._source._secrets_manager().meta.config  # type: ignore[attr-defined]
+        attempts = client_config.retries["total_max_attempts"]
+        # WHEN a request comes: THEN the authorizer gives up with its own error (API Gateway's 500)
+        with pytest.raises(AuthorizerUnavailable) as raised:
+            authorize(TOKEN)
+        assert str(raised.value) == "the authorizer cannot read its token; see its logs"
+        # AND it tried exactly as often as configured, at the real peer
+        assert len(peer.accepted) == attempts
+    finally:
+        peer.close()
+    # AND the worst case (every attempt waiting out both timeouts, plus standard mode's backoff of at
+    # most 2^(n-1) s before attempt n+1) ends before the function's timeout, so the log says why it
+    # failed rather than Lambda's "Task timed out"
+    backoff = sum(2 ** (n - 1) for n in range(1, attempts))
+    worst = attempts * (client_config.connect_timeout + client_config.read_timeout) + backoff
+    timeout = describe_api(load_template()).functions["AuthenticateBeforeStoringInDynamoDB"].timeout_seconds
+    assert worst < timeout
