@@ -77,6 +77,7 @@ def test_the_parameter_wins_over_the_contacts_own_id(sqlite_env: str) -> None:
         {"Details": None},
         {"Details": {"Parameters": {"contactId": "not-a-uuid"}, "ContactData": {}}},
         {"Details": {"Parameters": {}, "ContactData": {"ContactId": 42}}},
+        {"Details": {"Parameters": {}, "ContactData": "5d3b9a2a-afe5-485f-a07c-b763c635156b"}},
     ],
 )
 def test_an_event_without_a_valid_contact_id_is_a_400(sqlite_env: str, event: dict[str, Any]) -> None:

@@ -73,18 +73,23 @@ def test_a_contact_id_in_upper_case_is_stored_under_connects_lower_case(sqlite_e
     assert stored_metadata(CONTACT_ID) is not None
 
 
+REQUIRED = "the query parameter contactId is required (the Amazon Connect contact ID)"
+NOT_A_UUID = "the query parameter contactId must be a UUID such as 5f0c6a53-2f3e-4e8b-9a43-6d2b1c7e9f10"
+TWICE = "the query parameter contactId is given more than once with different values"
+
+
 @pytest.mark.parametrize(
     ("query", "multi", "message"),
     [
-        (None, None, "contactId is required"),
-        ({"contactId": ""}, {"contactId": [""]}, "contactId is required"),
-        ({"other": "x"}, {"other": ["x"]}, "contactId is required"),
-        ({"contactId": "12345"}, {"contactId": ["12345"]}, "must be a UUID"),
-        ({"contactId": "' OR 1=1 --"}, {"contactId": ["' OR 1=1 --"]}, "must be a UUID"),
+        (None, None, REQUIRED),
+        ({"contactId": ""}, {"contactId": [""]}, REQUIRED),
+        ({"other": "x"}, {"other": ["x"]}, REQUIRED),
+        ({"contactId": "12345"}, {"contactId": ["12345"]}, NOT_A_UUID),
+        ({"contactId": "' OR 1=1 --"}, {"contactId": ["' OR 1=1 --"]}, NOT_A_UUID),
         (
             {"contactId": CONTACT_ID},
             {"contactId": [CONTACT_ID, "0b6a7c1e-9d2f-4a38-8e51-3f2c4d5e6a7b"]},
-            "more than once",
+            TWICE,
         ),
     ],
 )
@@ -94,7 +99,7 @@ def test_a_missing_or_invalid_contact_id_is_a_400(
     status, _, body = post(request(queryStringParameters=query, multiValueQueryStringParameters=multi))
     assert status == 400
     assert body["error"] == "InvalidContactId"
-    assert message in body["message"]
+    assert body["message"] == message  # the whole sentence the bot's developer reads
     assert stored_metadata() is None
 
 
@@ -148,6 +153,7 @@ def test_a_body_over_the_limit_is_a_413(sqlite_env: str, monkeypatch: pytest.Mon
 def test_a_method_other_than_post_is_a_405(sqlite_env: str) -> None:
     status, headers, answer = post(request(httpMethod="GET"))
     assert (status, headers["Allow"], answer["error"]) == (405, "POST", "MethodNotAllowed")
+    assert answer["message"] == "use POST to store metadata"
 
 
 def test_an_unreachable_table_answers_503_with_retry_after(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -160,6 +166,7 @@ def test_an_unreachable_table_answers_503_with_retry_after(monkeypatch: pytest.M
     assert status == 503
     assert headers["Retry-After"] == "2"
     assert answer["error"] == "StoreUnavailable"
+    assert answer["message"] == "the metadata could not be stored; nothing was saved, try again"
 
 
 def test_a_missing_table_answers_503(dynalite_env: str, monkeypatch: pytest.MonkeyPatch) -> None:

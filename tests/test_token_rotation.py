@@ -10,16 +10,19 @@ from __future__ import annotations
 import io
 import logging
 import re
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from kore_connect.bridge.tokens import (
+    MIN_TOKEN_LENGTH,
     TOKEN_MAX_AGE_SECONDS,
     EnvironmentTokens,
     SecretTokens,
+    TokenSourceUnavailable,
     TokenVerifier,
 )
 from kore_connect.config import Settings
@@ -222,3 +225,161 @@ def test_a_configured_token_api_gateway_would_refuse_is_ignored_and_said(
     verifier = environment_verifier({"AUTH_TOKEN": token}, clock, log)
     assert verifier.match(token) is None
     assert "AUTH_TOKEN is ignored: a token is printable ASCII without spaces" in log.buffer.getvalue()
+
+
+# What the mutation run (./dev mutate, docs/testing.md) found untested in the token sources.
+
+
+class ScriptedSecrets:
+    """GetSecretValue answering each staging label as scripted: a response, or an error to raise."""
+
+    def __init__(self, **answers: dict[str, Any] | Exception) -> None:
+        self._answers = answers
+
+    def get_secret_value(self, *, SecretId: str, VersionStage: str) -> dict[str, Any]:
+        answer = self._answers.get(VersionStage)
+        if answer is None:
+            error = {"Error": {"Code": "ResourceNotFoundException", "Message": "no such version"}}
+            raise ClientError(error, "GetSecretValue")  # type: ignore[arg-type]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def scripted_verifier(secrets: ScriptedSecrets, clock: SimulatedClock, log: Any) -> TokenVerifier:
+    source = SecretTokens(ARN, rotation_window_seconds=WINDOW, client=secrets)  # type: ignore[arg-type]
+    return TokenVerifier(source, log=log, clock=clock, wall_clock=clock)
+
+
+def logged_lines(log: Any) -> list[str]:
+    return list(log.buffer.getvalue().splitlines())
+
+
+def test_a_token_of_exactly_the_minimum_length_is_accepted(clock: SimulatedClock, log: Any) -> None:
+    token = "x" * MIN_TOKEN_LENGTH
+    assert environment_verifier({"AUTH_TOKEN": token}, clock, log).match(token) == "current"
+    assert environment_verifier({"AUTH_TOKEN": token[:-1]}, clock, log).match(token[:-1]) is None
+
+
+def test_a_binary_current_secret_is_no_token_and_does_not_hide_the_previous_one(
+    clock: SimulatedClock, log: Any
+) -> None:
+    # GIVEN a secret whose AWSCURRENT version holds SecretBinary (no SecretString), rotated just now
+    created = datetime.fromtimestamp(clock.now, UTC)
+    secrets = ScriptedSecrets(
+        AWSCURRENT={"SecretBinary": NEW.encode(), "CreatedDate": created},
+        AWSPREVIOUS={"SecretString": OLD, "CreatedDate": created},
+    )
+    verifier = scripted_verifier(secrets, clock, log)
+    # THEN the binary value matches nothing (no crash), and the previous token still counts
+    assert verifier.match(NEW) is None
+    assert verifier.match(OLD) == "previous"
+
+
+def test_a_naive_creation_time_is_read_as_utc_whatever_the_local_zone(
+    clock: SimulatedClock, log: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a machine whose local time is 5 h 30 min ahead of UTC
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        naive_utc = datetime.fromtimestamp(clock.now, UTC).replace(tzinfo=None)
+        secrets = ScriptedSecrets(
+            AWSCURRENT={"SecretString": NEW, "CreatedDate": naive_utc},
+            AWSPREVIOUS={"SecretString": OLD, "CreatedDate": naive_utc},
+        )
+        verifier = scripted_verifier(secrets, clock, log)
+        # THEN the window ends WINDOW seconds after that UTC time, not 5 h 30 min off
+        clock.now += WINDOW - 1
+        assert verifier.match(OLD) == "previous"
+        clock.now += 1
+        assert verifier.match(OLD) is None
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+def test_a_previous_version_without_a_creation_time_is_ignored_and_said(
+    clock: SimulatedClock, log: Any
+) -> None:
+    secrets = ScriptedSecrets(AWSCURRENT={"SecretString": NEW}, AWSPREVIOUS={"SecretString": OLD})
+    verifier = scripted_verifier(secrets, clock, log)
+    assert verifier.match(OLD) is None
+    assert verifier.match(NEW) == "current"
+    assert logged_lines(log) == [
+        "Authorizer token problem: the secret's AWSPREVIOUS value is ignored: its rotation time is unknown"
+    ]
+
+
+def test_a_secret_never_rotated_reports_no_problem(clock: SimulatedClock, log: Any) -> None:
+    verifier = secret_verifier(FakeSecretsManager(clock, NEW), clock, log)
+    assert verifier.match(NEW) == "current"
+    assert logged_lines(log) == []
+
+
+TOO_SHORT = "is shorter than 16 characters and is ignored"
+REFUSED_UNTIL = (
+    "Every request is refused until AUTH_TOKEN or AUTH_TOKEN_SECRET_ARN holds a token "
+    "of at least 16 characters."
+)
+
+
+def test_weak_secret_values_are_named_by_their_stage(clock: SimulatedClock, log: Any) -> None:
+    created = datetime.fromtimestamp(clock.now, UTC)
+    secrets = ScriptedSecrets(
+        AWSCURRENT={"SecretString": "short", "CreatedDate": created},
+        AWSPREVIOUS={"SecretString": "also short", "CreatedDate": created},
+    )
+    assert scripted_verifier(secrets, clock, log).match("short") is None
+    assert logged_lines(log) == [
+        "Authorizer token problem: the secret's AWSCURRENT value " + TOO_SHORT,
+        "Authorizer token problem: the secret's AWSPREVIOUS value " + TOO_SHORT,
+        "The authorizer is not configured: no valid token in the secret in AUTH_TOKEN_SECRET_ARN. "
+        + REFUSED_UNTIL,
+    ]
+
+
+def test_an_unconfigured_environment_says_where_it_looked(clock: SimulatedClock, log: Any) -> None:
+    assert environment_verifier({}, clock, log).match(NEW) is None
+    assert logged_lines(log) == [
+        "The authorizer is not configured: no valid token in the AUTH_TOKEN environment variable. "
+        + REFUSED_UNTIL
+    ]
+
+
+def test_an_unconfigured_secret_is_reported_once_however_often_it_is_read_again(
+    clock: SimulatedClock, log: Any
+) -> None:
+    secrets = FakeSecretsManager(clock, "short")
+    verifier = secret_verifier(secrets, clock, log)
+    for _ in range(10):
+        assert verifier.match(NEW) is None
+        clock.now += TOKEN_MAX_AGE_SECONDS
+    assert secrets.reads > 10  # read again and again, as a revocation needs
+    assert sum("is not configured" in line for line in logged_lines(log)) == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (
+            ClientError({"Error": {"Code": "AccessDeniedException"}}, "GetSecretValue"),  # type: ignore[arg-type]
+            "Secrets Manager refused to read the token secret (AWSCURRENT): AccessDeniedException",
+        ),
+        (
+            ClientError({}, "GetSecretValue"),  # type: ignore[typeddict-item]
+            "Secrets Manager refused to read the token secret (AWSCURRENT): Unknown",
+        ),
+        (
+            EndpointConnectionError(endpoint_url="https://secretsmanager.us-east-1.amazonaws.com"),
+            "Secrets Manager unreachable (AWSCURRENT): EndpointConnectionError",
+        ),
+    ],
+)
+def test_an_unreadable_secret_says_which_stage_and_why(
+    clock: SimulatedClock, log: Any, error: Exception, message: str
+) -> None:
+    verifier = scripted_verifier(ScriptedSecrets(AWSCURRENT=error), clock, log)
+    with pytest.raises(TokenSourceUnavailable) as raised:
+        verifier.match(NEW)
+    assert str(raised.value) == message
