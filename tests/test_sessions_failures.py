@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import sqlite3
+import threading
 from pathlib import Path
 
 import boto3
@@ -11,7 +14,7 @@ from botocore.stub import Stubber
 
 from kore_connect.config import Backend, Settings
 from kore_connect.sessions import SessionStoreError, SessionStoreUnavailable, open_session_store
-from kore_connect.sessions.dynamodb import DynamoDBSessionStore, ensure_table
+from kore_connect.sessions.dynamodb import CLIENT_CONFIG, DynamoDBSessionStore, dynamodb_client, ensure_table
 from kore_connect.sessions.sqlite import SQLiteSessionStore
 from tests.conftest import CONTACT_ID
 from tests.peers import Dynalite, free_port
@@ -88,7 +91,9 @@ def test_a_locked_sqlite_database_is_unavailable(tmp_path: Path) -> None:
     blocker.execute("BEGIN EXCLUSIVE")
     try:
         # THEN a write gives up after the busy timeout, as unavailable
-        with pytest.raises(SessionStoreUnavailable, match="locked"):
+        with pytest.raises(
+            SessionStoreUnavailable, match=r"^SQLite failed while storing the session: database is locked$"
+        ):
             store.put(CONTACT_ID, "{}", ttl_seconds=60)
     finally:
         blocker.execute("ROLLBACK")
@@ -135,3 +140,66 @@ def test_ensure_table_waits_for_a_table_another_process_is_still_creating() -> N
         assert record is not None and record.metadata == '{"x_metadata": "after the race"}'
     finally:
         server.stop()
+
+
+# What the mutation run (./dev mutate, docs/testing.md) found untested in the stores.
+
+
+def test_expired_rows_leave_the_sqlite_file_on_the_first_write_of_each_minute(tmp_path: Path) -> None:
+    # GIVEN a store on a clock the test moves, holding one session that expires after a second
+    now = [1000.0]
+    store = SQLiteSessionStore(tmp_path / "s.db", clock=lambda: now[0])
+    store.put("0b6a7c1e-9d2f-4a38-8e51-3f2c4d5e6a7b", "{}", ttl_seconds=1)
+
+    def rows() -> int:
+        with contextlib.closing(sqlite3.connect(tmp_path / "s.db")) as reader:
+            return int(reader.execute("SELECT count(*) FROM sessions").fetchone()[0])
+
+    # WHEN other calls are stored within the minute, it stays in the file (not read: it expired)
+    now[0] += 59
+    store.put(CONTACT_ID, "{}", ttl_seconds=60)
+    assert rows() == 2
+    # THEN the first write a minute after the last sweep removes it
+    now[0] += 1
+    store.put(CONTACT_ID, "{}", ttl_seconds=60)
+    assert rows() == 1
+
+
+def test_a_closed_sqlite_store_opens_again_when_used(tmp_path: Path) -> None:
+    store = SQLiteSessionStore(tmp_path / "s.db")
+    store.put(CONTACT_ID, '{"a":1}', ttl_seconds=60)
+    store.close()
+    record = store.get(CONTACT_ID)
+    assert record is not None and record.metadata == '{"a":1}'
+
+
+class SilentPeer:
+    """A TCP listener that accepts connections and never answers: a DynamoDB that hangs."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.endpoint = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                self.accepted.append(self._listener.accept()[0])
+
+    def close(self) -> None:
+        self._listener.close()
+        for connection in self.accepted:
+            connection.close()
+
+
+def test_our_dynamodb_client_tries_a_hanging_endpoint_twice_then_says_unavailable() -> None:
+    # docs/reliability.md: "each read tried twice"
+    peer = SilentPeer()
+    try:
+        store = DynamoDBSessionStore("koreCcSessions", client=dynamodb_client(peer.endpoint))
+        with pytest.raises(SessionStoreUnavailable):
+            store.get(CONTACT_ID)
+        assert len(peer.accepted) == CLIENT_CONFIG.retries["total_max_attempts"] == 2
+    finally:
+        peer.close()

@@ -276,20 +276,23 @@ def test_a_binary_current_secret_is_no_token_and_does_not_hide_the_previous_one(
     assert verifier.match(OLD) == "previous"
 
 
-def test_a_naive_creation_time_is_read_as_utc_whatever_the_local_zone(
-    clock: SimulatedClock, log: Any, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("zoned", [False, True], ids=["naive-utc", "aware-local"])
+def test_a_creation_time_is_read_in_its_own_zone_whatever_the_machines(
+    clock: SimulatedClock, log: Any, monkeypatch: pytest.MonkeyPatch, zoned: bool
 ) -> None:
     # GIVEN a machine whose local time is 5 h 30 min ahead of UTC
     monkeypatch.setenv("TZ", "Asia/Kolkata")
     time.tzset()
     try:
-        naive_utc = datetime.fromtimestamp(clock.now, UTC).replace(tzinfo=None)
+        # AND a creation time without a zone (read as UTC) or in the machine's zone (botocore's tzlocal)
+        created = datetime.fromtimestamp(clock.now, UTC)
+        created = created.astimezone() if zoned else created.replace(tzinfo=None)
         secrets = ScriptedSecrets(
-            AWSCURRENT={"SecretString": NEW, "CreatedDate": naive_utc},
-            AWSPREVIOUS={"SecretString": OLD, "CreatedDate": naive_utc},
+            AWSCURRENT={"SecretString": NEW, "CreatedDate": created},
+            AWSPREVIOUS={"SecretString": OLD, "CreatedDate": created},
         )
         verifier = scripted_verifier(secrets, clock, log)
-        # THEN the window ends WINDOW seconds after that UTC time, not 5 h 30 min off
+        # THEN the window ends WINDOW seconds after that moment, not 5 h 30 min off
         clock.now += WINDOW - 1
         assert verifier.match(OLD) == "previous"
         clock.now += 1
