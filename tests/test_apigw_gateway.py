@@ -158,3 +158,30 @@ def test_a_body_over_the_limit_is_refused_before_anything_else() -> None:
         handle(gateway(functions, payload_limit_bytes=4), request(path="/nowhere", body=b"12345"))[0] == 413
     )
     assert functions.events == []
+
+
+def test_a_refusal_carries_api_gateways_headers_and_what_the_access_log_names() -> None:
+    # Found by ./dev mutate: only the status and body of refusals were asserted.
+    async def broken(event: dict[str, Any]) -> Invocation:
+        raise RuntimeError("the runtime is stopping")
+
+    gw = gateway(Functions(integration=broken))
+    outcome = asyncio.run(gw.handle(request()))
+    request_id = outcome.request_id
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}", request_id)
+    # header names spelt as API Gateway sends them
+    assert list(outcome.response.headers) == [
+        ("Content-Type", "application/json"),
+        ("x-amzn-RequestId", request_id),
+        ("x-amzn-ErrorType", "InternalServerErrorException"),
+    ]
+    assert outcome.route == gw.api.routes[0]  # POST /things
+    assert outcome.principal_id == "p"
+    assert outcome.error_type == "InternalServerErrorException"
+    # before a route or a principal is known, the log has neither
+    unknown = asyncio.run(gw.handle(request(path="/prod/nowhere")))
+    assert (unknown.route, unknown.principal_id, unknown.error_type) == (
+        None,
+        None,
+        "MissingAuthenticationTokenException",
+    )
