@@ -32,8 +32,12 @@ def test_an_unreachable_dynamodb_is_unavailable() -> None:
 def test_a_missing_table_is_unavailable(dynalite: Dynalite) -> None:
     client = boto3.client("dynamodb", endpoint_url=dynalite.endpoint)
     store = DynamoDBSessionStore("no-such-table", client=client)
-    with pytest.raises(SessionStoreUnavailable, match="ResourceNotFoundException"):
+    with pytest.raises(SessionStoreUnavailable) as raised:
         store.put(CONTACT_ID, "{}", ttl_seconds=60)
+    assert str(raised.value) == "DynamoDB refused storing the session: ResourceNotFoundException"
+    with pytest.raises(SessionStoreUnavailable) as raised:
+        store.get(CONTACT_ID)
+    assert str(raised.value) == "DynamoDB refused reading the session: ResourceNotFoundException"
 
 
 def test_a_stopped_dynalite_makes_the_store_unavailable_until_it_returns() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -23,6 +24,7 @@ def post(event: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
     # a valid proxy response, or API Gateway answers 502
     assert set(response) == {"statusCode", "headers", "multiValueHeaders", "body", "isBase64Encoded"}
     assert isinstance(response["body"], str)
+    assert response["isBase64Encoded"] is False  # else API Gateway would decode our JSON as base64
     return response["statusCode"], response["headers"], json.loads(response["body"])
 
 
@@ -49,7 +51,12 @@ def test_the_kore_service_node_request_is_stored(backend_env: str) -> None:
     assert headers["Content-Type"] == "application/json"
     assert body["contactId"] == CONTACT_ID
     assert body["message"] == "Metadata stored"
-    assert body["expiresAt"] == container.session_store().get(CONTACT_ID).expires_at
+    record = container.session_store().get(CONTACT_ID)
+    assert body["expiresAt"] == record.expires_at
+    assert body["storedAt"] == datetime.fromtimestamp(record.stored_at, UTC).isoformat(
+        timespec="milliseconds"
+    )
+    assert body["storedAt"].endswith("+00:00")
     assert json.loads(stored_metadata()) == json.loads(event["body"])
 
 

@@ -12,7 +12,6 @@ import base64
 import binascii
 import json
 import re
-from decimal import Decimal
 from typing import Any, NoReturn
 
 from kore_connect.errors import KoreConnectError
@@ -27,6 +26,10 @@ class MetadataError(KoreConnectError):
         self.message = message
 
 
+class NumberText(str):
+    """A JSON number as written: what the parser gives for numbers, never converted."""
+
+
 # A JSON string token, or a run of JSON whitespace outside one.
 _STRING_OR_WHITESPACE = re.compile(r'("[^"\\]*(?:\\.[^"\\]*)*")|[ \t\n\r]+')
 
@@ -38,7 +41,7 @@ def metadata_from_body(body: str | None, *, is_base64_encoded: bool, max_bytes: 
     if not isinstance(document, dict):
         raise MetadataError(400, f"the body must be a JSON object, not {_json_kind(document)}")
     try:
-        json.dumps(document, ensure_ascii=False, default=str).encode("utf-8")
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         raise MetadataError(400, "the body contains a \\u escape of an unpaired surrogate") from None
     return compact(text)
@@ -80,8 +83,14 @@ def _body_text(body: str | None, *, is_base64_encoded: bool, max_bytes: int) -> 
 
 def _parse(text: str) -> Any:
     try:
+        # Numbers stay text: the document is only checked, and converting one may fail on valid JSON
+        # (int() refuses more than 4,300 digits).
         return json.loads(
-            text, parse_float=Decimal, parse_constant=_reject_constant, object_pairs_hook=_unique_keys
+            text,
+            parse_int=NumberText,
+            parse_float=NumberText,
+            parse_constant=_reject_constant,
+            object_pairs_hook=_unique_keys,
         )
     except json.JSONDecodeError as exc:
         raise MetadataError(
@@ -111,6 +120,8 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _json_kind(value: Any) -> str:
     if isinstance(value, list):
         return "an array"
+    if isinstance(value, NumberText):
+        return "a number"
     if isinstance(value, str):
         return "a string"
     if isinstance(value, bool):
