@@ -8,12 +8,14 @@ import io
 import json
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from hypothesis import Phase, settings
 from moto import mock_aws
 
 from kore_connect import config
@@ -37,6 +39,11 @@ FIXTURES = SHARED / "fixtures"
 SHARED_REFERENCE_EXPORT = FIXTURES / "flows" / "kore-reference-export.json"  # Kore's, as exported
 SHARED_ABSENT_REASON = "needs the shared reference export in {shared} (absent: a user's clone; CI has it)"
 SHARED_ABSENT = SHARED_ABSENT_REASON.format(shared=SHARED)
+
+# `./dev mutate` runs the property tests once per mutant, where any failing example kills it: no
+# shrinking there. Elsewhere, Hypothesis's defaults.
+settings.register_profile("mutation", phases=[Phase.explicit, Phase.reuse, Phase.generate])
+settings.load_profile(os.environ.get("KORE_HYPOTHESIS_PROFILE", "default"))
 
 needs_shared = pytest.mark.needs_shared
 """Marks a test (or a parameter) that reads ../shared; it skips, saying why, when that is absent."""
@@ -123,6 +130,16 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterat
     container.reset()
     yield
     container.reset()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def function_logger_on_this_sessions_stdout() -> None:
+    """The functions' logger writes to the stdout it saw when first imported. In one process that
+    runs pytest more than once (`./dev mutate`), that is an earlier run's closed capture: point it
+    at this run's stdout."""
+    handler = function_logger.registered_handler
+    if isinstance(handler, logging.StreamHandler):
+        handler.stream = sys.stdout  # not setStream: it flushes the closed stream first
 
 
 @pytest.fixture

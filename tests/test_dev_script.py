@@ -84,7 +84,7 @@ def test_the_script_parses() -> None:
 def test_no_command_prints_the_usage_and_exits_2(tmp_path: Path) -> None:
     result = run_dev(checkout(tmp_path), fake_bin(tmp_path, {}))
     assert result.returncode == 2
-    for command in ["./dev run", "./dev test", "./dev setup"]:
+    for command in ["./dev run", "./dev test", "./dev setup", "./dev mutate"]:
         assert command in result.stdout
 
 
@@ -163,6 +163,33 @@ def test_dev_test_times_each_step_and_keeps_pytest_s_exit_code(tmp_path: Path) -
     for name in ["ruff check", "ruff format --check", "mypy --strict"]:
         assert re.search(rf"==> {name}\n    done in \d+ s\n", result.stderr), result.stderr
     assert re.fullmatch(r"\./dev test: \d+ s in all .*exit code 3", result.stderr.splitlines()[-1])
+
+
+@pytest.mark.parametrize(("results", "rc"), [("killed", 0), ("survived", 1)])
+def test_dev_mutate_runs_mutmut_then_judges_its_survivors(tmp_path: Path, results: str, rc: int) -> None:
+    """mutmut is a stub; the verdict is the real tests/mutation_report.py against the real docs."""
+    repo = checkout(tmp_path)
+    venv_bin = installed_already(repo)
+    for folder, name in [("tests", "mutation_report.py"), ("tests", "__init__.py"), ("docs", "testing.md")]:
+        (repo / folder).mkdir(exist_ok=True)
+        shutil.copy2(REPO / folder / name, repo / folder / name)
+    calls = tmp_path / "mutmut-calls"
+    stub(
+        venv_bin / "mutmut",
+        f'echo "$KORE_HYPOTHESIS_PROFILE $*" >> {calls}\n'
+        f'[ "$1" = results ] && echo "    kore_connect.bridge.store.x_f__mutmut_1: {results}"\n'
+        "exit 0",
+    )
+    bin_dir = fake_bin(tmp_path, {peer: "exit 0" for peer in PEERS} | {"nproc": "echo 2"})
+    for tool in ["mkdir", "ln"]:
+        (bin_dir / tool).symlink_to(shutil.which(tool) or tool)
+    result = run_dev(repo, bin_dir, "mutate", "kore_connect.bridge.*")
+    assert result.returncode == rc, result.stderr
+    run, report = calls.read_text().splitlines()[:2]
+    assert run == "mutation run --max-children 2 kore_connect.bridge.*"  # the profile, then the arguments
+    assert report == " results --all true"  # the verdict's own call, without the profile
+    assert (repo / "mutants" / "node_modules").resolve() == (repo / "node_modules").resolve()
+    assert re.fullmatch(rf"\./dev mutate: \d+ s in all; exit code {rc}", result.stderr.splitlines()[-1])
 
 
 def first_section(readme: str) -> str:
