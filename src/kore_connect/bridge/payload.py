@@ -118,17 +118,16 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _json_kind(value: Any) -> str:
-    if isinstance(value, list):
-        return "an array"
+    """What a JSON value other than an object is, as `_parse` returns it (numbers as NumberText)."""
     if isinstance(value, NumberText):
         return "a number"
+    if isinstance(value, list):
+        return "an array"
     if isinstance(value, str):
         return "a string"
     if isinstance(value, bool):
         return "a boolean"
-    if value is None:
-        return "null"
-    return "a number"
+    return "null"
 
 
 def _too_large(max_bytes: int) -> MetadataError:
