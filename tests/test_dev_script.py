@@ -167,12 +167,14 @@ def test_dev_test_times_each_step_and_keeps_pytest_s_exit_code(tmp_path: Path) -
 
 @pytest.mark.parametrize(("results", "rc"), [("killed", 0), ("survived", 1)])
 def test_dev_mutate_runs_mutmut_then_judges_its_survivors(tmp_path: Path, results: str, rc: int) -> None:
-    """mutmut is a stub; the verdict is the real tests/mutation_report.py against the real docs."""
+    """mutmut is a stub; the verdict is the real tests/mutation_report.py, on a page with no survivor."""
     repo = checkout(tmp_path)
     venv_bin = installed_already(repo)
-    for folder, name in [("tests", "mutation_report.py"), ("tests", "__init__.py"), ("docs", "testing.md")]:
+    for folder, name in [("tests", "mutation_report.py"), ("tests", "__init__.py")]:
         (repo / folder).mkdir(exist_ok=True)
         shutil.copy2(REPO / folder / name, repo / folder / name)
+    (repo / "docs").mkdir()
+    (repo / "docs" / "testing.md").write_text("## Survivors explained\n\n| mutant | why |\n|---|---|\n")
     calls = tmp_path / "mutmut-calls"
     stub(
         venv_bin / "mutmut",
