@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -82,3 +84,25 @@ class Dynalite:
             os.killpg(self._process.pid, signal.SIGTERM)
             self._process.wait(timeout=10)
         self._process = None
+
+
+class SilentPeer:
+    """A TCP listener on loopback that accepts connections and never answers: an AWS endpoint that
+    hangs. `accepted` counts the attempts a client made."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                self.accepted.append(self._listener.accept()[0])
+
+    def close(self) -> None:
+        self._listener.close()
+        for connection in self.accepted:
+            connection.close()

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import socket
-import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +16,7 @@ from kore_connect.bridge.authorizer import AuthorizerUnavailable, Unauthorized
 from kore_connect.bridge.tokens import REFRESH_INTERVAL_SECONDS
 from kore_connect.twin.template import describe_api, load_template
 from tests.conftest import TOKEN, context, load_event
+from tests.peers import SilentPeer
 
 NEXT_TOKEN = "next-token-after-rotation-0001"
 
@@ -238,26 +236,6 @@ def test_a_denial_is_logged_with_its_reason(
         authorize(presented)
     denials = [json.loads(line) for line in function_logs.getvalue().splitlines() if "Request denied" in line]
     assert [denial["reason"] for denial in denials] == [reason]
-
-
-class SilentPeer:
-    """A TCP listener that accepts connections and never answers: a Secrets Manager that hangs."""
-
-    def __init__(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self.accepted: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                self.accepted.append(self._listener.accept()[0])
-
-    def close(self) -> None:
-        self._listener.close()
-        for connection in self.accepted:
-            connection.close()
 
 
 def test_a_hanging_secrets_manager_fails_the_authorizer_within_its_lambda_timeout(

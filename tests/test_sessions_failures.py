@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import sqlite3
-import threading
 from pathlib import Path
 
 import boto3
@@ -17,7 +15,7 @@ from kore_connect.sessions import SessionStoreError, SessionStoreUnavailable, op
 from kore_connect.sessions.dynamodb import CLIENT_CONFIG, DynamoDBSessionStore, dynamodb_client, ensure_table
 from kore_connect.sessions.sqlite import SQLiteSessionStore
 from tests.conftest import CONTACT_ID
-from tests.peers import Dynalite, free_port
+from tests.peers import Dynalite, SilentPeer, free_port
 
 
 def test_an_unreachable_dynamodb_is_unavailable() -> None:
@@ -175,26 +173,6 @@ def test_a_closed_sqlite_store_opens_again_when_used(tmp_path: Path) -> None:
     store.close()
     record = store.get(CONTACT_ID)
     assert record is not None and record.metadata == '{"a":1}'
-
-
-class SilentPeer:
-    """A TCP listener that accepts connections and never answers: a DynamoDB that hangs."""
-
-    def __init__(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.endpoint = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        self.accepted: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                self.accepted.append(self._listener.accept()[0])
-
-    def close(self) -> None:
-        self._listener.close()
-        for connection in self.accepted:
-            connection.close()
 
 
 def test_our_dynamodb_client_tries_a_hanging_endpoint_twice_then_says_unavailable() -> None:
