@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,16 @@ def function_logger_on_this_sessions_stdout() -> None:
     handler = function_logger.registered_handler
     if isinstance(handler, logging.StreamHandler):
         handler.stream = sys.stdout  # not setStream: it flushes the closed stream first
+
+
+@pytest.fixture
+def machine_in_kolkata(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The machine's local time 5 h 30 min ahead of UTC for the test, so UTC slips show."""
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    yield
+    monkeypatch.delenv("TZ")
+    time.tzset()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -176,24 +175,17 @@ def test_ensure_table_turns_on_ttl_on_expires_at() -> None:
         assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expiresAt"}
 
 
-def test_the_item_says_when_it_was_stored_in_utc_whatever_the_machines_zone(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.mark.usefixtures("machine_in_kolkata")
+def test_the_item_says_when_it_was_stored_in_utc_whatever_the_machines_zone() -> None:
     # README: the item holds `storedAt` (ISO 8601, UTC); found by ./dev mutate (a local time round-trips too)
-    monkeypatch.setenv("TZ", "Asia/Kolkata")
-    time.tzset()
-    try:
-        with mock_aws():
-            client = boto3.client("dynamodb", region_name="us-east-1")
-            ensure_table(client, "koreCcSessions")
-            stored_at = datetime(2026, 12, 3, 9, 30, 15, 250_000, tzinfo=UTC).timestamp()
-            sessions = DynamoDBSessionStore("koreCcSessions", client=client, clock=lambda: stored_at)
-            sessions.put(CONTACT_ID, "{}", ttl_seconds=60)
-            item = client.get_item(TableName="koreCcSessions", Key={"contactId": {"S": CONTACT_ID}})["Item"]
-            assert item["storedAt"] == {"S": "2026-12-03T09:30:15.250+00:00"}
-    finally:
-        monkeypatch.delenv("TZ")
-        time.tzset()
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        ensure_table(client, "koreCcSessions")
+        stored_at = datetime(2026, 12, 3, 9, 30, 15, 250_000, tzinfo=UTC).timestamp()
+        sessions = DynamoDBSessionStore("koreCcSessions", client=client, clock=lambda: stored_at)
+        sessions.put(CONTACT_ID, "{}", ttl_seconds=60)
+        item = client.get_item(TableName="koreCcSessions", Key={"contactId": {"S": CONTACT_ID}})["Item"]
+        assert item["storedAt"] == {"S": "2026-12-03T09:30:15.250+00:00"}
 
 
 # ---------------------------------------------------------------- the 32 KB edge, byte for byte

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import logging
 import re
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -278,28 +277,22 @@ def test_a_binary_current_secret_is_no_token_and_does_not_hide_the_previous_one(
 
 @pytest.mark.parametrize("zoned", [False, True], ids=["naive-utc", "aware-local"])
 def test_a_creation_time_is_read_in_its_own_zone_whatever_the_machines(
-    clock: SimulatedClock, log: Any, monkeypatch: pytest.MonkeyPatch, zoned: bool
+    clock: SimulatedClock, log: Any, machine_in_kolkata: None, zoned: bool
 ) -> None:
-    # GIVEN a machine whose local time is 5 h 30 min ahead of UTC
-    monkeypatch.setenv("TZ", "Asia/Kolkata")
-    time.tzset()
-    try:
-        # AND a creation time without a zone (read as UTC) or in the machine's zone (botocore's tzlocal)
-        created = datetime.fromtimestamp(clock.now, UTC)
-        created = created.astimezone() if zoned else created.replace(tzinfo=None)
-        secrets = ScriptedSecrets(
-            AWSCURRENT={"SecretString": NEW, "CreatedDate": created},
-            AWSPREVIOUS={"SecretString": OLD, "CreatedDate": created},
-        )
-        verifier = scripted_verifier(secrets, clock, log)
-        # THEN the window ends WINDOW seconds after that moment, not 5 h 30 min off
-        clock.now += WINDOW - 1
-        assert verifier.match(OLD) == "previous"
-        clock.now += 1
-        assert verifier.match(OLD) is None
-    finally:
-        monkeypatch.delenv("TZ")
-        time.tzset()
+    # GIVEN a machine whose local time is 5 h 30 min ahead of UTC (the fixture)
+    # AND a creation time without a zone (read as UTC) or in the machine's zone (botocore's tzlocal)
+    created = datetime.fromtimestamp(clock.now, UTC)
+    created = created.astimezone() if zoned else created.replace(tzinfo=None)
+    secrets = ScriptedSecrets(
+        AWSCURRENT={"SecretString": NEW, "CreatedDate": created},
+        AWSPREVIOUS={"SecretString": OLD, "CreatedDate": created},
+    )
+    verifier = scripted_verifier(secrets, clock, log)
+    # THEN the window ends WINDOW seconds after that moment, not 5 h 30 min off
+    clock.now += WINDOW - 1
+    assert verifier.match(OLD) == "previous"
+    clock.now += 1
+    assert verifier.match(OLD) is None
 
 
 def test_a_previous_version_without_a_creation_time_is_ignored_and_said(
