@@ -1,0 +1,5 @@
+"""Our own SIP stack, sans-IO in the style of h11: protocol logic as plain data and functions, with
+a thin asyncio layer outside. The local gateway (UAS) and Connect's connector (UAC) both run on it.
+
+- `message`: requests and responses as frozen data; the parser, with size limits and precise errors.
+"""
