@@ -2,4 +2,5 @@
 a thin asyncio layer outside. The local gateway (UAS) and Connect's connector (UAC) both run on it.
 
 - `message`: requests and responses as frozen data; the parser, with size limits and precise errors.
+- `fields`: the header values the stack acts on (Via, addresses, CSeq, URI parts) read into data.
 """
