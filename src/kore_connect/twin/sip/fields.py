@@ -70,6 +70,16 @@ def _split_parameters(text: str) -> list[str]:
     return parts
 
 
+def _lenient_parameters(text: str) -> Parameters:
+    """The parameters of `text` that read, the others left out (for answering a malformed Via)."""
+    parameters: list[tuple[str, str | None]] = []
+    for part in _split_parameters(text.split(",", 1)[0].strip().removeprefix(";")):
+        match = _PARAMETER.fullmatch(part)
+        if match is not None:
+            parameters.append((match.group(1).lower(), match.group(2)))
+    return tuple(parameters)
+
+
 def _write_parameters(parameters: Parameters) -> str:
     return "".join(f";{name}" if value is None else f";{name}={value}" for name, value in parameters)
 
@@ -88,7 +98,9 @@ class Via:
     parameters: Parameters = ()
 
     @classmethod
-    def parse(cls, text: str) -> Via:
+    def parse(cls, text: str, *, strict: bool = True) -> Via:
+        """`strict=False` skips malformed parameters instead of refusing the Via: enough to send
+        a 400 back to it (the sent-by and its port are still checked)."""
         protocol = _SENT_PROTOCOL.match(text)
         if protocol is None:
             raise FieldError("Bad Via")
@@ -98,7 +110,8 @@ class Via:
         port = int(sent_by.group(2)) if sent_by.group(2) else None
         if port is not None and not 0 < port <= MAX_PORT:
             raise FieldError("Bad Via Port")  # PROTOS: a port past 65535 must not reach a socket
-        parameters = parse_parameters(text[sent_by.end() :], "Via")
+        rest = text[sent_by.end() :]
+        parameters = parse_parameters(rest, "Via") if strict else _lenient_parameters(rest)
         rport = _get(parameters, "rport")
         if rport and not (rport.isascii() and rport.isdigit() and 0 < int(rport) <= MAX_PORT):
             raise FieldError("Bad Via Port")
