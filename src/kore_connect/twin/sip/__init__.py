@@ -5,4 +5,5 @@ a thin asyncio layer outside. The local gateway (UAS) and Connect's connector (U
 - `fields`: the header values the stack acts on (Via, addresses, CSeq, URI parts) read into data.
 - `rules`: which requests a UAS refuses (400, 505, 416, 420, 415, 406) and the bare answer it sends.
 - `transactions`: RFC 3261 §17 (and RFC 6026) server and client transactions, their timers as data.
+- `dialog`: RFC 3261 §12 dialogs: route sets, remote targets, CSeq, the in-dialog requests they build.
 """
