@@ -6,4 +6,6 @@ a thin asyncio layer outside. The local gateway (UAS) and Connect's connector (U
 - `rules`: which requests a UAS refuses (400, 505, 416, 420, 415, 406) and the bare answer it sends.
 - `transactions`: RFC 3261 §17 (and RFC 6026) server and client transactions, their timers as data.
 - `dialog`: RFC 3261 §12 dialogs: route sets, remote targets, CSeq, the in-dialog requests they build.
+- `framing`: messages cut from a TCP stream by Content-Length; CRLF keepalives.
+- `quiet_log`: a log a peer cannot flood: a few lines a second per source, the rest counted.
 """
