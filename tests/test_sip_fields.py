@@ -12,6 +12,7 @@ from kore_connect.twin.sip.fields import (
     FieldError,
     Via,
     reply_address,
+    stamp,
     uri_host_port,
     uri_user,
 )
@@ -49,20 +50,33 @@ def test_a_via_that_does_not_read_is_named(text: str, reason: str) -> None:
     assert error.value.reason == reason
 
 
+SOURCE = ("198.51.100.7", 40000)
+
+
 @pytest.mark.parametrize(
     ("via", "reply_to"),
     [
-        ("SIP/2.0/UDP 192.0.2.1:5070;branch=z9hG4bK-1", ("192.0.2.1", 5070)),
-        ("SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK-1", ("192.0.2.1", 5060)),
-        ("SIP/2.0/UDP 192.0.2.1:5070;received=10.0.0.1", ("10.0.0.1", 5070)),
-        ("SIP/2.0/UDP 192.0.2.1:5070;rport", ("198.51.100.7", 40000)),  # RFC 3581: back where it came from
-        ("SIP/2.0/UDP 192.0.2.1:5070;received=10.0.0.1;rport", ("10.0.0.1", 40000)),
-        ("SIP/2.0/UDP 192.0.2.1:5070;rport=7000", ("192.0.2.1", 7000)),
-        ("SIP/2.0/UDP [2001:db8::1]:5070", ("2001:db8::1", 5070)),
+        ("SIP/2.0/UDP 192.0.2.1:5070;branch=z9hG4bK-1", ("198.51.100.7", 5070)),  # received: the source
+        ("SIP/2.0/UDP 198.51.100.7;branch=z9hG4bK-1", ("198.51.100.7", 5060)),
+        ("SIP/2.0/UDP 198.51.100.7:5070;rport", ("198.51.100.7", 40000)),  # RFC 3581: back where it came from
+        ("SIP/2.0/UDP 192.0.2.1:5070;received=10.0.0.1;rport", ("198.51.100.7", 40000)),
+        ("SIP/2.0/UDP 198.51.100.7:5070;rport=7000", ("198.51.100.7", 40000)),
+        ("SIP/2.0/UDP [2001:db8::1]:5070", ("198.51.100.7", 5070)),
     ],
 )
-def test_a_reply_goes_where_the_via_says(via: str, reply_to: tuple[str, int]) -> None:
-    assert reply_address(Via.parse(via), ("198.51.100.7", 40000)) == reply_to
+def test_a_reply_over_udp_goes_where_the_via_says_once_stamped(via: str, reply_to: tuple[str, int]) -> None:
+    assert reply_address(stamp(Via.parse(via), SOURCE, reliable=False)) == reply_to
+
+
+def test_a_via_from_the_address_it_names_is_left_as_it_came() -> None:
+    via = Via.parse("SIP/2.0/UDP 198.51.100.7:5070;branch=z9hG4bK-1")
+    assert stamp(via, SOURCE, reliable=False) == via
+
+
+def test_over_tcp_the_reply_goes_back_on_the_connection_whatever_the_via_says() -> None:
+    via = stamp(Via.parse("SIP/2.0/TCP 198.51.100.7:5060;branch=z9hG4bK-1"), SOURCE, reliable=True)
+    assert reply_address(via) == SOURCE
+    assert str(via) == "SIP/2.0/TCP 198.51.100.7:5060;branch=z9hG4bK-1;received=198.51.100.7;rport=40000"
 
 
 def test_an_address_is_read_with_its_display_name_and_tag() -> None:

@@ -137,14 +137,23 @@ class Via:
         return f"SIP/2.0/{self.transport} {self.sent_by}{_write_parameters(self.parameters)}"
 
 
-def reply_address(via: Via, source: tuple[str, int]) -> tuple[str, int]:
-    """Where a response to a request that came over UDP from `source` goes (RFC 3261 §18.2.2,
-    RFC 3581 §4): the `received` address if the Via has one, else its host; the `rport` port, else
-    its own, else 5060. A bare `rport` (the sender asks for it) is the source port."""
+def stamp(via: Via, source: tuple[str, int], *, reliable: bool) -> Via:
+    """The top Via of a request as the server transport leaves it (RFC 3261 §18.2.1, RFC 3581
+    §4): `received` when the sent-by host is not the source address, `rport` filled in when the
+    sender asked for it. Over TCP both always, so that the answer goes back on the connection."""
+    if reliable or via.host.strip("[]") != source[0]:
+        via = via.with_parameter("received", source[0])
+    if reliable or via.get("rport") is not None:
+        via = via.with_parameter("rport", str(source[1]))
+    return via
+
+
+def reply_address(via: Via) -> tuple[str, int]:
+    """Where the answer to a request goes (RFC 3261 §18.2.2, RFC 3581 §4), from its top Via as
+    `stamp` left it: the `received` address, else the sent-by host; the `rport` port, else the
+    sent-by port, else 5060."""
     host = via.get("received") or via.host
     rport = via.get("rport")
-    if rport == "":
-        return (host if via.get("received") else source[0]), source[1]
     port = int(rport) if rport else via.port or DEFAULT_PORT
     return host.strip("[]"), port
 
