@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kore_connect.twin.sip.dialog import Dialog, DialogError
+from kore_connect.twin.sip.dialog import DialogError, SipDialog
 from kore_connect.twin.sip.fields import Address, Via
 from kore_connect.twin.sip.message import Headers, Request, Response
 
@@ -34,7 +34,7 @@ OUR_VIA = "SIP/2.0/UDP 198.51.100.73:5080"
 
 def test_the_answering_side_routes_by_record_route_in_order_to_the_callers_contact() -> None:
     # GIVEN the dialog our 200 makes (RFC 3261 §12.1.1)
-    dialog = Dialog.as_uas(INVITE, local_tag="gw")
+    dialog = SipDialog.as_uas(INVITE, local_tag="gw")
     # WHEN the gateway hangs up
     bye = dialog.request("BYE", OUR_VIA, (("X-Transfer", "agent"),))
     # THEN the BYE goes to the caller's Contact through both proxies, in order
@@ -51,7 +51,7 @@ def test_the_answering_side_routes_by_record_route_in_order_to_the_callers_conta
 
 
 def test_the_calling_side_routes_by_record_route_reversed_to_the_gateways_contact() -> None:
-    dialog = Dialog.as_uac(INVITE, OK)  # §12.1.2
+    dialog = SipDialog.as_uac(INVITE, OK)  # §12.1.2
     assert dialog.id == ("call-1", "conn", "gw")
     bye = dialog.request("BYE", "SIP/2.0/UDP 192.0.2.44:5060")
     assert bye.uri == "sip:gw@198.51.100.73:5080"
@@ -61,7 +61,7 @@ def test_the_calling_side_routes_by_record_route_reversed_to_the_gateways_contac
 
 
 def test_the_ack_of_the_2xx_carries_the_invites_number_and_a_branch_of_its_own() -> None:
-    dialog = Dialog.as_uac(INVITE, OK)
+    dialog = SipDialog.as_uac(INVITE, OK)
     ack = dialog.ack("SIP/2.0/UDP 192.0.2.44:5060")
     assert ack.method == "ACK" and ack.headers.get("CSeq") == "7 ACK"
     assert Via.parse(ack.top_via or "").branch not in ("z9hG4bK-1", "z9hG4bK-p")
@@ -71,21 +71,21 @@ def test_the_ack_of_the_2xx_carries_the_invites_number_and_a_branch_of_its_own()
 
 def test_a_strict_router_becomes_the_request_uri_and_the_target_the_last_route() -> None:
     invite = INVITE.replacing(headers=INVITE.headers.setting("Record-Route", "<sip:old.example>"))
-    bye = Dialog.as_uas(invite, "gw").request("BYE", OUR_VIA)
+    bye = SipDialog.as_uas(invite, "gw").request("BYE", OUR_VIA)
     assert bye.uri == "sip:old.example"
     assert bye.headers.get_all("Route") == ("<sip:+12125550187@192.0.2.44:5060;transport=udp>",)
 
 
 def test_without_a_route_set_the_next_hop_is_the_target() -> None:
     invite = INVITE.replacing(headers=INVITE.headers.without("Record-Route"))
-    dialog = Dialog.as_uas(invite, "gw")
+    dialog = SipDialog.as_uas(invite, "gw")
     assert dialog.next_hop() == ("192.0.2.44", 5060)
     assert dialog.request("BYE", OUR_VIA).headers.get("Route") is None
 
 
 def test_requests_of_the_dialog_are_recognised_by_call_id_and_both_tags() -> None:
-    dialog = Dialog.as_uas(INVITE, "gw")
-    bye = Dialog.as_uac(INVITE, OK).request("BYE", "SIP/2.0/UDP 192.0.2.44:5060")
+    dialog = SipDialog.as_uas(INVITE, "gw")
+    bye = SipDialog.as_uac(INVITE, OK).request("BYE", "SIP/2.0/UDP 192.0.2.44:5060")
     assert dialog.matches(bye)
     assert not dialog.matches(bye.replacing(headers=bye.headers.setting("Call-ID", "other")))
     assert not dialog.matches(bye.replacing(headers=bye.headers.setting("To", "<sip:x@h>;tag=other")))
@@ -94,8 +94,8 @@ def test_requests_of_the_dialog_are_recognised_by_call_id_and_both_tags() -> Non
 
 
 def test_a_request_whose_cseq_goes_back_is_out_of_order() -> None:
-    dialog = Dialog.as_uas(INVITE, "gw")  # the remote number is the INVITE's 7
-    peer = Dialog.as_uac(INVITE, OK)
+    dialog = SipDialog.as_uas(INVITE, "gw")  # the remote number is the INVITE's 7
+    peer = SipDialog.as_uac(INVITE, OK)
     dialog.receive(peer.request("INFO", "SIP/2.0/UDP h"))  # 8
     assert dialog.remote_seq == 8
     stale = peer.request("BYE", "SIP/2.0/UDP h").replacing()  # 9, sent ...
@@ -108,22 +108,30 @@ def test_a_request_whose_cseq_goes_back_is_out_of_order() -> None:
 
 
 def test_a_re_invite_refreshes_the_remote_target() -> None:
-    dialog = Dialog.as_uas(INVITE, "gw")
-    reinvite = Dialog.as_uac(INVITE, OK).request(
+    dialog = SipDialog.as_uas(INVITE, "gw")
+    reinvite = SipDialog.as_uac(INVITE, OK).request(
         "INVITE", "SIP/2.0/UDP h", (("Contact", "<sip:moved@192.0.2.50:5062>"),)
     )
     dialog.receive(reinvite)
     assert dialog.remote_target == "sip:moved@192.0.2.50:5062"
 
 
-@pytest.mark.parametrize("contact", [None, "not an address"])
-def test_an_invite_without_a_usable_contact_makes_no_dialog(contact: str | None) -> None:
-    headers = INVITE.headers.without("Contact")
-    invite = INVITE.replacing(headers=headers if contact is None else headers.adding("Contact", contact))
+def test_an_invite_whose_contact_does_not_read_makes_no_dialog() -> None:
+    invite = INVITE.replacing(headers=INVITE.headers.setting("Contact", "not an address"))
     with pytest.raises(DialogError):
-        Dialog.as_uas(invite, "gw")
+        SipDialog.as_uas(invite, "gw")
+
+
+def test_an_invite_without_contact_as_rfc_2543_allowed_targets_its_from_address() -> None:
+    dialog = SipDialog.as_uas(INVITE.replacing(headers=INVITE.headers.without("Contact")), "gw")
+    assert dialog.remote_target == "sip:+12125550187@192.0.2.44"
+
+
+def test_a_2xx_without_contact_makes_no_dialog_for_the_caller() -> None:
+    with pytest.raises(DialogError):
+        SipDialog.as_uac(INVITE, OK.replacing(headers=OK.headers.without("Contact")))
 
 
 def test_the_caller_display_name_is_not_carried_into_the_dialogs_uris() -> None:
-    dialog = Dialog.as_uas(INVITE, "gw")
+    dialog = SipDialog.as_uas(INVITE, "gw")
     assert Address.parse(dialog.remote_uri).display_name == ""

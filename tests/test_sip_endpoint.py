@@ -17,7 +17,7 @@ from kore_connect.twin.sip.endpoint import SipEndpoint
 from kore_connect.twin.sip.message import Request, Response, parse
 from kore_connect.twin.sip.rules import bare_response
 
-Address = tuple[str, int]
+HostPort = tuple[str, int]
 
 
 class Echo:
@@ -30,7 +30,7 @@ class Echo:
         self.invite_status = 486
         self.reason = "OK"
 
-    def request_received(self, request: Request, source: Address, endpoint: SipEndpoint) -> None:
+    def request_received(self, request: Request, source: HostPort, endpoint: SipEndpoint) -> None:
         self.requests.append(request)
         if request.method == "ACK":
             return
@@ -64,7 +64,7 @@ class Peer:
         self.sock.setblocking(False)
         self.port = self.sock.getsockname()[1]
 
-    def send(self, data: bytes, to: Address) -> None:
+    def send(self, data: bytes, to: HostPort) -> None:
         self.sock.sendto(data.replace(b"{port}", str(self.port).encode()), to)
 
     async def answers(self, wait: float = 0.3) -> list[bytes]:
@@ -341,11 +341,11 @@ def test_over_tcp_a_message_that_cannot_be_framed_is_answered_and_the_connection
             with caplog.at_level(logging.WARNING):
                 writer.write(
                     options(21, via="SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK-t2").replace(
-                        b"Content-Length: 0\r\n", b""
+                        b"Content-Length: 0\r\n", b"Content-Length: 0\r\nl: 5\r\n"
                     )
                 )
                 data = await read_messages(reader, 1.0)
-            assert data.startswith(b"SIP/2.0 400 Missing Or Repeated Content-Length\r\n")
+            assert data.startswith(b"SIP/2.0 400 Content-Lengths Disagree\r\n")
             assert reader.at_eof()
             assert user.requests == []
             no_traceback(caplog)

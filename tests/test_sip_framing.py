@@ -40,18 +40,31 @@ def test_however_the_bytes_arrive_the_same_messages_come_out(cuts: list[int]) ->
     assert out == [Keepalive(), ONE, TWO, ONE]
 
 
+def test_content_length_is_read_wherever_it_stands_among_the_headers() -> None:
+    framer = StreamFramer()
+    first = b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 3\r\nVia: SIP/2.0/TCP h\r\n\r\nabc"
+    framer.feed(first + TWO)
+    assert messages(framer) == [first, TWO]
+
+
 def test_a_ping_between_messages_is_a_keepalive_and_stray_crlfs_are_skipped() -> None:
     framer = StreamFramer()
     framer.feed(ONE + b"\r\n\r\n" + b"\r\n" + TWO)
     assert messages(framer) == [ONE, Keepalive(), TWO]
 
 
-def test_a_message_without_content_length_cannot_be_framed() -> None:
+def test_a_message_without_content_length_has_no_body_and_the_stream_stays_in_step() -> None:
     framer = StreamFramer()
-    framer.feed(b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h\r\n\r\nrest")
+    framer.feed(b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h\r\n\r\n" + TWO)
+    assert messages(framer) == [b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h\r\n\r\n", TWO]
+
+
+def test_content_lengths_that_disagree_cannot_be_framed() -> None:
+    framer = StreamFramer()
+    framer.feed(b"OPTIONS sip:a@b SIP/2.0\r\nl: 1\r\nContent-Length: 2\r\n\r\nab")
     with pytest.raises(FramingError) as error:
         framer.next_message()
-    assert (error.value.status, error.value.reason) == (400, "Missing Or Repeated Content-Length")
+    assert (error.value.status, error.value.reason) == (400, "Content-Lengths Disagree")
     assert error.value.head.startswith(b"OPTIONS")
 
 

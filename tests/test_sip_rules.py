@@ -53,6 +53,8 @@ def test_connects_invite_from_the_fixtures_is_well_formed() -> None:
         (b"CSeq: 1 INVITE", b"CSeq: 1 INVITE\r\nCSeq: 2 INVITE", "More Than One CSeq"),
         (b"To: <sip:", b"To: <sip:+4475@127.0.0.1>\r\nt: <sip:", "More Than One To"),
         (b"Call-ID: ", b"i: other\r\nCall-ID: ", "More Than One Call-ID"),
+        (b"Call-ID: 3a858169-3c37-464b-8717-13675f0aee41\r\n", b"", "Missing Call-ID"),  # §8.1.1
+        (b"CSeq: 1 INVITE\r\n", b"", "Missing CSeq"),
     ],
 )
 def test_a_malformed_request_is_named_with_its_fault(old: bytes, new: bytes, reason: str) -> None:

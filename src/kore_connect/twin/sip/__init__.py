@@ -8,6 +8,7 @@ a thin asyncio layer outside. The local gateway (UAS) and Connect's connector (U
 - `dialog`: RFC 3261 §12 dialogs: route sets, remote targets, CSeq, the in-dialog requests they build.
 - `framing`: messages cut from a TCP stream by Content-Length; CRLF keepalives.
 - `quiet_log`: a log a peer cannot flood: a few lines a second per source, the rest counted.
-- `transport`: the asyncio UDP and TCP transports; a reply that cannot be sent is a log line, never a closed socket.
+- `transport`: the asyncio UDP and TCP transports; a reply that cannot be sent is a log line,
+  never a closed socket.
 - `endpoint`: a transport, its transaction layer and timers, around a transaction user.
 """

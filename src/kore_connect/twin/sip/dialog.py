@@ -1,8 +1,8 @@
 """A dialog (RFC 3261 §12) as data: who the two ends are, where in-dialog requests go, and their
 CSeq numbers; with the requests it builds and the ones it accepts (pure).
 
-A dialog is made from an INVITE and its 2xx: by the UAS (`Dialog.as_uas`, §12.1.1) or by the UAC
-(`Dialog.as_uac`, §12.1.2). Its route set comes from Record-Route (in the request's order for the
+A dialog is made from an INVITE and its 2xx: by the UAS (`SipDialog.as_uas`, §12.1.1) or by the UAC
+(`SipDialog.as_uac`, §12.1.2). Its route set comes from Record-Route (in the request's order for the
 UAS, reversed for the UAC), its remote target from the peer's Contact. A request it builds
 (`request`, `ack`) follows the route set, loose routing (`;lr`) or strict (§12.2.1.1).
 """
@@ -35,7 +35,7 @@ def new_branch() -> str:
 
 
 @dataclass
-class Dialog:
+class SipDialog:
     call_id: str
     local_tag: str
     remote_tag: str
@@ -48,12 +48,13 @@ class Dialog:
     invite_seq: int = 0  # the CSeq number of the INVITE that made it (its ACK carries it)
 
     @classmethod
-    def as_uas(cls, invite: Request, local_tag: str) -> Dialog:
+    def as_uas(cls, invite: Request, local_tag: str) -> SipDialog:
         """The dialog an INVITE makes on the answering side, once we send a 2xx with `local_tag`."""
         try:
             sender = Address.parse(invite.headers.get("From") or "", "From")
             us = Address.parse(invite.headers.get("To") or "", "To")
-            target = _contact_uri(invite)
+            # RFC 2543 made Contact optional: then requests went to the From address
+            target = _contact_uri(invite) if invite.headers.get("Contact") else sender.uri
         except FieldError as error:
             raise DialogError(error.reason) from error
         return cls(
@@ -70,7 +71,7 @@ class Dialog:
         )
 
     @classmethod
-    def as_uac(cls, invite: Request, answer: Response) -> Dialog:
+    def as_uac(cls, invite: Request, answer: Response) -> SipDialog:
         """The dialog a 2xx to our INVITE makes on the calling side."""
         try:
             us = Address.parse(invite.headers.get("From") or "", "From")
@@ -101,7 +102,12 @@ class Dialog:
             from_tag = Address.parse(request.headers.get("From") or "").tag
         except FieldError:
             return False
-        return request.call_id == self.call_id and to_tag == self.local_tag and from_tag == self.remote_tag
+        # an RFC 2543 caller may send no From tag: then the remote tag is empty, and so is its From's
+        return (
+            request.call_id == self.call_id
+            and to_tag == self.local_tag
+            and (from_tag or "") == self.remote_tag
+        )
 
     def receive(self, request: Request) -> None:
         """Take an in-dialog request from the peer (§12.2.2): its CSeq must not go back (500);

@@ -30,7 +30,7 @@ from kore_connect.twin.sip.transactions import (
     Transmit,
     TransportFailed,
 )
-from kore_connect.twin.sip.transport import Address, TcpTransport, UdpTransport
+from kore_connect.twin.sip.transport import HostPort, TcpTransport, UdpTransport
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 class TransactionUser(Protocol):
     """What an endpoint hands on: new requests, responses to our requests, and ends of transactions."""
 
-    def request_received(self, request: Request, source: Address, endpoint: SipEndpoint) -> None: ...
+    def request_received(self, request: Request, source: HostPort, endpoint: SipEndpoint) -> None: ...
 
     def response_received(self, response: Response, endpoint: SipEndpoint) -> None: ...
 
@@ -56,10 +56,12 @@ class SipEndpoint:
         *,
         allowed: Callable[[str], bool] = lambda host: True,
         on_icmp_error: Callable[[OSError], None] | None = None,
-        on_connection_closed: Callable[[Address], None] | None = None,
+        on_connection_closed: Callable[[HostPort], None] | None = None,
+        observer: Callable[[str, Message], None] | None = None,
     ) -> None:
         self.user = user
         self.allowed = allowed
+        self.observer = observer  # told of every message from an allowed source, and every one sent
         self.transport: UdpTransport | TcpTransport = (
             TcpTransport(self._received, on_closed=on_connection_closed)
             if transport == "tcp"
@@ -76,16 +78,16 @@ class SipEndpoint:
         return self.transport.name
 
     @property
-    def local_address(self) -> Address:
+    def local_address(self) -> HostPort:
         return self.transport.local_address
 
-    async def listen(self, local: Address) -> None:
+    async def listen(self, local: HostPort) -> None:
         if isinstance(self.transport, TcpTransport):
             await self.transport.listen(local)
         else:
             await self.transport.open(local)
 
-    async def connect(self, remote: Address, local_host: str = "") -> Address:
+    async def connect(self, remote: HostPort, local_host: str = "") -> HostPort:
         """A client's transport: bound to `local_host` (any free port) and connected to `remote`."""
         if isinstance(self.transport, TcpTransport):
             return await self.transport.connect(remote, local_host or None)
@@ -109,21 +111,26 @@ class SipEndpoint:
         if not effects and self.layer.find(response, server=True) is None:
             address = self._reply_address(request)
             if address is not None:
-                self.transport.send(response, address)
+                self._send(response, address)
             return
         self._run(effects, None)
 
-    def request(self, request: Request, destination: Address) -> None:
+    def request(self, request: Request, destination: HostPort) -> None:
         """Send our `request` through a new client transaction (an ACK without one)."""
         self._run(self.layer.request(request, destination, self._now()), None)
 
-    def send(self, message: Message, destination: Address) -> bool:
-        """Send `message` outside any transaction (a 2xx resent by the UAS core, a stateless answer)."""
+    def send(self, message: Message, destination: HostPort) -> bool:
+        """Send `message` outside any transaction (a stateless answer)."""
+        return self._send(message, destination)
+
+    def _send(self, message: Message, destination: HostPort) -> bool:
+        if self.observer is not None:
+            self.observer("sent", message)
         return self.transport.send(message, destination)
 
     # ------------------------------------------------------------------ what comes in
 
-    def _received(self, item: Message | ParseError, source: Address) -> None:
+    def _received(self, item: Message | ParseError, source: HostPort) -> None:
         if self._closed:
             return
         if isinstance(item, ParseError):
@@ -133,7 +140,7 @@ class SipEndpoint:
         else:
             self._request(item, source)
 
-    def _unreadable(self, error: ParseError, source: Address) -> None:
+    def _unreadable(self, error: ParseError, source: HostPort) -> None:
         request = error.request
         via = reply_via(request) if request is not None else None
         if request is None or via is None:
@@ -146,16 +153,18 @@ class SipEndpoint:
         if request.method != "ACK":
             self._answer_statelessly(request, via, source, error.status, error.reason)
 
-    def _response(self, response: Response, source: Address) -> None:
+    def _response(self, response: Response, source: HostPort) -> None:
         if not self.allowed(source[0]):
             return  # a stranger's response matches nothing we sent
         why = response_problem(response)
         if why is not None:  # RFC 3261 §18.1.2: dropped
             self.log.warning(source[0], "dropped a response from %s: %s", source[0], why)
             return
+        if self.observer is not None:
+            self.observer("received", response)
         self._run(self.layer.receive(response, source, self._now()), source)
 
-    def _request(self, request: Request, source: Address) -> None:
+    def _request(self, request: Request, source: HostPort) -> None:
         via = reply_via(request)
         if via is None:
             self.log.warning(
@@ -171,23 +180,25 @@ class SipEndpoint:
         stamped = stamp(via, source, reliable=self.transport.reliable)
         vias = [str(stamped), *request.headers.values("Via")[1:]]
         request = request.replacing(headers=request.headers.with_list("Via", vias))
+        if self.observer is not None:
+            self.observer("received", request)
         self._run(self.layer.receive(request, reply_address(stamped), self._now()), source)
 
-    def _forbid(self, request: Request, source: Address) -> None:
+    def _forbid(self, request: Request, source: HostPort) -> None:
         """A stranger learns that it may not call, nothing more: once, to where it sent from."""
         self.log.warning(
             source[0], "refused a %s from %s: not allowed", printable(request.method, 16), source[0]
         )
         if request.method != "ACK":
-            self.transport.send(bare_response(request, 403, "Forbidden"), source)
+            self._send(bare_response(request, 403, "Forbidden"), source)
 
     def _answer_statelessly(
-        self, request: Request, via: Via, source: Address, status: int, reason: str
+        self, request: Request, via: Via, source: HostPort, status: int, reason: str
     ) -> None:
         stamped = stamp(via, source, reliable=self.transport.reliable)
-        self.transport.send(bare_response(request, status, reason), reply_address(stamped))
+        self._send(bare_response(request, status, reason), reply_address(stamped))
 
-    def _reply_address(self, request: Request) -> Address | None:
+    def _reply_address(self, request: Request) -> HostPort | None:
         try:
             return reply_address(Via.parse(request.top_via or "", strict=False))
         except FieldError:
@@ -195,10 +206,10 @@ class SipEndpoint:
 
     # ------------------------------------------------------------------ effects and time
 
-    def _run(self, effects: list[Effect], source: Address | None) -> None:
+    def _run(self, effects: list[Effect], source: HostPort | None) -> None:
         for effect in effects:
             if isinstance(effect, Transmit):
-                sent = self.transport.send(effect.message, effect.address)
+                sent = self._send(effect.message, effect.address)
                 if not sent and isinstance(effect.message, Request):
                     self._run(self.layer.transport_failed(effect.message), source)
             elif isinstance(effect, Deliver):
@@ -209,7 +220,7 @@ class SipEndpoint:
                 self.user.transaction_failed(effect.request, "it could not be sent", self)
         self._schedule()
 
-    def _deliver(self, effect: Deliver, source: Address | None) -> None:
+    def _deliver(self, effect: Deliver, source: HostPort | None) -> None:
         message = effect.message
         if isinstance(message, Request):
             self.user.request_received(message, source or effect.source, self)

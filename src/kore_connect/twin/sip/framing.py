@@ -1,9 +1,9 @@
 """Cutting SIP messages out of a TCP byte stream (RFC 3261 §18.3, RFC 5626 §3.5.1; pure).
 
-Over a stream, a message ends where its Content-Length says, so the header is required. Feed
+Over a stream, a message ends where its Content-Length says (empty when it has none). Feed
 bytes in as they arrive; `next_message` gives each complete message's bytes, a `Keepalive` for a
 CRLF CRLF ping between messages (answered with a CRLF pong), or None until more bytes come. A
-stream that cannot be framed (a head over the size limit, no usable Content-Length) raises
+stream that cannot be framed (a head over the size limit, Content-Lengths that disagree) raises
 `FramingError`: nothing after it can be trusted, and the connection is closed after answering.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from kore_connect.twin.sip.message import MAX_MESSAGE_BYTES
 
 _CONTENT_LENGTH = re.compile(
-    rb"^(?:content-length|l)[ \t]*:[ \t]*([0-9]+)[ \t]*$", re.IGNORECASE | re.MULTILINE
+    rb"^(?:content-length|l)[ \t]*:[ \t]*([0-9]+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE
 )
 PING = b"\r\n\r\n"
 PONG = b"\r\n"
@@ -59,10 +59,12 @@ class StreamFramer:
                 raise FramingError("Message Too Large", 513, bytes(self._buffer[: self._max]))
             return None
         head = bytes(self._buffer[:end])
-        lengths = _CONTENT_LENGTH.findall(head)
-        if len(lengths) != 1:
-            raise FramingError("Missing Or Repeated Content-Length", 400, head)
-        length = int(lengths[0])
+        lengths = set(_CONTENT_LENGTH.findall(head))
+        if len(lengths) > 1:
+            raise FramingError("Content-Lengths Disagree", 400, head)
+        # A stream requires Content-Length (§18.3); without it the body is taken as empty, so that
+        # a peer that leaves it out of bodiless requests stays in step.
+        length = int(lengths.pop()) if lengths else 0
         total = end + 4 + length
         if total > self._max:
             raise FramingError("Message Too Large", 513, head)

@@ -96,6 +96,9 @@ def problem(request: Request) -> str | None:
         return "Malformed Via"  # an empty parameter, a stray comma: answerable, but not well formed
     if any(not value.strip() for value in _list_elements(request.headers, "Via")):
         return "Malformed Via"
+    for name in ("Call-ID", "CSeq", "From", "To"):  # §8.1.1: what every request must carry
+        if not (request.headers.get(name) or "").strip():
+            return f"Missing {name}"
     for name in SINGLE_VALUED:  # §7.3.1: only list-valued headers may come more than once
         if request.headers.count(name) > 1:
             return f"More Than One {name}"

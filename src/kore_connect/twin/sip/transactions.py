@@ -36,7 +36,7 @@ T2 = 4.0  # the longest interval between retransmissions of a non-INVITE request
 T4 = 5.0  # how long a message may stay in the network
 LIFETIME = 64 * T1  # Timers B, F, H, J, L and M
 MAGIC_COOKIE = "z9hG4bK"  # branches that start with it identify a transaction (§8.1.1.7)
-Address = tuple[str, int]
+HostPort = tuple[str, int]  # (host, port)
 
 
 class Timer(enum.Enum):
@@ -69,7 +69,7 @@ class Transmit:
     """Send `message` to `address` (over a stream: on the connection to it)."""
 
     message: Message
-    address: Address
+    address: HostPort
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +77,7 @@ class Deliver:
     """Hand `message` to the transaction user: a new request, or a response to one of its own."""
 
     message: Message
-    source: Address
+    source: HostPort
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +125,7 @@ class Transaction:
     """One transaction: its request, role, state, last response and running timers."""
 
     request: Request
-    peer: Address
+    peer: HostPort
     server: bool
     reliable: bool
     state: State
@@ -178,13 +178,13 @@ class TransactionLayer:
 
     # ------------------------------------------------------------------ what comes in
 
-    def receive(self, message: Message, source: Address, now: float) -> list[Effect]:
+    def receive(self, message: Message, source: HostPort, now: float) -> list[Effect]:
         """A message from the transport, already parsed and found well formed."""
         if isinstance(message, Request):
             return self._receive_request(message, source, now)
         return self._receive_response(message, source, now)
 
-    def _receive_request(self, request: Request, source: Address, now: float) -> list[Effect]:
+    def _receive_request(self, request: Request, source: HostPort, now: float) -> list[Effect]:
         key = transaction_key(request)
         known = self._transactions.get((True, key)) if key is not None else None
         if request.method == "ACK":
@@ -216,7 +216,7 @@ class TransactionLayer:
             return []
         return [Transmit(answer, transaction.peer)]
 
-    def _receive_response(self, response: Response, source: Address, now: float) -> list[Effect]:
+    def _receive_response(self, response: Response, source: HostPort, now: float) -> list[Effect]:
         transaction = self.find(response, server=False)
         if transaction is None:
             if 200 <= response.status < 300 and response.cseq_method == "INVITE":
@@ -233,7 +233,7 @@ class TransactionLayer:
             return [Deliver(response, source)]
         return []  # a copy of the final answer, absorbed in Completed
 
-    def _provisional(self, transaction: Transaction, response: Response, source: Address) -> list[Effect]:
+    def _provisional(self, transaction: Transaction, response: Response, source: HostPort) -> list[Effect]:
         if transaction.state in (State.CALLING, State.TRYING, State.PROCEEDING):
             transaction.set_state(State.PROCEEDING)
             if transaction.invite:
@@ -242,7 +242,7 @@ class TransactionLayer:
         return []
 
     def _invite_final(
-        self, transaction: Transaction, response: Response, source: Address, now: float
+        self, transaction: Transaction, response: Response, source: HostPort, now: float
     ) -> list[Effect]:
         if 200 <= response.status < 300:
             if transaction.state in (State.CALLING, State.PROCEEDING):
@@ -300,7 +300,7 @@ class TransactionLayer:
             transaction.start(Timer.H, now, LIFETIME)
         return [Transmit(response, transaction.peer)]
 
-    def request(self, request: Request, destination: Address, now: float) -> list[Effect]:
+    def request(self, request: Request, destination: HostPort, now: float) -> list[Effect]:
         """Send the user's `request` through a new client transaction (an ACK has none: §17.1.1.3)."""
         if request.method == "ACK":
             return [Transmit(request, destination)]
@@ -331,6 +331,11 @@ class TransactionLayer:
         return [TransportFailed(transaction.request)]
 
     # ------------------------------------------------------------------ time
+
+    def resending(self) -> list[Request]:
+        """The requests whose transactions are still sending something again (Timers A, E, G)."""
+        busy = (Timer.A, Timer.E, Timer.G)
+        return [t.request for t in self._transactions.values() if any(timer in t.timers for timer in busy)]
 
     def next_deadline(self) -> float | None:
         """When the earliest running timer is due, or None when none runs."""

@@ -26,15 +26,15 @@ from kore_connect.twin.sip.message import MAX_MESSAGE_BYTES, Message, ParseError
 from kore_connect.twin.sip.quiet_log import QuietLog
 
 logger = logging.getLogger(__name__)
-Address = tuple[str, int]
-Received = Callable[[Message | ParseError, Address], None]
+HostPort = tuple[str, int]  # (host, port)
+Received = Callable[[Message | ParseError, HostPort], None]
 RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024  # Linux caps it at net.core.rmem_max
 MAX_DATAGRAM = 65_535
 CONNECT_SECONDS = 5.0
 _LENGTH_LINE = re.compile(rb"[ \t]*(content-length|l)[ \t]*:", re.IGNORECASE)
 
 
-def sendable(address: Address) -> str | None:
+def sendable(address: HostPort) -> str | None:
     """Why nothing can be sent to `address` (a reason for the log), or None when it can."""
     host, port = address
     if not isinstance(port, int) or not 0 < port <= 65535:
@@ -53,10 +53,10 @@ class _Transport:
     def __init__(self, received: Received, *, max_bytes: int = MAX_MESSAGE_BYTES) -> None:
         self._received = received
         self._max_bytes = max_bytes
-        self.local_address: Address = ("", 0)
+        self.local_address: HostPort = ("", 0)
         self.log = QuietLog(logger)
 
-    def _deliver(self, data: bytes, source: Address) -> None:
+    def _deliver(self, data: bytes, source: HostPort) -> None:
         """Parse and hand on one message; nothing a peer sent escapes from here."""
         try:
             item: Message | ParseError = parse(data, max_bytes=self._max_bytes)
@@ -67,7 +67,7 @@ class _Transport:
         except Exception:  # our bug, not the peer's: logged in full, and the transport goes on
             logger.exception("handling a message from %s failed", source[0])
 
-    def _unsent(self, address: Address, why: str) -> bool:
+    def _unsent(self, address: HostPort, why: str) -> bool:
         self.log.warning(
             address[0], "could not send to %s:%s over %s: %s", address[0], address[1], self.name, why
         )
@@ -91,9 +91,9 @@ class UdpTransport(_Transport):
         self._on_icmp_error = on_icmp_error
         self._socket: socket.socket | None = None
         self._asyncio_transport: asyncio.DatagramTransport | None = None
-        self._remote: Address | None = None
+        self._remote: HostPort | None = None
 
-    async def open(self, local: Address, remote: Address | None = None) -> None:
+    async def open(self, local: HostPort, remote: HostPort | None = None) -> None:
         """Bind to `local` (port 0: any free port); with `remote`, connect to it, so that the kernel
         picks the source address that routes there and reports a peer where nothing listens."""
         loop = asyncio.get_running_loop()
@@ -114,7 +114,7 @@ class UdpTransport(_Transport):
         self._asyncio_transport = transport
         self.local_address = sock.getsockname()[:2]
 
-    def send(self, message: Message, address: Address) -> bool:
+    def send(self, message: Message, address: HostPort) -> bool:
         if self._socket is None:
             return self._unsent(address, "the transport is closed")
         why = sendable(address)
@@ -172,21 +172,21 @@ class TcpTransport(_Transport):
         self,
         received: Received,
         *,
-        on_closed: Callable[[Address], None] | None = None,
+        on_closed: Callable[[HostPort], None] | None = None,
         max_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         super().__init__(received, max_bytes=max_bytes)
         self._on_closed = on_closed
         self._server: asyncio.base_events.Server | None = None
-        self._connections: dict[Address, asyncio.StreamWriter] = {}
+        self._connections: dict[HostPort, asyncio.StreamWriter] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
 
-    async def listen(self, local: Address) -> None:
+    async def listen(self, local: HostPort) -> None:
         self._server = await asyncio.start_server(self._accepted, local[0], local[1])
         self.local_address = self._server.sockets[0].getsockname()[:2]
 
-    async def connect(self, remote: Address, local_host: str | None = None) -> Address:
+    async def connect(self, remote: HostPort, local_host: str | None = None) -> HostPort:
         """Open a connection to `remote`; returns our end's address."""
         local = (local_host, 0) if local_host else None
         reader, writer = await asyncio.wait_for(
@@ -194,12 +194,12 @@ class TcpTransport(_Transport):
         )
         self._adopt(reader, writer, remote)
         sockname = writer.get_extra_info("sockname")
-        ours: Address = (str(sockname[0]), int(sockname[1]))
+        ours: HostPort = (str(sockname[0]), int(sockname[1]))
         if self._server is None:
             self.local_address = ours
         return ours
 
-    def send(self, message: Message, address: Address) -> bool:
+    def send(self, message: Message, address: HostPort) -> bool:
         if self._closing:
             return self._unsent(address, "the transport is closed")
         why = sendable(address)
@@ -211,7 +211,7 @@ class TcpTransport(_Transport):
             return True
         return self._write(writer, bytes(message), address)
 
-    def _write(self, writer: asyncio.StreamWriter, data: bytes, address: Address) -> bool:
+    def _write(self, writer: asyncio.StreamWriter, data: bytes, address: HostPort) -> bool:
         if writer.is_closing():
             return self._unsent(address, "the connection is closed")
         try:
@@ -220,7 +220,7 @@ class TcpTransport(_Transport):
             return self._unsent(address, str(exc) or type(exc).__name__)
         return True
 
-    async def _connect_and_send(self, data: bytes, address: Address) -> None:
+    async def _connect_and_send(self, data: bytes, address: HostPort) -> None:
         try:
             await self.connect(address)
         except (OSError, TimeoutError) as exc:
@@ -234,11 +234,11 @@ class TcpTransport(_Transport):
         peer = writer.get_extra_info("peername")
         self._adopt(reader, writer, (peer[0], peer[1]))
 
-    def _adopt(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Address) -> None:
+    def _adopt(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: HostPort) -> None:
         self._connections[peer] = writer
         self._spawn(self._read(reader, writer, peer))
 
-    async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Address) -> None:
+    async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: HostPort) -> None:
         framer = StreamFramer(self._max_bytes)
         try:
             while not self._closing:
@@ -264,7 +264,7 @@ class TcpTransport(_Transport):
             if self._on_closed is not None and not self._closing:
                 self._on_closed(peer)
 
-    def _deliver_unframed(self, error: FramingError, peer: Address) -> None:
+    def _deliver_unframed(self, error: FramingError, peer: HostPort) -> None:
         request = head_as_request(error.head, self._max_bytes)
         try:
             self._received(ParseError(error.reason, status=error.status, request=request), peer)
