@@ -19,7 +19,7 @@ from kore_connect.bridge import container
 from kore_connect.bridge.retrieve import lambda_handler as retrieve
 from kore_connect.errors import ConfigError
 from kore_connect.twin.events import contact_flow_event
-from kore_connect.twin.kore import gateway as gateway_module
+from kore_connect.twin.kore import call as call_module
 from kore_connect.twin.kore.config import DidRoute, GatewayConfig
 from kore_connect.twin.kore.gateway import KoreGateway
 from tests.conftest import REPO, context
@@ -101,10 +101,8 @@ def call(
 
 
 def assert_nothing_left(gateway: KoreGateway) -> None:
-    """Once its calls are over, the gateway (and aiosipua under it) holds no state for any of them."""
-    assert gateway._records == {} and gateway._bots == {}
-    assert gateway._confirmed == {} and gateway._bye_answers == {}
-    assert [list(uas._calls) for uas in gateway._servers] == [[]] * len(gateway._servers)
+    """Once its calls are over, the gateway holds no call, no unsaved interaction, and resends nothing."""
+    assert gateway.held() == []
 
 
 def refused_scenario(tmp_path: Path, code: str, *, sdp_codecs: str | None = None) -> Path:
@@ -487,7 +485,7 @@ def test_without_an_ack_the_gateway_still_hangs_up_after_64_t1(
     tmp_path: Path, api: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, _ = api
-    monkeypatch.setattr(gateway_module, "TRANSACTION_SECONDS", 1.0)  # 64*T1, shortened for the test
+    monkeypatch.setattr(call_module, "LIFETIME", 1.0)  # 64*T1, shortened for the test
     code, err, interactions = call(gateway_config(tmp_path, url), "no_ack", transport="tcp")
     assert code == 0, err  # SIPp got the BYE without ever sending its ACK
     (interaction,) = interactions
@@ -501,18 +499,18 @@ def test_with_port_0_a_port_taken_for_the_second_transport_is_picked_again(
     # UDP gets a free port; TCP on the same number may be another program's (seen under load)
     import errno
 
-    from aiosipua.transport import TcpSipTransport
+    from kore_connect.twin.sip.transport import TcpTransport
 
-    real_start = TcpSipTransport.start
+    real_listen = TcpTransport.listen
     refused = []
 
-    async def start(self: TcpSipTransport) -> None:
+    async def listen(self: TcpTransport, local: tuple[str, int]) -> None:
         if not refused:
-            refused.append(self.local_addr)
+            refused.append(local)
             raise OSError(errno.EADDRINUSE, "Address already in use")
-        await real_start(self)
+        await real_listen(self, local)
 
-    monkeypatch.setattr(TcpSipTransport, "start", start)
+    monkeypatch.setattr(TcpTransport, "listen", listen)
 
     async def scenario() -> dict[str, Any]:
         gateway = KoreGateway(gateway_config(tmp_path, "http://127.0.0.1:9/prod/kore-metadata"))

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from kore_connect.twin.kore import gateway as gateway_module
 from kore_connect.twin.kore.config import DidRoute, GatewayConfig
 from kore_connect.twin.kore.gateway import KoreGateway
+from kore_connect.twin.sip import transactions
+from kore_connect.twin.sip.fields import uri_user
 from tests.test_kore_gateway import assert_nothing_left
 
 DID = "+12065551118"
@@ -132,7 +133,9 @@ def run(tmp_path: Path, case: Callable[[KoreGateway, Peer], Awaitable[Any]], **c
 def test_a_reinvite_for_a_dialog_that_does_not_exist_gets_481(tmp_path: Path) -> None:
     async def case(gateway: KoreGateway, peer: Peer) -> None:
         await peer.send(peer.request("INVITE", "nodialog", branch="a", to_tag="gone", body=SDP))
-        assert await peer.answers(0.5) == ["SIP/2.0 481 Call/Transaction Does Not Exist"]
+        assert await peer.answers(0.4) == ["SIP/2.0 481 Call/Transaction Does Not Exist"]
+        await peer.send(peer.request("ACK", "nodialog", branch="a", to_tag="gone"))  # ends Timer G
+        await asyncio.sleep(0.05)
         assert_nothing_left(gateway)
         assert gateway.interactions.all() == []
 
@@ -145,7 +148,7 @@ def test_a_second_invite_on_a_call_id_in_progress_gets_482_and_starts_no_second_
         await peer.until("SIP/2.0 180")
         await peer.send(peer.request("INVITE", "twice", branch="second", body=SDP))
         assert "SIP/2.0 482 Loop Detected" in await peer.answers(0.3)
-        assert len(gateway._bots) == 1
+        assert [held for held in gateway.held() if held.startswith("call")] == ["call twice"]  # one bot
 
     run(tmp_path, case, ring_seconds=1.0)
 
@@ -169,14 +172,16 @@ def test_a_cancel_after_the_200_is_answered_200_and_changes_nothing(tmp_path: Pa
 def test_a_handler_failure_answers_500_and_the_interaction_is_closed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(self: KoreGateway, call: Any) -> None:
+    def broken(self: KoreGateway, *args: Any) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(KoreGateway, "_on_invite", broken)
+    monkeypatch.setattr(KoreGateway, "_new_call", broken)
 
     async def case(gateway: KoreGateway, peer: Peer) -> None:
         await peer.send(peer.request("INVITE", "bug", branch="b", body=SDP))
-        assert "SIP/2.0 500 Server Internal Error" in await peer.answers(0.5)
+        failure = await peer.until("SIP/2.0 500 Server Internal Error")
+        await peer.send(peer.request("ACK", "bug", branch="b", to_tag=to_tag(failure)))  # ends Timer G
+        await asyncio.sleep(0.05)
         (interaction,) = gateway.interactions.all()
         assert interaction["ended"] == "the gateway failed (see its log)"
         assert_nothing_left(gateway)
@@ -201,7 +206,7 @@ def test_a_rejection_is_resent_until_its_ack_timer_g(tmp_path: Path) -> None:
 def test_a_rejected_call_without_an_ack_is_forgotten_when_its_transaction_ends(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(gateway_module, "TRANSACTION_SECONDS", 0.3)
+    monkeypatch.setattr(transactions, "LIFETIME", 0.3)  # Timer H, shortened for the test
 
     async def case(gateway: KoreGateway, peer: Peer) -> None:
         await peer.send(peer.request("INVITE", "noack", branch="h", body=SDP, uri="sip:+44@127.0.0.1"))
@@ -222,7 +227,8 @@ def test_a_response_from_a_source_not_allow_listed_is_ignored(tmp_path: Path) ->
         await stranger.send(ok_for(bye))
         stranger.sock.close()
         await peer.until("BYE ", seconds=2.0)  # not taken as answered: the BYE comes again
-        assert gateway._bye_answers  # still waiting for the caller's own answer
+        # still waiting for the caller's own answer
+        assert gateway.held() == ["call spoof", "BYE spoof being resent"]
 
     run(tmp_path, case)
 
@@ -238,4 +244,4 @@ def test_a_response_from_a_source_not_allow_listed_is_ignored(tmp_path: Path) ->
     ],
 )
 def test_the_did_is_the_request_uris_user_with_its_unreserved_escapes_decoded(uri: str, did: str) -> None:
-    assert gateway_module._user(uri) == did
+    assert uri_user(uri) == did

@@ -1,4 +1,4 @@
-"""(The rules of the aiosipua-based code, until the gateway and connector run on twin/sip: see test_sip_rules.py.)
+"""(The rules of the aiosipua-based connector, until it runs on twin/sip: see test_sip_rules.py.)
 
 RFC 3261's rules as plain logic: which requests are malformed (400), which are retransmissions
 (absorbed, answered with the last response), and Timer E's schedule."""

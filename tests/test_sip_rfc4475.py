@@ -584,13 +584,10 @@ def first_lines(received: list[bytes]) -> set[str]:
 
 
 def leftovers(running: Running) -> list[str]:
-    """What the gateway (and aiosipua under it) still holds for any call, read in its own loop."""
+    """What the gateway still holds for any call (or still resends), read in its own loop."""
 
     async def look() -> list[str]:
-        gateway = running.gateway
-        held = [*gateway._records, *gateway._bots, *gateway._confirmed, *gateway._bye_answers]
-        resending = [f"Timer G {key}" for timers in gateway._timers for key in timers]  # answers not ACKed
-        return held + resending + [call_id for uas in gateway._servers for call_id in uas._calls]
+        return running.gateway.held()
 
     return asyncio.run_coroutine_threadsafe(look(), running.loop).result(5)
 
