@@ -1,5 +1,6 @@
-"""The gateway's RFC 3261 rules for requests aiosipua would mishandle, driven by a raw UDP peer that
-sends exactly the bytes each case needs (SIPp cannot send a request for a dialog it does not know)."""
+"""The gateway's RFC 3261 dialog rules (481, 482, a CANCEL after the answer, Timer G, whose answer to
+a BYE counts), driven by a raw UDP peer that sends exactly the bytes each case needs (SIPp cannot
+send a request for a dialog it does not know)."""
 
 from __future__ import annotations
 

@@ -740,5 +740,6 @@ def test_each_torture_response_ends_the_transfer_soundly(
     )
     result = asyncio.run(asyncio.wait_for(connector(contact, transfer), 10))
     sent = [r["firstLine"].split(" ", 1)[0] for r in result.records if r["direction"] == "sent"]
-    assert (result.outcome, sent) == (case.outcome, ["INVITE", *case.then]), (case.name, result.reason)
+    steps = [method for n, method in enumerate(sent) if n == 0 or sent[n - 1] != method]  # resends as one
+    assert (result.outcome, steps) == (case.outcome, ["INVITE", *case.then]), (case.name, result.reason)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], f"{case.name}: a handler raised"

@@ -18,6 +18,7 @@ from kore_connect.twin.sip.transactions import (
     Transmit,
     TransportFailed,
     ack_for,
+    cancel_for,
     transaction_key,
 )
 
@@ -316,3 +317,20 @@ def test_a_request_we_cannot_send_ends_its_transaction_and_tells_the_user() -> N
 def test_a_request_of_ours_needs_a_branch() -> None:
     with pytest.raises(ValueError, match="branch"):
         TransactionLayer(reliable=False).request(request("BYE", branch="old"), PEER, 0.0)
+
+
+def test_our_cancel_is_its_own_transaction_with_the_invites_branch() -> None:
+    # RFC 3261 §9.1
+    layer = TransactionLayer(reliable=False)
+    invite = request()
+    layer.request(invite, PEER, 0.0)
+    cancel = cancel_for(invite)
+    assert (cancel.uri, cancel.top_via, cancel.call_id) == (invite.uri, invite.top_via, invite.call_id)
+    assert cancel.headers.get("CSeq") == "1 CANCEL" and cancel.headers.get("To") == invite.headers.get("To")
+    assert cancel.headers.get_all("Route") == invite.headers.get_all("Route")
+    layer.request(cancel, PEER, 0.1)
+    ok = answer(cancel, 200)
+    assert delivered(layer.receive(ok, PEER, 0.2)) == [ok]
+    terminated = answer(invite, 487)
+    effects = layer.receive(terminated, PEER, 0.3)
+    assert delivered(effects) == [terminated] and sent(effects) == [ack_for(invite, terminated)]

@@ -394,3 +394,16 @@ def ack_for(invite: Request, response: Response) -> Request:
     fields.append(("CSeq", f"{invite.cseq_number or 0} ACK"))
     fields.extend(("Route", route) for route in invite.headers.get_all("Route"))
     return Request(method="ACK", uri=invite.uri, headers=Headers(tuple(fields)))
+
+
+def cancel_for(invite: Request) -> Request:
+    """The CANCEL of our INVITE (RFC 3261 §9.1): its Request-URI, top Via (so the same branch),
+    Call-ID, From, To and Route, and its CSeq number with the method CANCEL."""
+    fields = [("Via", invite.top_via or "")]
+    for name in ("Max-Forwards", "From", "To", "Call-ID"):
+        value = invite.headers.get(name)
+        if value is not None:
+            fields.append((name, value))
+    fields.append(("CSeq", f"{invite.cseq_number or 0} CANCEL"))
+    fields.extend(("Route", route) for route in invite.headers.get_all("Route"))
+    return Request(method="CANCEL", uri=invite.uri, headers=Headers(tuple(fields)))
