@@ -168,6 +168,29 @@ def test_answered_then_hung_up_by_the_gateway(tmp_path: Path, transport: str) ->
     )
 
 
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_a_gateway_that_requires_reliable_provisionals_gets_its_prack(tmp_path: Path, transport: str) -> None:
+    # GIVEN a gateway whose 183 requires 100rel (our INVITE says Supported: 100rel, and SIPp checks it)
+    with sipp("reliable_provisional", tmp_path, transport) as peer:
+        result = transfer(peer, new_contact())
+        code, err = peer.finish()
+    # THEN the PRACK names the RSeq and the INVITE's CSeq (SIPp checks the RAck), the call goes on
+    assert code == 0, err
+    assert result.outcome is TransferOutcome.FAR_END_HUNG_UP
+    assert ladder(result.messages) == [
+        "-> INVITE",
+        "<- 183",
+        "-> PRACK",
+        "<- 200",
+        "-> ACK",
+        "<- BYE",
+        "-> 200",
+    ]
+    prack = next(r["message"] for r in result.records if r["firstLine"].startswith("PRACK"))
+    assert prack.startswith(f"PRACK sip:127.0.0.1:{peer.port}")  # to the 183's Contact, in its early dialog
+    assert "\r\nCSeq: 2 PRACK\r\n" in prack and "\r\nRAck: 4475 1 INVITE\r\n" in prack
+
+
 def test_user_to_user_information_rides_as_hex(tmp_path: Path) -> None:
     with sipp("answer_then_bye", tmp_path) as peer:
         transfer(peer, new_contact(), user_to_user="hello kore")
