@@ -501,6 +501,46 @@ def test_every_reference_form_resolves_as_connect_resolves_it() -> None:
     assert resolve("static value", contact) == "static value"
 
 
+@pytest.mark.parametrize(
+    ("reference", "value"),
+    [
+        ("$.ContactId", "c0ffee00-0000-4000-8000-000000000001"),
+        ("$.InitialContactId", "c0ffee00-0000-4000-8000-000000000000"),
+        ("$.PreviousContactId", "c0ffee00-0000-4000-8000-000000000001"),
+        ("$.Channel", "VOICE"),
+        ("$.InstanceARN", "arn:aws:connect:us-west-2:123456789012:instance/i-1"),
+        ("$.InitiationMethod", "INBOUND"),
+        ("$.LanguageCode", "en-US"),
+        ("$.CustomerEndpoint.Address", "+14155550123"),
+        ("$.CustomerEndpoint.Type", "TELEPHONE_NUMBER"),
+        ("$.SystemEndpoint.Address", "+18005550100"),
+        ("$.SystemEndpoint.Type", "TELEPHONE_NUMBER"),
+        ("$.Queue.ARN", "arn:aws:connect:us-west-2:123456789012:instance/i-1/queue/agents"),
+        ("$.Queue.Name", "agents"),
+    ],
+)
+def test_each_system_reference_resolves_to_the_contacts_value(reference: str, value: str) -> None:
+    from kore_connect.twin.connect.contact import Contact
+    from kore_connect.twin.connect.references import resolve
+
+    # GIVEN a transferred contact (its initial contact is another) waiting in a queue
+    contact = Contact(
+        contact_id="c0ffee00-0000-4000-8000-000000000001",
+        initial_contact_id="c0ffee00-0000-4000-8000-000000000000",
+        customer_address="+14155550123",
+        system_address="+18005550100",
+        instance_arn="arn:aws:connect:us-west-2:123456789012:instance/i-1",
+        queue_arn="arn:aws:connect:us-west-2:123456789012:instance/i-1/queue/agents",
+    )
+    assert resolve(reference, contact) == value
+
+
+def test_a_contact_in_no_queue_has_no_queue_name() -> None:
+    from kore_connect.twin.connect.references import resolve
+
+    assert resolve("$.Queue.Name", new_contact()) is None and resolve("$.Queue.ARN", new_contact()) is None
+
+
 def test_a_failed_invocation_leaves_no_external_values_behind() -> None:
     flow = lambda_flow()
     flow["Actions"].insert(0, copy.deepcopy(flow["Actions"][0]))

@@ -93,6 +93,21 @@ def test_the_size_limit_counts_utf8_bytes() -> None:
     assert (error.status, error.message) == (413, "the body is larger than 21 bytes")
 
 
+@pytest.mark.parametrize("limit", [2, 9, LIMIT])
+def test_a_body_of_exactly_the_limit_is_kept_and_one_byte_more_is_413(limit: int) -> None:
+    exact = "{" + " " * (limit - 2) + "}"
+    assert accept(exact, limit=limit) == "{}"
+    error = refuse(exact + " ", limit=limit)
+    assert (error.status, error.message) == (413, f"the body is larger than {limit} bytes")
+
+
+def test_a_body_holding_an_unpaired_surrogate_itself_is_not_utf8() -> None:
+    # API Gateway hands the body over as text; one with a lone surrogate (not a \u escape of one)
+    # has no UTF-8 form at all
+    error = refuse('{"a": "\ud800"}')  # the character itself, not an escape of it
+    assert (error.status, error.message) == (400, "the body is not valid UTF-8")
+
+
 def test_the_size_limit_applies_to_decoded_base64() -> None:
     raw = json.dumps({"pad": "x" * 100}).encode()
     body = base64.b64encode(raw).decode()
@@ -110,6 +125,27 @@ def test_base64_is_measured_decoded_at_the_exact_edge(limit: int) -> None:
     # a body far too long is refused before it is decoded, with the same answer
     error = refuse("A" * (limit * 2 + 16), b64=True, limit=limit)
     assert (error.status, error.message) == (413, f"the body is larger than {limit} bytes")
+
+
+@pytest.mark.parametrize("limit", [9, 10, 11, 12])
+def test_a_base64_body_longer_than_any_encoding_of_the_limit_is_refused_without_decoding(
+    limit: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN base64 of `limit` bytes: at most (limit + 2) // 3 * 4 characters (and 4 more are let by)
+    longest = (limit + 2) // 3 * 4 + 4
+    decoded: list[int] = []
+    real = base64.b64decode
+
+    def spy(text: str, validate: bool = False) -> bytes:
+        decoded.append(len(text))
+        return real(text, validate=validate)
+
+    monkeypatch.setattr("kore_connect.bridge.payload.base64.b64decode", spy)
+    # THEN a body of that length is decoded (and measured), one character longer is not
+    assert refuse("A" * longest, b64=True, limit=limit).status == 413
+    assert decoded == [longest]
+    assert refuse("A" * (longest + 1), b64=True, limit=limit).status == 413
+    assert decoded == [longest]
 
 
 def test_base64_with_characters_outside_its_alphabet_is_a_400() -> None:

@@ -71,5 +71,20 @@ def test_unicode_and_large_text_survive(make_store: Any, clock: FakeClock) -> No
 
 def test_an_empty_contact_id_is_refused_before_any_io(make_store: Any, clock: FakeClock) -> None:
     store = make_store(clock)
-    with pytest.raises(ValueError, match="contact_id"):
+    with pytest.raises(ValueError) as raised:
         store.put("", METADATA, ttl_seconds=60)
+    assert str(raised.value) == "contact_id must not be empty"
+
+
+@pytest.mark.parametrize("ttl_seconds", [0, -1])
+def test_a_record_that_would_never_live_is_refused(
+    make_store: Any, clock: FakeClock, ttl_seconds: int
+) -> None:
+    store = make_store(clock)
+    with pytest.raises(ValueError) as raised:
+        store.put(CONTACT_ID, METADATA, ttl_seconds=ttl_seconds)
+    assert str(raised.value) == "ttl_seconds must be positive"
+    assert store.get(CONTACT_ID) is None
+    assert (
+        store.put(CONTACT_ID, METADATA, ttl_seconds=1).expires_at == int(clock.now) + 1
+    )  # one second is enough

@@ -81,9 +81,24 @@ def test_an_item_not_written_by_us_is_refused_not_guessed(dynalite: Dynalite) ->
     client = boto3.client("dynamodb", endpoint_url=dynalite.endpoint)
     ensure_table(client, "legacy")
     client.put_item(TableName="legacy", Item={"contactId": {"S": CONTACT_ID}, "x_metadata": {"S": "hi"}})
-    # THEN reading it is an error, not an empty or partial answer
-    with pytest.raises(SessionStoreError, match="malformed"):
+    # THEN reading it is an error, not an empty or partial answer, naming what is missing
+    with pytest.raises(SessionStoreError) as raised:
         DynamoDBSessionStore("legacy", client=client).get(CONTACT_ID)
+    assert str(raised.value) == "the session item is malformed (KeyError: 'metadata')"
+
+
+def test_a_table_that_cannot_be_created_says_so() -> None:
+    # GIVEN credentials that may not describe or create tables
+    client = boto3.client(
+        "dynamodb", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    stubber = Stubber(client)
+    stubber.add_client_error(
+        "describe_table", service_error_code="AccessDeniedException", http_status_code=400
+    )
+    with stubber, pytest.raises(SessionStoreError) as raised:
+        ensure_table(client, "koreCcSessions")
+    assert str(raised.value) == "DynamoDB refused creating the table for the session: AccessDeniedException"
 
 
 def test_a_locked_sqlite_database_is_unavailable(tmp_path: Path) -> None:

@@ -44,9 +44,10 @@ def store_metadata(event: APIGatewayProxyEvent, *, store: SessionStore, settings
     """Validate the request, store its metadata, and answer as the proxy integration expects."""
     if event.http_method != "POST":
         return _rejected(405, "MethodNotAllowed", "use POST to store metadata", headers={"Allow": "POST"})
-    contact_id, problem = _contact_id(event)
-    if contact_id is None:
-        return _rejected(400, "InvalidContactId", problem)
+    try:
+        contact_id = _contact_id(event)
+    except _BadContactId as problem:
+        return _rejected(400, "InvalidContactId", str(problem))
     logger.append_keys(contact_id=contact_id)
 
     try:
@@ -83,23 +84,26 @@ def store_metadata(event: APIGatewayProxyEvent, *, store: SessionStore, settings
     )
 
 
-def _contact_id(event: APIGatewayProxyEvent) -> tuple[str | None, str]:
-    """The canonical contact ID from the query string, or None and why not."""
+class _BadContactId(ValueError):
+    """Why the query string holds no usable contact ID (the 400's message)."""
+
+
+def _contact_id(event: APIGatewayProxyEvent) -> str:
+    """The canonical contact ID from the query string, or _BadContactId saying why not."""
     values = (event.multi_value_query_string_parameters or {}).get("contactId")
     if not values:
         single = (event.query_string_parameters or {}).get("contactId")
         values = [single] if single is not None else []
     if not values or values == [""]:
-        return None, "the query parameter contactId is required (the Amazon Connect contact ID)"
+        raise _BadContactId("the query parameter contactId is required (the Amazon Connect contact ID)")
     if len(set(values)) > 1:
-        return None, "the query parameter contactId is given more than once with different values"
+        raise _BadContactId("the query parameter contactId is given more than once with different values")
     contact_id = canonical_contact_id(values[0])
     if contact_id is None:
-        return (
-            None,
-            "the query parameter contactId must be a UUID such as 5f0c6a53-2f3e-4e8b-9a43-6d2b1c7e9f10",
+        raise _BadContactId(
+            "the query parameter contactId must be a UUID such as 5f0c6a53-2f3e-4e8b-9a43-6d2b1c7e9f10"
         )
-    return contact_id, ""
+    return contact_id
 
 
 def _rejected(status: int, error: str, message: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
