@@ -188,6 +188,10 @@ class LocalTwin:
         # a restarted gateway comes back on the same port, where Connect's flow sends its calls
         self._arguments[gateway.name] += ["--port", str(self.sip_address[1])]
 
+    def pid(self, name: str) -> int:
+        """The process ID of the part `name` ("metadata API", "Kore gateway"), for measurements."""
+        return next(part.process.pid for part in self._parts if part.name == name)
+
     async def restart(self, name: str) -> None:
         """Start the part `name` ("metadata API", "Kore gateway") again, as after a crash."""
         part = next(part for part in self._parts if part.name == name)
