@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -200,3 +201,143 @@ def test_our_dynamodb_client_tries_a_hanging_endpoint_twice_then_says_unavailabl
         assert len(peer.accepted) == CLIENT_CONFIG.retries["total_max_attempts"] == 2
     finally:
         peer.close()
+
+
+# ---------------------------------------------------------------- ensure_table, call by call
+
+
+def stubbed_client() -> tuple[Any, Stubber]:
+    client = boto3.client(
+        "dynamodb", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    return client, Stubber(client)
+
+
+def ensure_stubbed(client: Any, stubber: Stubber, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """ensure_table against exactly the calls stubbed; the waiter's pauses, recorded, not slept."""
+    pauses: list[float] = []
+    monkeypatch.setattr("botocore.waiter.time.sleep", pauses.append)
+    with stubber:
+        ensure_table(client, "koreCcSessions")
+        stubber.assert_no_pending_responses()
+    return pauses
+
+
+TTL_ON = {"TimeToLiveSpecification": {"Enabled": True, "AttributeName": "expiresAt"}}
+
+
+def test_an_active_table_is_left_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    client, stubber = stubbed_client()
+    stubber.add_response(
+        "describe_table", {"Table": {"TableStatus": "ACTIVE"}}, {"TableName": "koreCcSessions"}
+    )
+    assert ensure_stubbed(client, stubber, monkeypatch) == []  # no create, no wait, no TTL call
+
+
+def test_a_table_another_process_is_creating_is_waited_for_every_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN no table when we look, and another process creating it when we try
+    client, stubber = stubbed_client()
+    stubber.add_client_error(
+        "describe_table", service_error_code="ResourceNotFoundException", http_status_code=400
+    )
+    stubber.add_client_error(
+        "create_table", service_error_code="ResourceInUseException", http_status_code=400
+    )
+    stubber.add_response("describe_table", {"Table": {"TableStatus": "CREATING"}})
+    stubber.add_response("describe_table", {"Table": {"TableStatus": "ACTIVE"}})
+    stubber.add_response(
+        "update_time_to_live", TTL_ON, {"TableName": "koreCcSessions", **TTL_ON}
+    )  # THEN TTL is turned on for expiresAt, after one pause of 1 s (not boto3's 20 s)
+    assert ensure_stubbed(client, stubber, monkeypatch) == [1]
+
+
+def test_a_missing_table_is_created_as_the_template_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    client, stubber = stubbed_client()
+    stubber.add_client_error(
+        "describe_table", service_error_code="ResourceNotFoundException", http_status_code=400
+    )
+    stubber.add_response(
+        "create_table",
+        {},
+        {
+            "TableName": "koreCcSessions",
+            "AttributeDefinitions": [{"AttributeName": "contactId", "AttributeType": "S"}],
+            "KeySchema": [{"AttributeName": "contactId", "KeyType": "HASH"}],
+            "BillingMode": "PAY_PER_REQUEST",
+        },
+    )
+    stubber.add_response("describe_table", {"Table": {"TableStatus": "ACTIVE"}})
+    stubber.add_response("update_time_to_live", TTL_ON)
+    assert ensure_stubbed(client, stubber, monkeypatch) == []
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        ("ValidationException", "TimeToLive is already enabled"),  # another process got there first
+        ("UnknownOperationException", "dynalite has no TTL"),  # expiry is enforced on read anyway
+    ],
+)
+def test_a_ttl_already_on_or_not_offered_is_fine(
+    code: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, stubber = stubbed_client()
+    stubber.add_response("describe_table", {"Table": {"TableStatus": "CREATING"}})
+    stubber.add_response("describe_table", {"Table": {"TableStatus": "ACTIVE"}})
+    stubber.add_client_error("update_time_to_live", service_error_code=code, service_message=message)
+    assert ensure_stubbed(client, stubber, monkeypatch) == []
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        ("ValidationException", "TimeToLive is disabled for this table"),  # not "already enabled"
+        ("AccessDeniedException", "TimeToLive is already enabled"),  # the words, from another error
+    ],
+)
+def test_a_ttl_that_cannot_be_turned_on_is_an_error(
+    code: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, stubber = stubbed_client()
+    stubber.add_response("describe_table", {"Table": {"TableStatus": "CREATING"}})
+    stubber.add_response("describe_table", {"Table": {"TableStatus": "ACTIVE"}})
+    stubber.add_client_error("update_time_to_live", service_error_code=code, service_message=message)
+    with pytest.raises(SessionStoreError) as raised:
+        ensure_stubbed(client, stubber, monkeypatch)
+    assert str(raised.value) == f"DynamoDB refused creating the table for the session: {code}"
+
+
+def test_a_table_that_never_becomes_active_is_given_up_after_30_looks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client, stubber = stubbed_client()
+    for _ in range(31):  # one to find it CREATING, then the waiter's 30
+        stubber.add_response("describe_table", {"Table": {"TableStatus": "CREATING"}})
+    with pytest.raises(SessionStoreUnavailable) as raised:
+        ensure_stubbed(client, stubber, monkeypatch)
+    assert str(raised.value).startswith(
+        "DynamoDB unreachable while creating the table for the session: Waiter"
+    )
+    assert "Max attempts exceeded" in str(raised.value)
+    stubber.assert_no_pending_responses()  # it looked 30 times: not boto3's 25
+
+
+def test_a_read_is_strongly_consistent_and_asks_for_our_attributes_only() -> None:
+    # docs/decisions.md: the flow reads a few seconds after the bot wrote; an eventually consistent
+    # read may miss it
+    client, stubber = stubbed_client()
+    stubber.add_response(
+        "get_item",
+        {},
+        {
+            "TableName": "koreCcSessions",
+            "Key": {"contactId": {"S": CONTACT_ID}},
+            "ConsistentRead": True,
+            "ProjectionExpression": "contactId, metadata, storedAt, expiresAt",
+        },
+    )
+    with stubber:
+        assert DynamoDBSessionStore("koreCcSessions", client=client).get(CONTACT_ID) is None
+        stubber.assert_no_pending_responses()
