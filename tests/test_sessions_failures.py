@@ -341,3 +341,19 @@ def test_a_read_is_strongly_consistent_and_asks_for_our_attributes_only() -> Non
     with stubber:
         assert DynamoDBSessionStore("koreCcSessions", client=client).get(CONTACT_ID) is None
         stubber.assert_no_pending_responses()
+
+
+def test_a_ttl_refusal_without_a_message_is_an_error_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.exceptions import ClientError
+
+    client, stubber = stubbed_client()
+    stubber.add_response("describe_table", {"Table": {"TableStatus": "CREATING"}})
+    stubber.add_response("describe_table", {"Table": {"TableStatus": "ACTIVE"}})
+
+    def refuse_without_a_message(**_: Any) -> None:  # a DynamoDB-compatible server may leave it out
+        raise ClientError({"Error": {"Code": "ValidationException"}}, "UpdateTimeToLive")
+
+    monkeypatch.setattr(client, "update_time_to_live", refuse_without_a_message)
+    with pytest.raises(SessionStoreError) as raised:
+        ensure_stubbed(client, stubber, monkeypatch)
+    assert str(raised.value) == "DynamoDB refused creating the table for the session: ValidationException"
