@@ -55,6 +55,9 @@ def test_connects_invite_from_the_fixtures_is_well_formed() -> None:
         (b"Call-ID: ", b"i: other\r\nCall-ID: ", "More Than One Call-ID"),
         (b"Call-ID: 3a858169-3c37-464b-8717-13675f0aee41\r\n", b"", "Missing Call-ID"),  # §8.1.1
         (b"CSeq: 1 INVITE\r\n", b"", "Missing CSeq"),
+        # PROTOS c07-sip's Contact cases: the dialog's requests would have nowhere to go
+        (b"Contact: <sip:+12125550187@192.0.2.44:5060;transport=udp>", b"Contact: <>", "Bad Contact"),
+        (b"Contact: <sip:", b"Contact: <sip:+1@192.0.2.9>, <sip:", "More Than One Contact"),
     ],
 )
 def test_a_malformed_request_is_named_with_its_fault(old: bytes, new: bytes, reason: str) -> None:

@@ -95,7 +95,8 @@ class GatewayCall:
         self.sdp = sdp
         self.ring_seconds = ring_seconds
         self.local_tag = new_tag()
-        self.dialog: SipDialog | None = None
+        # made before anything is sent, so that an INVITE that cannot make one is refused (400)
+        self.dialog = SipDialog.as_uas(invite, self.local_tag)
         self.state = CallState.RINGING
         self._run_bot = run_bot
         self._on_end = on_end
@@ -125,7 +126,6 @@ class GatewayCall:
             self._respond(180, "Ringing", ("Contact", self.contact))
             if self.ring_seconds:
                 await asyncio.sleep(self.ring_seconds)
-            self.dialog = SipDialog.as_uas(self.invite, self.local_tag)
             self._answer()
             run = await self._run_bot()
             self._on_bot_done(self, run)

@@ -34,6 +34,7 @@ from kore_connect.twin.kore.call import ALLOW, GatewayCall, NoAcceptableCodec, a
 from kore_connect.twin.kore.config import GatewayConfig
 from kore_connect.twin.kore.interactions import InteractionStore
 from kore_connect.twin.kore.session import KoreSession
+from kore_connect.twin.sip.dialog import DialogError
 from kore_connect.twin.sip.endpoint import SipEndpoint
 from kore_connect.twin.sip.fields import Address, FieldError, uri_user
 from kore_connect.twin.sip.message import Message, Request, Response
@@ -78,7 +79,9 @@ class KoreGateway:
     async def _listen(self, port: int) -> None:
         for name in self.config.transports:
             kind: Literal["udp", "tcp"] = "tcp" if name == "tcp" else "udp"
-            endpoint = SipEndpoint(self, kind, allowed=self.config.allowed, observer=self._note)
+            endpoint = SipEndpoint(
+                self, kind, allowed=self.config.allowed, observer=self._note, log=self._log
+            )
             self.endpoints.append(endpoint)
             await endpoint.listen((self.config.host, port))
             self.addresses[name] = endpoint.local_address
@@ -219,17 +222,22 @@ class KoreGateway:
                 session.close()
 
         transport = ";transport=tcp" if endpoint.transport.reliable else ""
-        call = GatewayCall(
-            invite,
-            endpoint,
-            caller=source,
-            contact=f"<sip:{_host(host)}:{endpoint.local_address[1]}{transport}>",
-            sdp=sdp,
-            ring_seconds=self.config.ring_seconds,
-            run_bot=bot,
-            on_end=self._call_ended,
-            on_bot_done=self._record_bot,
-        )
+        try:
+            call = GatewayCall(
+                invite,
+                endpoint,
+                caller=source,
+                contact=f"<sip:{_host(host)}:{endpoint.local_address[1]}{transport}>",
+                sdp=sdp,
+                ring_seconds=self.config.ring_seconds,
+                run_bot=bot,
+                on_end=self._call_ended,
+                on_bot_done=self._record_bot,
+            )
+        except DialogError as error:  # the rules let nothing through that cannot make a dialog
+            session.close()
+            self._refuse(invite, endpoint, 400, error.reason, f"refused: {error.reason}")
+            return
         self._calls[invite.call_id] = call
         call.start()
 

@@ -58,6 +58,7 @@ class SipEndpoint:
         on_icmp_error: Callable[[OSError], None] | None = None,
         on_connection_closed: Callable[[HostPort], None] | None = None,
         observer: Callable[[str, Message], None] | None = None,
+        log: QuietLog | None = None,
     ) -> None:
         self.user = user
         self.allowed = allowed
@@ -68,7 +69,9 @@ class SipEndpoint:
             else UdpTransport(self._received, on_icmp_error=on_icmp_error)
         )
         self.layer = TransactionLayer(reliable=self.transport.reliable)
-        self.log = QuietLog(logger)
+        # one budget of log lines per source for all a peer can make us log (`log`: shared)
+        self.log = log or QuietLog(logger)
+        self.transport.log = self.log
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due: float | None = None
         self._closed = False

@@ -115,6 +115,15 @@ def problem(request: Request) -> str | None:
             Address.parse(request.headers.get(name) or "", name)
         except FieldError as error:
             return error.reason
+    if request.method == "INVITE":  # §8.1.1.8: one Contact, where the dialog's requests will go
+        contacts = request.headers.values("Contact")
+        if len(contacts) > 1:
+            return "More Than One Contact"
+        try:
+            for contact in contacts:
+                Address.parse(contact, "Contact")
+        except FieldError as error:
+            return error.reason
     forwards = request.headers.get("Max-Forwards")
     if forwards is not None and not (_NUMBER.fullmatch(forwards) and int(forwards) <= 255):
         return "Bad Max-Forwards"
