@@ -1,5 +1,5 @@
 """PROTOS c07-sip and RFC 4475's own bytes against the local Kore gateway as users run it
-(`bench/sip_conformance.py`, on every 10th PROTOS case here; the full run's figures are in
+(`bench/sip_conformance.py`, on every 30th PROTOS case here; the full run's figures are in
 docs/reliability.md). Needs ../shared/corpus: a user's clone skips it."""
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ def test_the_gateway_survives_protos_and_rfc_4475_and_keeps_taking_calls() -> No
             sys.executable,
             str(REPO / "bench" / "sip_conformance.py"),
             "--every",
-            "10",
+            "30",
             "--calls-every",
             "50",
+            "--settle",
+            "1",
             "--json",
         ],
         capture_output=True,
