@@ -27,6 +27,7 @@ from kore_connect.twin.connect.contact import Contact
 from kore_connect.twin.connect.interpreter import TransferOutcome, TransferRequest, TransferResult
 from kore_connect.twin.sip.dialog import DialogError, SipDialog, new_branch
 from kore_connect.twin.sip.endpoint import SipEndpoint
+from kore_connect.twin.sip.fields import uri_host
 from kore_connect.twin.sip.message import Headers, Message, Request, Response
 from kore_connect.twin.sip.rules import bare_response, new_tag
 from kore_connect.twin.sip.transactions import cancel_for
@@ -131,7 +132,7 @@ class TransferCall:
         return await self._connected()
 
     def _invite(self, local: HostPort) -> Request:
-        request, host = self.request, _host(local[0])
+        request, host = self.request, uri_host(local[0])
         tcp = ";transport=tcp" if self.gateway.transport == "tcp" else ""
         target = f"sip:{request.to_user}@{_where(self.remote)}{tcp}"
         headers = [
@@ -269,7 +270,7 @@ class TransferCall:
 
     def _via(self) -> str:
         host, port = self.endpoint.local_address
-        return f"SIP/2.0/{self.gateway.transport.upper()} {_host(host)}:{port}"
+        return f"SIP/2.0/{self.gateway.transport.upper()} {uri_host(host)}:{port}"
 
     def _next_hop(self) -> HostPort:
         """Where in-dialog requests go: the route set's first hop, or the gateway's Contact (over TCP,
@@ -337,8 +338,4 @@ def _sdp_offer(address: str) -> str:
 
 
 def _where(address: HostPort) -> str:
-    return f"{_host(address[0])}:{address[1]}"
-
-
-def _host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
+    return f"{uri_host(address[0])}:{address[1]}"

@@ -26,6 +26,7 @@ from aiosipua.sdp_negotiate import SdpNegotiationError, negotiate_sdp
 from kore_connect.log_text import printable
 from kore_connect.twin.kore.bot import BotRun
 from kore_connect.twin.sip.dialog import SipDialog
+from kore_connect.twin.sip.fields import uri_host
 from kore_connect.twin.sip.message import Headers, Request, Response
 from kore_connect.twin.sip.rules import bare_response, new_tag
 from kore_connect.twin.sip.transactions import LIFETIME, T1, T2
@@ -180,7 +181,7 @@ class GatewayCall:
         assert self.dialog is not None
         self._set_state(CallState.HANGING_UP)
         host, port = self.endpoint.local_address
-        via = f"SIP/2.0/{self.endpoint.name.upper()} {_host(host)}:{port}"
+        via = f"SIP/2.0/{self.endpoint.name.upper()} {uri_host(host)}:{port}"
         self._bye = self.dialog.request("BYE", via, tuple(headers))
         self._bye_answer = asyncio.get_running_loop().create_future()
         try:
@@ -254,7 +255,3 @@ class GatewayCall:
         if self.state is not CallState.ENDED:
             self._set_state(CallState.ENDED)
             self._on_end(self, how)
-
-
-def _host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host

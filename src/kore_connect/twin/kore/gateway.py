@@ -36,7 +36,7 @@ from kore_connect.twin.kore.interactions import InteractionStore
 from kore_connect.twin.kore.session import KoreSession
 from kore_connect.twin.sip.dialog import DialogError
 from kore_connect.twin.sip.endpoint import SipEndpoint
-from kore_connect.twin.sip.fields import Address, FieldError, uri_user
+from kore_connect.twin.sip.fields import Address, FieldError, uri_host, uri_user
 from kore_connect.twin.sip.message import Message, Request, Response
 from kore_connect.twin.sip.quiet_log import QuietLog
 from kore_connect.twin.sip.rules import new_tag, refusal
@@ -227,7 +227,7 @@ class KoreGateway:
                 invite,
                 endpoint,
                 caller=source,
-                contact=f"<sip:{_host(host)}:{endpoint.local_address[1]}{transport}>",
+                contact=f"<sip:{uri_host(host)}:{endpoint.local_address[1]}{transport}>",
                 sdp=sdp,
                 ring_seconds=self.config.ring_seconds,
                 run_bot=bot,
@@ -322,7 +322,3 @@ def first_line(message: Message) -> str:
     if isinstance(message, Request):
         return f"{message.method} {message.uri} {message.version}"
     return f"{message.version} {message.status} {message.reason}"
-
-
-def _host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host

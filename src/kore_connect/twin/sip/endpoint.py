@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Literal, Protocol
 
 from kore_connect.log_text import printable
-from kore_connect.twin.sip.fields import FieldError, Via, reply_address, stamp
+from kore_connect.twin.sip.fields import Via, reply_address, stamp
 from kore_connect.twin.sip.message import Message, ParseError, Request, Response
 from kore_connect.twin.sip.quiet_log import QuietLog
 from kore_connect.twin.sip.rules import bare_response, reply_via, response_problem
@@ -202,10 +202,8 @@ class SipEndpoint:
         self._send(bare_response(request, status, reason), reply_address(stamped))
 
     def _reply_address(self, request: Request) -> HostPort | None:
-        try:
-            return reply_address(Via.parse(request.top_via or "", strict=False))
-        except FieldError:
-            return None
+        via = reply_via(request)  # stamped when it came in: received and rport say where
+        return reply_address(via) if via is not None else None
 
     # ------------------------------------------------------------------ effects and time
 

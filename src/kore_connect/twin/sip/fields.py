@@ -244,3 +244,8 @@ def uri_host_port(uri: str) -> tuple[str, int | None]:
     if port is not None and not 0 < port <= MAX_PORT:
         raise FieldError("Bad URI Port")
     return match.group(1).strip("[]"), port
+
+
+def uri_host(host: str) -> str:
+    """A host as a SIP URI or Via writes it: an IPv6 address in brackets (RFC 3261 §25.1)."""
+    return f"[{host}]" if ":" in host else host

@@ -12,11 +12,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kore_connect.twin.sip.message import MAX_MESSAGE_BYTES
+from kore_connect.twin.sip.message import MAX_MESSAGE_BYTES, ParseError, Request, parse
 
 _CONTENT_LENGTH = re.compile(
     rb"^(?:content-length|l)[ \t]*:[ \t]*([0-9]+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE
 )
+_LENGTH_LINE = re.compile(rb"[ \t]*(content-length|l)[ \t]*:", re.IGNORECASE)
 PING = b"\r\n\r\n"
 PONG = b"\r\n"
 
@@ -78,3 +79,14 @@ class StreamFramer:
     def pending(self) -> int:
         """Bytes received and not yet given out."""
         return len(self._buffer)
+
+
+def head_as_request(head: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> Request | None:
+    """What the head of a message that could not be framed reads as, to answer it: its request
+    line and header fields (Content-Length left out, as the body is not there), or None."""
+    lines = [line for line in head.split(b"\r\n") if not _LENGTH_LINE.match(line)]
+    try:
+        message = parse(b"\r\n".join(lines) + b"\r\n\r\n", max_bytes=max_bytes)
+    except ParseError as error:
+        return error.request
+    return message if isinstance(message, Request) else None

@@ -385,25 +385,25 @@ class TransactionLayer:
 def ack_for(invite: Request, response: Response) -> Request:
     """The ACK of a 3xx-6xx answer: part of the INVITE transaction (same Request-URI, top Via and
     CSeq number), with the To of the answer and the INVITE's Route (RFC 3261 §17.1.1.3)."""
-    fields = [("Via", invite.top_via or "")]
-    for name in ("Max-Forwards", "From", "Call-ID"):
-        value = invite.headers.get(name)
-        if value is not None:
-            fields.append((name, value))
-    fields.append(("To", response.headers.get("To") or invite.headers.get("To") or ""))
-    fields.append(("CSeq", f"{invite.cseq_number or 0} ACK"))
-    fields.extend(("Route", route) for route in invite.headers.get_all("Route"))
-    return Request(method="ACK", uri=invite.uri, headers=Headers(tuple(fields)))
+    return _same_transaction(invite, "ACK", response.headers.get("To") or invite.headers.get("To") or "")
 
 
 def cancel_for(invite: Request) -> Request:
     """The CANCEL of our INVITE (RFC 3261 §9.1): its Request-URI, top Via (so the same branch),
     Call-ID, From, To and Route, and its CSeq number with the method CANCEL."""
+    return _same_transaction(invite, "CANCEL", invite.headers.get("To") or "")
+
+
+def _same_transaction(invite: Request, method: str, to: str) -> Request:
+    """A request of `invite`'s transaction: its Request-URI, top Via, Max-Forwards, From, Call-ID
+    and Route, with `to` and the INVITE's CSeq number under `method`."""
     fields = [("Via", invite.top_via or "")]
-    for name in ("Max-Forwards", "From", "To", "Call-ID"):
+    for name in ("Max-Forwards", "From"):
         value = invite.headers.get(name)
         if value is not None:
             fields.append((name, value))
-    fields.append(("CSeq", f"{invite.cseq_number or 0} CANCEL"))
+    fields.append(("To", to))
+    fields.append(("Call-ID", invite.call_id))
+    fields.append(("CSeq", f"{invite.cseq_number or 0} {method}"))
     fields.extend(("Route", route) for route in invite.headers.get_all("Route"))
-    return Request(method="CANCEL", uri=invite.uri, headers=Headers(tuple(fields)))
+    return Request(method=method, uri=invite.uri, headers=Headers(tuple(fields)))

@@ -15,14 +15,13 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import re
 import socket
 from collections.abc import Callable, Coroutine
 from typing import Any, Literal
 
 from kore_connect.log_text import printable
-from kore_connect.twin.sip.framing import PONG, FramingError, Keepalive, StreamFramer
-from kore_connect.twin.sip.message import MAX_MESSAGE_BYTES, Message, ParseError, Request, parse
+from kore_connect.twin.sip.framing import PONG, FramingError, Keepalive, StreamFramer, head_as_request
+from kore_connect.twin.sip.message import MAX_MESSAGE_BYTES, Message, ParseError, parse
 from kore_connect.twin.sip.quiet_log import QuietLog
 
 logger = logging.getLogger(__name__)
@@ -31,7 +30,6 @@ Received = Callable[[Message | ParseError, HostPort], None]
 RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024  # Linux caps it at net.core.rmem_max
 MAX_DATAGRAM = 65_535
 CONNECT_SECONDS = 5.0
-_LENGTH_LINE = re.compile(rb"[ \t]*(content-length|l)[ \t]*:", re.IGNORECASE)
 
 
 def sendable(address: HostPort) -> str | None:
@@ -288,14 +286,3 @@ class TcpTransport(_Transport):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._connections.clear()
-
-
-def head_as_request(head: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> Request | None:
-    """What the head of a message that could not be framed reads as, to answer it: its request
-    line and header fields (Content-Length left out, as the body is not there), or None."""
-    lines = [line for line in head.split(b"\r\n") if not _LENGTH_LINE.match(line)]
-    try:
-        message = parse(b"\r\n".join(lines) + b"\r\n\r\n", max_bytes=max_bytes)
-    except ParseError as error:
-        return error.request
-    return message if isinstance(message, Request) else None
