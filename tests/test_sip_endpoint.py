@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable
@@ -283,6 +284,49 @@ def test_our_request_to_an_impossible_address_fails_its_transaction_at_once(
             assert user.failures == [("OPTIONS", "it could not be sent")]
             assert endpoint.layer.next_deadline() is None  # no resends of what cannot be sent
             no_traceback(caplog)
+
+    run(scenario())
+
+
+def test_a_client_hears_a_peer_other_than_the_one_it_called_and_sends_there_too() -> None:
+    """A gateway that a proxy did not record-route sends its BYE from its own address: the
+    connector's socket, opened toward the proxy, must still hear it and answer it there."""
+
+    async def scenario() -> None:
+        proxy, gateway = Peer(), Peer()
+        user = Echo()
+        client = SipEndpoint(user, "udp", allowed=lambda host: host == "127.0.0.1")
+        local = await client.connect(("127.0.0.1", proxy.port))
+        try:
+            gateway.send(options(15), local)
+            (answer,) = await gateway.answers()
+            assert status_of(answer) == (200, "OK")
+            assert [r.method for r in user.requests] == ["OPTIONS"]
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+def test_a_client_learns_at_once_that_nothing_listens_where_it_sends() -> None:
+    async def scenario() -> None:
+        errors: list[OSError] = []
+        client = SipEndpoint(Echo(), "udp", on_icmp_error=errors.append)
+        closed = Peer()
+        port = closed.port
+        closed.sock.close()  # nothing listens there now: the kernel answers with ICMP
+        await client.connect(("127.0.0.1", port))
+        try:
+            request = parse(options(16, via="SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-closed"))
+            assert isinstance(request, Request)
+            client.request(request, ("127.0.0.1", port))
+            for _ in range(50):
+                if errors:
+                    break
+                await asyncio.sleep(0.01)
+            assert [e.errno for e in errors][:1] == [errno.ECONNREFUSED]
+        finally:
+            await client.close()
 
     run(scenario())
 

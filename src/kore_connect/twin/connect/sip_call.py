@@ -91,7 +91,7 @@ class TransferCall:
         self.endpoint = SipEndpoint(
             self,
             gateway.transport,
-            on_icmp_error=lambda exc: self.fail(f"the voice gateway is unreachable ({exc.strerror or exc})"),
+            on_icmp_error=self._unreachable,
             on_connection_closed=lambda peer: self.fail("the voice gateway closed the TCP connection"),
             observer=self._record,
         )
@@ -101,6 +101,12 @@ class TransferCall:
             call_id = self.invite.call_id if self.invite is not None else "-"
             logger.debug("transfer %s: %s -> %s", printable(call_id, 80), self.state.name, state.name)
             self.state = state
+
+    def _unreachable(self, exc: OSError) -> None:
+        """An ICMP error fails the call while it is placed (nothing listens where we call); once the
+        INVITE is answered, one for an ACK or a BYE changes nothing: SIP's own timers decide then."""
+        if not self.final.is_set():
+            self.fail(f"the voice gateway is unreachable ({exc.strerror or exc})")
 
     def fail(self, reason: str) -> None:
         if not self.failed.is_set():

@@ -73,7 +73,7 @@ class _Transport:
 
 
 class UdpTransport(_Transport):
-    """A UDP socket: a server's (`open(local)`) or a client's connected to one peer (`remote=`)."""
+    """A UDP socket: a server's (`open(local)`) or a client's (`open(local, remote)`)."""
 
     name: Literal["udp", "tcp"] = "udp"
     reliable = False
@@ -89,21 +89,25 @@ class UdpTransport(_Transport):
         self._on_icmp_error = on_icmp_error
         self._socket: socket.socket | None = None
         self._asyncio_transport: asyncio.DatagramTransport | None = None
-        self._remote: HostPort | None = None
 
     async def open(self, local: HostPort, remote: HostPort | None = None) -> None:
-        """Bind to `local` (port 0: any free port); with `remote`, connect to it, so that the kernel
-        picks the source address that routes there and reports a peer where nothing listens."""
+        """Bind to `local` (port 0: any free port). A client names its `remote`: an empty local host
+        becomes the source address the kernel routes there from. The socket is not connected, so
+        that in-dialog requests from any peer (a gateway not behind the proxy) still arrive; ICMP
+        errors, which only connected sockets see by default, are asked for (IP_RECVERR), so that a
+        peer where nothing listens is still reported at once."""
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in (remote or local)[0] else socket.AF_INET
+        if remote is not None and not local[0]:
+            local = (_source_address(family, remote), local[1])
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             sock.setblocking(False)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
-            sock.bind(local)
             if remote is not None:
-                sock.connect(remote)
-                self._remote = remote
+                level, option = _RECVERR[family]
+                sock.setsockopt(level, option, 1)
+            sock.bind(local)
             transport, _ = await loop.create_datagram_endpoint(lambda: _DatagramProtocol(self), sock=sock)
         except BaseException:
             sock.close()
@@ -122,10 +126,7 @@ class UdpTransport(_Transport):
         if len(data) > MAX_DATAGRAM:
             return self._unsent(address, f"{len(data)} bytes do not fit in a datagram")
         try:
-            if self._remote is not None:
-                self._socket.send(data)
-            else:
-                self._socket.sendto(data, address)
+            self._socket.sendto(data, address)
         except BlockingIOError:
             return self._unsent(address, "the socket's send buffer is full (dropped; a resend may follow)")
         except OSError as exc:
@@ -143,6 +144,17 @@ class UdpTransport(_Transport):
             self._asyncio_transport.close()
         self._asyncio_transport = None
         self._socket = None
+
+
+# IP_RECVERR and IPV6_RECVERR (Linux, <linux/in.h> and <linux/in6.h>; not in Python's socket module)
+_RECVERR = {socket.AF_INET: (socket.IPPROTO_IP, 11), socket.AF_INET6: (socket.IPPROTO_IPV6, 25)}
+
+
+def _source_address(family: int, remote: HostPort) -> str:
+    """The address the kernel sends from to reach `remote` (a connected UDP socket sends nothing)."""
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        probe.connect(remote)
+        return str(probe.getsockname()[0])
 
 
 class _DatagramProtocol(asyncio.DatagramProtocol):
