@@ -10,11 +10,12 @@ something Kore could not keep fails here too.
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
-from py_mini_racer import MiniRacer
+from py_mini_racer import mini_racer
 
-from kore_connect.twin.kore.session import KORE_GLOBALS, KoreSession, SipHeaders
+from kore_connect.twin.kore.session import KORE_GLOBALS, KoreSession, SipHeaders, _answers_loop
 
 
 def sip_headers(message: str) -> SipHeaders:
@@ -44,7 +45,11 @@ class FakeKoreSession(KoreSession):
 
     def __init__(self, channel_handle: dict[str, Any] | None = None) -> None:
         self.instance_session_id = ""
-        self._v8 = MiniRacer()
+        self._loop = _answers_loop()
+        self._lock = threading.Lock()
+        self._running = None
+        self._isolate = mini_racer(self._loop)  # as the twin's sessions are made
+        self._v8 = self._isolate.__enter__()
         self._v8.eval(KORE_GLOBALS)
         if channel_handle is not None:
             self._v8.eval(f"context.BotUserSession.channels = [{{handle: {json.dumps(channel_handle)}}}];")

@@ -383,8 +383,15 @@ def test_a_caller_who_hangs_up_mid_dialog_stops_the_bot(
     assert code == 0, err  # the gateway answered the caller's BYE with 200 (each copy of it too)
     (interaction,) = interactions
     assert interaction["ended"] == "the caller hung up"
-    # the bot was stopped mid-dialog: no node results were kept and the gateway sent no BYE of its own
-    assert interaction["nodes"] == []
+    # the bot was stopped mid-dialog, in its service call, and the gateway sent no BYE of its own
+    assert [(n["node"], n["status"]) for n in interaction["nodes"]] == [
+        ("Start Flow script", "ok"),
+        ("greeting", "ok"),
+        ("find the contact ID", "ok"),
+        ("send the metadata", "stopped"),
+    ]
+    assert interaction["nodes"][-1]["detail"] == "stopped: the caller hung up"
+    assert interaction["serviceStatus"] is None  # it never answered
     assert not any(m["direction"] == "sent" and m["firstLine"].startswith("BYE") for m in interaction["sip"])
 
 

@@ -13,6 +13,7 @@ import asyncio
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -261,3 +262,27 @@ def gateway_scenario(interactions: str) -> None:
 
 def test_after_hostile_script_nodes_the_gateway_still_answers_the_next_call(tmp_path: Path) -> None:
     in_a_child(gateway_scenario, str(tmp_path / "interactions.db"))
+
+
+def test_closing_a_session_stops_its_running_script_and_frees_v8_only_after() -> None:
+    # GIVEN a script node that would spin far past its 2 s limit, under way in a worker thread
+    session = KoreSession(None)
+    outcome: list[str] = []
+
+    def node() -> None:
+        try:
+            session.run("var until = Date.now() + 60000; while (Date.now() < until) {}")
+        except ScriptError as error:
+            outcome.append(str(error))
+
+    worker = threading.Thread(target=node)
+    worker.start()
+    while not session._busy:  # it has started
+        time.sleep(0.01)
+    # WHEN the call ends (the gateway closes the session from its own thread)
+    session.close()
+    worker.join(30)
+    # THEN the script was stopped, not left to its time limit, and V8 was freed once it had ended
+    assert not worker.is_alive()
+    assert outcome == ["the script was stopped: the call ended"]
+    assert session._isolate is None

@@ -33,7 +33,7 @@ RETRYABLE = frozenset({429, 500, 502, 503, 504})
 class NodeResult:
     node: str
     kind: Literal["script", "message", "service", "transfer"]
-    status: Literal["ok", "error", "skipped"]
+    status: Literal["ok", "error", "skipped", "stopped"]
     detail: str
     http_status: int | None = None  # the service node's answer (the last attempt's)
     attempts: int = 0
@@ -45,6 +45,13 @@ class BotRun:
     results: list[NodeResult] = field(default_factory=list)
     said: list[str] = field(default_factory=list)
     transfer: AgentTransferNode | None = None  # how the bot ends the call: a BYE, with these headers
+    running: NodeResult | None = None  # the node under way, as a "stopped" result if the call ends now
+
+    def stopped(self, why: str) -> list[NodeResult]:
+        """The results so far when the call ends before the bot does: the node under way stopped."""
+        if self.running is None:
+            return list(self.results)
+        return [*self.results, NodeResult(self.running.node, self.running.kind, "stopped", why)]
 
     @property
     def failed(self) -> bool:
@@ -52,14 +59,22 @@ class BotRun:
 
 
 async def run_bot(
-    session: KoreSession, dialog: Dialog, *, environment: Mapping[str, str], http: httpx.AsyncClient
+    session: KoreSession,
+    dialog: Dialog,
+    *,
+    environment: Mapping[str, str],
+    http: httpx.AsyncClient,
+    run: BotRun | None = None,
 ) -> BotRun:
-    """Run the Start Flow and the dialog for one call's `session`."""
-    run = BotRun()
+    """Run the Start Flow and the dialog for one call's `session`, into `run` (which the caller
+    keeps, to know how far the bot got if the call ends first)."""
+    run = run if run is not None else BotRun()
     for script in dialog.start_flow:
+        run.running = _result(script, "stopped", "")
         run.results.append(await _script(session, script))
     failed = False
     for node in dialog.nodes:
+        run.running = _result(node, "stopped", "")
         if failed and dialog.on_error == "transfer" and not isinstance(node, AgentTransferNode):
             run.results.append(
                 _result(node, "skipped", "after a failed node, straight to the agent transfer")
@@ -78,6 +93,7 @@ async def run_bot(
             break
         run.results.append(result)
         failed = failed or result.status == "error"
+    run.running = None
     return run
 
 
@@ -160,7 +176,7 @@ async def _service(
 
 def _result(
     node: MessageNode | ScriptNode | ServiceRequestNode | AgentTransferNode,
-    status: Literal["ok", "error", "skipped"],
+    status: Literal["ok", "error", "skipped", "stopped"],
     detail: str,
 ) -> NodeResult:
     kind: Literal["script", "message", "service", "transfer"] = (
@@ -169,5 +185,7 @@ def _result(
         else "script"
         if isinstance(node, ScriptNode)
         else "service"
+        if isinstance(node, ServiceRequestNode)
+        else "transfer"
     )
     return NodeResult(node.name, kind, status, detail)

@@ -21,10 +21,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from aiosipua import parse_sdp
+from aiosipua.sdp import serialize_sdp
 from aiosipua.sdp_negotiate import SdpNegotiationError, negotiate_sdp
 
 from kore_connect.log_text import printable
 from kore_connect.twin.kore.bot import BotRun
+from kore_connect.twin.kore.media import RtpSink
 from kore_connect.twin.sip.dialog import SipDialog
 from kore_connect.twin.sip.fields import uri_host
 from kore_connect.twin.sip.message import Headers, Request, Response
@@ -38,7 +40,6 @@ logger = logging.getLogger(__name__)
 USER_AGENT = "kore-connect local Kore voice gateway"
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"
 CODECS = [0, 8]  # PCMU, PCMA
-RTP_PORT = 40000  # announced in the SDP answer; no media flows in the twin
 
 
 class CallState(enum.Enum):
@@ -53,24 +54,29 @@ class NoAcceptableCodec(Exception):
     """An offer with no codec we take (488)."""
 
 
-def sdp_answer(offer: bytes, local_ip: str) -> bytes:
-    """Our SDP answer to `offer` (RFC 3264): PCMU or PCMA, as the offer prefers."""
+def sdp_answer(offer: bytes, local_ip: str, rtp_port: int) -> bytes:
+    """Our SDP answer to `offer` (RFC 3264): PCMU or PCMA, as the offer prefers, at `rtp_port`."""
     try:
         answer, _ = negotiate_sdp(
-            parse_sdp(offer.decode("utf-8")), local_ip=local_ip, rtp_port=RTP_PORT, supported_codecs=CODECS
+            parse_sdp(offer.decode("utf-8")), local_ip=local_ip, rtp_port=rtp_port, supported_codecs=CODECS
         )
     except (SdpNegotiationError, UnicodeDecodeError, ValueError) as error:
         raise NoAcceptableCodec(str(error) or "no codec in common") from error
-    return str(answer).encode("utf-8")
+    return serialize_sdp(answer).encode("utf-8")
 
 
 def answer_to(request: Request, status: int, reason: str, to_tag: str, *extra: tuple[str, str]) -> Response:
-    """A response of ours: the request's Via, From, Call-ID and CSeq, its To with our tag."""
+    """A response of ours: the request's Via, From, Call-ID and CSeq, its To with our tag; and, in
+    an answer that makes a dialog (a 101-299), the request's Record-Route values in their order
+    (RFC 3261 §12.1.1), so that the caller's ACK and BYE take the proxies' route too."""
     response = bare_response(request, status, reason)
     to = request.headers.get("To") or ""
     tagged = to if ";tag=" in to.replace(" ", "") else f"{to};tag={to_tag}"
     headers = response.headers.setting("To", tagged).adding("User-Agent", USER_AGENT)
-    return response.replacing(headers=Headers((*headers.fields, *extra)))
+    routes = request.headers.get_all("Record-Route") if 100 < status < 300 else ()
+    return response.replacing(
+        headers=Headers((*headers.fields, *(("Record-Route", route) for route in routes), *extra))
+    )
 
 
 class GatewayCall:
@@ -84,8 +90,9 @@ class GatewayCall:
         caller: tuple[str, int],
         contact: str,
         sdp: bytes,
+        media: RtpSink,
         ring_seconds: float,
-        run_bot: Callable[[], Awaitable[BotRun]],
+        run_bot: Callable[[BotRun], Awaitable[BotRun]],
         on_end: Callable[[GatewayCall, str], None],
         on_bot_done: Callable[[GatewayCall, BotRun], None],
     ) -> None:
@@ -94,12 +101,14 @@ class GatewayCall:
         self.caller = caller
         self.contact = contact  # our Contact: where the caller's in-dialog requests come
         self.sdp = sdp
+        self.media = media  # where the caller's RTP lands: closed when the call ends
         self.ring_seconds = ring_seconds
         self.local_tag = new_tag()
         # made before anything is sent, so that an INVITE that cannot make one is refused (400)
         self.dialog = SipDialog.as_uas(invite, self.local_tag)
         self.state = CallState.RINGING
         self._run_bot = run_bot
+        self.bot = BotRun()  # how far the bot got: kept when the call ends before it
         self._on_end = on_end
         self._on_bot_done = on_bot_done
         self._acked = asyncio.Event()
@@ -128,7 +137,7 @@ class GatewayCall:
             if self.ring_seconds:
                 await asyncio.sleep(self.ring_seconds)
             self._answer()
-            run = await self._run_bot()
+            run = await self._run_bot(self.bot)
             self._on_bot_done(self, run)
             if run.transfer is None:
                 self._end("the bot ended without a transfer")
@@ -254,4 +263,5 @@ class GatewayCall:
     def _end(self, how: str) -> None:
         if self.state is not CallState.ENDED:
             self._set_state(CallState.ENDED)
+            self.media.close()
             self._on_end(self, how)

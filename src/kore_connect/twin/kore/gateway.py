@@ -29,10 +29,11 @@ from typing import Any, Literal
 import httpx
 
 from kore_connect.log_text import printable
-from kore_connect.twin.kore.bot import BotRun, run_bot
+from kore_connect.twin.kore.bot import BotRun, NodeResult, run_bot
 from kore_connect.twin.kore.call import ALLOW, GatewayCall, NoAcceptableCodec, answer_to, sdp_answer
 from kore_connect.twin.kore.config import GatewayConfig
 from kore_connect.twin.kore.interactions import InteractionStore
+from kore_connect.twin.kore.media import RtpSink
 from kore_connect.twin.kore.session import KoreSession
 from kore_connect.twin.sip.dialog import DialogError
 from kore_connect.twin.sip.endpoint import SipEndpoint
@@ -200,16 +201,26 @@ class KoreGateway:
             return
         host = endpoint.local_address[0]
         try:
-            sdp = sdp_answer(invite.body, host)
+            media = RtpSink(host)
+        except OSError as error:  # out of ports or file descriptors: a busy gateway's answer
+            self._refuse(invite, endpoint, 503, "Service Unavailable", f"no media port: {error.strerror}")
+            return
+        try:
+            sdp = sdp_answer(invite.body, host, media.port)
         except NoAcceptableCodec as error:
+            media.close()
             self._refuse(invite, endpoint, 488, "Not Acceptable Here", f"no acceptable codec: {error}")
             return
-        session = KoreSession([{"name": name, "value": value} for name, value in invite.headers])
+        try:
+            session = KoreSession([{"name": name, "value": value} for name, value in invite.headers])
+        except BaseException:
+            media.close()
+            raise
         record = self._records.get(invite.call_id)
         if record is not None:  # what the Agent AI widget fetches the bot's history by
             record["instanceSessionId"] = session.instance_session_id
 
-        async def bot() -> BotRun:
+        async def bot(run: BotRun) -> BotRun:
             assert self._http is not None
             try:
                 return await run_bot(
@@ -217,9 +228,10 @@ class KoreGateway:
                     self.config.dialog(route.flow),
                     environment=self.config.environment,
                     http=self._http,
+                    run=run,
                 )
             finally:
-                session.close()
+                session.close()  # a script under way is stopped
 
         transport = ";transport=tcp" if endpoint.transport.reliable else ""
         try:
@@ -229,6 +241,7 @@ class KoreGateway:
                 caller=source,
                 contact=f"<sip:{uri_host(host)}:{endpoint.local_address[1]}{transport}>",
                 sdp=sdp,
+                media=media,
                 ring_seconds=self.config.ring_seconds,
                 run_bot=bot,
                 on_end=self._call_ended,
@@ -236,6 +249,7 @@ class KoreGateway:
             )
         except DialogError as error:  # the rules let nothing through that cannot make a dialog
             session.close()
+            media.close()
             self._refuse(invite, endpoint, 400, error.reason, f"refused: {error.reason}")
             return
         self._calls[invite.call_id] = call
@@ -280,7 +294,10 @@ class KoreGateway:
         }
 
     def _record_bot(self, call: GatewayCall, run: BotRun) -> None:
-        record = self._records.get(call.call_id)
+        self._record_nodes(call.call_id, run.results)
+
+    def _record_nodes(self, call_id: str, results: list[NodeResult]) -> None:
+        record = self._records.get(call_id)
         if record is None:
             return
         record["nodes"] = [
@@ -292,12 +309,17 @@ class KoreGateway:
                 "httpStatus": r.http_status,
                 "request": r.request,
             }
-            for r in run.results
+            for r in results
         ]
-        service = [r for r in run.results if r.kind == "service"]
+        service = [r for r in results if r.kind == "service"]
         record["serviceStatus"] = service[-1].http_status if service else None
 
     def _call_ended(self, call: GatewayCall, how: str) -> None:
+        record = self._records.get(call.call_id)
+        if record is not None:
+            record["rtp"] = call.media.summary()
+        if call.bot.running is not None:  # ended before the bot: how far it got
+            self._record_nodes(call.call_id, call.bot.stopped(f"stopped: {how}"))
         if self._calls.get(call.call_id) is call:
             del self._calls[call.call_id]  # copies of its requests are the transactions' to absorb
         self._ended(call.call_id, how)

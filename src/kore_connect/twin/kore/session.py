@@ -23,6 +23,7 @@ aborts 11 s later). Only V8 in a process of its own would contain that.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import secrets
 import threading
@@ -98,7 +99,10 @@ class KoreSession:
     def __init__(self, sip_headers: SipHeaders | None, *, instance_session_id: str | None = None) -> None:
         """`sip_headers` None: a session without a voice channel (no `channels`), as for a chat."""
         self.instance_session_id = instance_session_id or secrets.token_hex(12)
-        self._isolate = mini_racer(_answers_loop())
+        self._loop = _answers_loop()
+        self._lock = threading.Lock()  # guards _busy and _closed, set from the call's and V8's threads
+        self._running: asyncio.Task[Any] | None = None  # the evaluation under way, on the answers loop
+        self._isolate = mini_racer(self._loop)
         self._v8 = self._isolate.__enter__()
         self._v8.set_hard_memory_limit(MEMORY_LIMIT_BYTES)
         # One evaluation for the whole setup: each one is a round trip to V8's thread.
@@ -124,7 +128,7 @@ class KoreSession:
             # of hundreds of MB, made outside the memory limit once copied).
             self._eval(f"{script}\n;undefined", SCRIPT_TIME_LIMIT_SECONDS, "the script")
         except ScriptError as exc:
-            if self._failure is not None:
+            if self._failure is not None or self._closed:  # a broken limit, or stopped: nothing more
                 raise
             thrown = exc  # it threw: the promise jobs it queued before still run
         # mini-racer runs promise jobs between evaluations, after the script's has returned and
@@ -159,18 +163,33 @@ class KoreSession:
         return lines
 
     def close(self) -> None:
-        """Free the session's V8. The caller never waits on a V8 that may still be busy."""
-        if self._closed:
-            return
-        self._closed = True
-        isolate = self._isolate
+        """Free the session's V8; the caller never waits on it. A script under way is stopped first
+        (as its time limit stops it), and the V8 is freed by the evaluation's own thread once it has
+        ended: freeing an isolate under way let its last answer be decoded from freed memory."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            busy = self._busy
+        if busy:
+            self._loop.call_soon_threadsafe(self._stop_running)
+        else:
+            self._free()
+
+    def _stop_running(self) -> None:
+        """On the answers loop: stop the evaluation under way, if it has started."""
+        if self._running is not None:
+            self._running.cancel()
+
+    def _free(self) -> None:
+        isolate, self._isolate = self._isolate, None
         if isolate is None:  # a MiniRacer that made its own context (tests make them so)
             self._v8.close()
-        elif self._failure is None and not self._busy:
+        elif self._failure is None:
             isolate.__exit__(None, None, None)
         else:
-            # Freeing stops its JavaScript, but waits for C++ built-ins, which ignore being stopped:
-            # `new Array(1e8).fill(1)` held it up for 19 s.
+            # After a broken limit the V8 may still be in a C++ built-in, which ignores being
+            # stopped (`new Array(1e8).fill(1)` held it up for 19 s): freeing waits for it.
             threading.Thread(
                 target=isolate.__exit__, args=(None, None, None), name="kore-v8-free", daemon=True
             ).start()
@@ -191,11 +210,14 @@ class KoreSession:
         """Evaluate `code` within `seconds` and the memory limit. A broken limit ends the session."""
         if self._failure is not None:
             raise ScriptError(f"the session stopped after a broken limit: {self._failure}")
-        if self._closed:
-            raise ScriptError("the session is closed")
-        self._busy = True
+        with self._lock:
+            if self._closed:
+                raise ScriptError("the session is closed")
+            self._busy = True
         try:
-            result = self._v8.eval(code, timeout_sec=seconds)
+            result = self._evaluate(code, seconds)
+        except concurrent.futures.CancelledError:
+            raise ScriptError(f"{what} was stopped: the call ended") from None
         except JSEvalException as exc:  # a throw, bad syntax, a limit
             failure = self._broken_limit(what, seconds, exc)
             if failure is None:
@@ -203,13 +225,34 @@ class KoreSession:
             self._failure = failure
             raise ScriptError(failure) from None
         finally:
-            self._busy = False
+            with self._lock:
+                self._busy = False
+                closed = self._closed
+            if closed:  # closed while this ran: nothing is under way now
+                self._free()
         # A single allocation can cross the limit and the evaluation still end well.
         failure = self._broken_limit(what, seconds, None)
         if failure is not None:
             self._failure = failure
             raise ScriptError(failure)
         return result
+
+    def _evaluate(self, code: str, seconds: float) -> Any:
+        """mini-racer's own `eval` with a time limit, but with its task kept, so that `close` can
+        stop it: the evaluation runs on the answers loop, and this thread waits for its result."""
+
+        async def timed() -> Any:
+            if self._closed:  # closed before it started
+                raise asyncio.CancelledError
+            self._running = asyncio.current_task()
+            try:
+                return await asyncio.wait_for(self._v8.eval_cancelable(code), seconds)
+            except TimeoutError:
+                raise JSTimeoutException from None
+            finally:
+                self._running = None
+
+        return asyncio.run_coroutine_threadsafe(timed(), self._loop).result()
 
     def _broken_limit(self, what: str, seconds: float, exc: JSEvalException | None) -> str | None:
         if not self._closed and self._v8.was_hard_memory_limit_reached():
