@@ -207,18 +207,28 @@ class LocalTwin:
                 closable.close()
 
     async def call(
-        self, caller: str = DEFAULT_CALLER, did: str | None = None, flow: Flow | None = None
+        self,
+        caller: str = DEFAULT_CALLER,
+        did: str | None = None,
+        flow: Flow | None = None,
+        *,
+        through: Gateway | None = None,
+        caller_hangs_up_after: float | None = None,
     ) -> dict[str, Any]:
         """One call through the whole path; a JSON-ready report of what each part did. `flow`: an
-        exported flow to run instead of the default one (its transfers go to the local gateway)."""
+        exported flow to run instead of the default one (its transfers go to the local gateway).
+        `through`: where Connect's connector sends the call instead of the gateway itself (a proxy
+        in front of it, as an SBC is); `caller_hangs_up_after`: seconds after the transfer is
+        answered at which the caller hangs up (None: the bot ends the call)."""
         assert self._lambdas is not None and self._store is not None and self.calls is not None, "not started"
         did = did or self.did
         if flow is None:
             flow = self._flows.get(did) or self._flows.setdefault(did, default_flow(did))
         contact_id = str(uuid.uuid4())
         settings = LocalContactSettings(
-            gateway=Gateway(*self.sip_address, "udp"),
+            gateway=through or Gateway(*self.sip_address, "udp"),
             caller=caller,
+            caller_hangs_up_after=caller_hangs_up_after,
             store=self.store,
             contact_id=contact_id,
             local_host="127.0.0.1",
@@ -312,7 +322,7 @@ def call_report(
 def _kore_side(interaction: dict[str, Any] | None) -> dict[str, Any] | None:
     if interaction is None:
         return None
-    keys = ("callId", "did", "source", "nodes", "serviceStatus", "instanceSessionId", "ended", "sip")
+    keys = ("callId", "did", "source", "nodes", "serviceStatus", "instanceSessionId", "ended", "sip", "rtp")
     return {key: interaction.get(key) for key in keys}
 
 
