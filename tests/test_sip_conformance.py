@@ -31,6 +31,10 @@ def test_the_gateway_survives_protos_and_rfc_4475_and_keeps_taking_calls() -> No
             "50",
             "--settle",
             "1",
+            "--passes",
+            "1",
+            "--memory-mb",
+            "64",  # one pass: its growth from the start, the high-water of the calls it holds at once
             "--json",
         ],
         capture_output=True,
@@ -47,4 +51,28 @@ def test_the_gateway_survives_protos_and_rfc_4475_and_keeps_taking_calls() -> No
     # and every case had an answer or was dropped without one: over UDP, the malformed ones 400 or 513
     udp = figures["runs"]["udp"]["answers"]
     assert udp.get("SIP/2.0 400", 0) > 0 and udp.get("SIP/2.0 513", 0) > 0
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+@needs_shared
+def test_the_connector_ends_every_transfer_whatever_protos_answers() -> None:
+    if not CORPUS.is_file():
+        pytest.skip(f"the PROTOS suite is not in {CORPUS.parent} (KORE_SHARED_DIR)")
+    # WHEN each of PROTOS's INVITEs, made into the gateway's 200, answers one transfer, over UDP and TCP
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "sip_connector_conformance.py"), "--every", "30", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    figures = json.loads(result.stdout)
+    # THEN every transfer ended (connected then hung up, failed, or timed out), none stuck, no fault
+    for transport in ("udp", "tcp"):
+        run = figures["runs"][transport]
+        assert run["transfers"] == figures["protosCases"] > 100
+        assert sum(run["outcomes"].values()) == run["transfers"]
+        assert "stuck" not in run["outcomes"], run["outcomes"]
+        # the well-formed answers connected and were hung up; the malformed ones did not connect
+        assert run["outcomes"].get("CALLER_HUNG_UP", 0) > 0 and len(run["outcomes"]) >= 2, run["outcomes"]
+    assert figures["faults"] == {}
     assert result.returncode == 0, result.stderr[-2000:]
