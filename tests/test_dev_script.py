@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 BASH = shutil.which("bash") or "/bin/bash"
 # What the script runs besides bash's builtins; everything else (apt-get, sudo, the peers) is absent.
 TOOLS = ["dirname", "cat", "cut", "grep", "sed", "sha256sum", "env"]
-PEERS = ["make", "sipp", "svmap", "npm", "chromium"]
+PEERS = ["make", "sipp", "svmap", "npm", "chromium", "kamailio", "baresip"]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -95,7 +95,7 @@ def test_without_apt_get_one_line_names_what_to_install_by_hand(tmp_path: Path) 
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "apt-get" in lines[0]
-    for missing in ["sipp", "sip-tester", "chromium", "sipvicious", "nodejs", "npm", "make"]:
+    for missing in ["sipp", "sip-tester", "chromium", "sipvicious", "nodejs", "npm", "make", "baresip-core"]:
         assert missing in lines[0]
     # It stops before installing anything else.
     assert not (repo / ".venv").exists()
@@ -214,6 +214,8 @@ def first_section(readme: str) -> str:
         r"\.venv",
         r"node_modules",
         r"Chromium",
+        r"Kamailio",
+        r"baresip",
         r"\d+ min",  # how long the installs and the suite take
     ],
 )

@@ -22,16 +22,16 @@ from starlette.routing import Route
 
 from kore_connect.korebot import snippets
 from kore_connect.twin.kore.interactions import InteractionStore
+from kore_connect.twin.local_token import TOKEN_VARIABLE
 from kore_connect.twin.parts import Part
 from tests.servers import serving
 from tests.softphone import Softphone, softphone
 
 DID = "+12065551118"
-TOKEN_VARIABLE = "KORE_CONNECT_API_TOKEN"
 TOKEN = "softphone-token-0123456789-abcdef"  # known to the secret sweep (tests/secret_sweep.py)
-RING_SECONDS = 1.0
-SCRIPT_SECONDS = 1.2  # each script node spins this long (under the 2 s limit), so a hang-up lands in it
-SERVICE_SECONDS = 1.5  # the metadata endpoint answers this late
+RING_SECONDS = 0.5
+SCRIPT_SECONDS = 0.8  # each script node spins this long (under the 2 s limit), so a hang-up lands in it
+SERVICE_SECONDS = 1.0  # the metadata endpoint answers this late
 READY = r"sip:([0-9.]+):([0-9]+);transport=tcp"
 
 
