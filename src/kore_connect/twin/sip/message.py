@@ -14,6 +14,7 @@ names. `bytes(message)` writes a message back out, with the Content-Length of it
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -72,6 +73,7 @@ class ParseError(Exception):
         self.request = request
 
 
+@functools.lru_cache(maxsize=1024)  # names repeat (a few dozen); a peer's odd ones are bounded
 def canonical(name: str) -> str:
     """The name a header is looked up by: lower case, compact forms spelled out."""
     lowered = name.strip().lower()
@@ -322,9 +324,12 @@ def _headers(lines: list[str]) -> tuple[Headers, str | None]:
     return Headers(tuple(fields)), None
 
 
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
 def _has_undecodable(text: str) -> bool:
     """Did `text` hold bytes that are not UTF-8 (decoded as lone surrogates)?"""
-    return any("\udc80" <= character <= "\udcff" for character in text)
+    return _UNDECODABLE.search(text) is not None
 
 
 def _body(headers: Headers, rest: bytes, request: Request | None) -> bytes:

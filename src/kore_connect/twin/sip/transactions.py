@@ -22,8 +22,11 @@ What the layer guarantees the user:
 from __future__ import annotations
 
 import enum
+import heapq
+import itertools
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kore_connect.twin.sip.fields import FieldError, Via
@@ -133,6 +136,11 @@ class Transaction:
     intervals: dict[Timer, float] = field(default_factory=dict)  # A, E, G: the current interval
     last_response: Response | None = None
     ack: Request | None = None  # client INVITE: the ACK we sent for a non-2xx final answer
+    # set by the layer that holds it: its key there, and how a timer started is put in its queue
+    key: tuple[bool, Key] | None = field(default=None, repr=False, compare=False)
+    scheduled: Callable[[Transaction, Timer, float], None] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @property
     def invite(self) -> bool:
@@ -155,6 +163,8 @@ class Transaction:
         self.timers[timer] = now + after
         if timer in (Timer.A, Timer.E, Timer.G):
             self.intervals[timer] = after
+        if self.scheduled is not None:
+            self.scheduled(self, timer, now + after)
 
     def stop(self, *timers: Timer) -> None:
         for timer in timers:
@@ -168,6 +178,12 @@ class TransactionLayer:
         self.reliable = reliable
         self._limit = limit  # a flood of new branches cannot grow memory without bound
         self._transactions: OrderedDict[tuple[bool, Key], Transaction] = OrderedDict()
+        # Every timer started, by when it is due: (due, order, transaction, timer). A timer stopped
+        # or started again leaves its entry behind, skipped when it comes up (it no longer matches
+        # the transaction's timers): finding the next deadline costs no scan of every transaction.
+        self._due: list[tuple[float, int, Transaction, Timer]] = []
+        self._order = itertools.count()
+        self._ended: list[Transaction] = []  # terminated outside a timer: forgotten at the next expire
 
     def __len__(self) -> int:
         return len(self._transactions)
@@ -326,6 +342,7 @@ class TransactionLayer:
         if transaction is None or transaction.state is State.TERMINATED:
             return []
         transaction.set_state(State.TERMINATED)
+        self._ended.append(transaction)
         if transaction.server:
             return []
         return [TransportFailed(transaction.request)]
@@ -339,18 +356,33 @@ class TransactionLayer:
 
     def next_deadline(self) -> float | None:
         """When the earliest running timer is due, or None when none runs."""
-        return min((due for t in self._transactions.values() for due in t.timers.values()), default=None)
+        while self._due:
+            due, _, transaction, timer = self._due[0]
+            if transaction.timers.get(timer) == due:
+                return due
+            heapq.heappop(self._due)  # stopped or started again since
+        return None
 
     def expire(self, now: float) -> list[Effect]:
-        """Fire every timer due by `now`, and forget terminated transactions."""
+        """Fire every timer due by `now`, in the order they are due, and forget terminated transactions."""
         effects: list[Effect] = []
-        for transaction in list(self._transactions.values()):
-            for timer, due in sorted(transaction.timers.items(), key=lambda item: item[1]):
-                if due <= now and transaction.timers.get(timer) == due:
-                    effects.extend(self._fire(transaction, timer, now))
-        for key in [key for key, t in self._transactions.items() if t.state is State.TERMINATED]:
-            del self._transactions[key]
+        while self._due and self._due[0][0] <= now:
+            due, _, transaction, timer = heapq.heappop(self._due)
+            if transaction.timers.get(timer) == due:
+                effects.extend(self._fire(transaction, timer, now))
+                if transaction.state is State.TERMINATED:
+                    self._forget(transaction)
+        ended, self._ended = self._ended, []
+        for transaction in ended:
+            self._forget(transaction)
         return effects
+
+    def _forget(self, transaction: Transaction) -> None:
+        if transaction.key is not None and self._transactions.get(transaction.key) is transaction:
+            del self._transactions[transaction.key]
+
+    def _schedule(self, transaction: Transaction, timer: Timer, due: float) -> None:
+        heapq.heappush(self._due, (due, next(self._order), transaction, timer))
 
     def _fire(self, transaction: Transaction, timer: Timer, now: float) -> list[Effect]:
         transaction.stop(timer)
@@ -377,9 +409,17 @@ class TransactionLayer:
         return [Transmit(transaction.last_response, transaction.peer)]
 
     def _add(self, key: Key, server: bool, transaction: Transaction) -> None:
-        self._transactions[(server, key)] = transaction
+        transaction.key = (server, key)
+        replaced = self._transactions.get(transaction.key)
+        if replaced is not None:
+            replaced.set_state(State.TERMINATED)  # its timers' entries are skipped from now on
+        self._transactions[transaction.key] = transaction
+        transaction.scheduled = self._schedule
+        for timer, due in transaction.timers.items():  # started before it was added
+            self._schedule(transaction, timer, due)
         while len(self._transactions) > self._limit:
-            self._transactions.popitem(last=False)
+            _, forgotten = self._transactions.popitem(last=False)
+            forgotten.set_state(State.TERMINATED)
 
 
 def ack_for(invite: Request, response: Response) -> Request:
