@@ -8,6 +8,8 @@ as the shipped instructions connect it) and transfers by SIP BYE.
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -65,6 +67,7 @@ class Dialog:
     environment_variables: tuple[str, ...] = field(default=())  # the bot's env.* names it needs
 
 
+@functools.lru_cache(maxsize=16)  # once per gateway, not per call: it reads the snippets' files
 def default_dialog(api_url: str, token_variable: str = DEFAULT_TOKEN_VARIABLE) -> Dialog:
     """The reference dialog for the metadata endpoint `api_url`, the token in `{{env.<token_variable>}}`."""
     service = ServiceNode.for_endpoint(api_url, token_variable)
