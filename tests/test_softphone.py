@@ -30,7 +30,7 @@ from tests.softphone import Softphone, softphone
 DID = "+12065551118"
 TOKEN = "softphone-token-0123456789-abcdef"  # known to the secret sweep (tests/secret_sweep.py)
 RING_SECONDS = 0.5
-SCRIPT_SECONDS = 0.8  # each script node spins this long (under the 2 s limit), so a hang-up lands in it
+SCRIPT_SECONDS = 1.0  # each script node spins this long (under the 2 s limit), so a hang-up lands in it
 SERVICE_SECONDS = 1.0  # the metadata endpoint answers this late
 READY = r"sip:([0-9.]+):([0-9]+);transport=tcp"
 

@@ -9,7 +9,6 @@ as the shipped instructions connect it) and transfers by SIP BYE.
 from __future__ import annotations
 
 import functools
-
 from dataclasses import dataclass, field
 from typing import Literal
 
