@@ -70,7 +70,7 @@ def main() -> None:
     )
     from kore_connect.bridge import authorizer, container
     from kore_connect.bridge.observability import logger
-    from kore_connect.twin.lambda_context import LocalLambdaContext
+    from kore_connect.twin.lambda_runtime.context import LocalLambdaContext
 
     verifier = container.token_verifier()
     verifier._source._client = InstantSecretsManager()  # type: ignore[attr-defined]

@@ -36,7 +36,7 @@ EVENT = load_event("connect-retrieve-event.json")  # the project's own, as Conne
 # Run in a fresh interpreter: the handler module's import, then its first invocation.
 COLD_START = """
 import json, sys, time
-from kore_connect.twin.lambda_context import LocalLambdaContext
+from kore_connect.twin.lambda_runtime.context import LocalLambdaContext
 event = json.loads(sys.argv[1])
 context = LocalLambdaContext(function_name="koreRetrieveSessionMetadata")
 started = time.perf_counter()
@@ -90,7 +90,7 @@ def measure_warm(invocations: int) -> dict[str, list[float]]:
     try:
         import baseline_retrieve
         from kore_connect.bridge import container, retrieve
-        from kore_connect.twin.lambda_context import LocalLambdaContext
+        from kore_connect.twin.lambda_runtime.context import LocalLambdaContext
 
         context = LocalLambdaContext(function_name="koreRetrieveSessionMetadata")
         store = container.session_store()

@@ -24,7 +24,7 @@ from kore_connect.bridge import container
 from kore_connect.bridge.observability import logger as function_logger
 from kore_connect.sessions.dynamodb import DynamoDBSessionStore, ensure_table
 from kore_connect.sessions.sqlite import SQLiteSessionStore
-from kore_connect.twin.lambda_context import LocalLambdaContext
+from kore_connect.twin.lambda_runtime.context import LocalLambdaContext
 from tests.peers import Dynalite
 
 # After the whole suite, every file the session wrote is swept for the tokens it used (issue 8).

@@ -12,7 +12,7 @@ import pytest
 
 from kore_connect.twin.apigw.gateway import AuthorizerCache, Gateway, GatewaySettings, IncomingRequest
 from kore_connect.twin.apigw.policy import AuthorizerResult, Statement
-from kore_connect.twin.runtime import Invocation
+from kore_connect.twin.lambda_runtime.invocation import Invocation
 from kore_connect.twin.template import ApiDescription, Authorizer, Function, Route
 
 ALLOW_ALL = {

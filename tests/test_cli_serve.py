@@ -52,7 +52,7 @@ def containers_of(pid: int) -> list[int]:
                 parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
             except (OSError, IndexError):
                 continue
-            if b"kore_connect.twin.container" in command and parent == str(pid):
+            if b"kore_connect.twin.lambda_runtime.worker" in command and parent == str(pid):
                 found.append(int(entry.name))
     return found
 

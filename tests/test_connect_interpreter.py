@@ -27,7 +27,7 @@ from kore_connect.twin.connect.interpreter import (
     TransferRequest,
     TransferResult,
 )
-from kore_connect.twin.runtime import Invocation
+from kore_connect.twin.lambda_runtime.invocation import Invocation
 from tests.conftest import context
 from tests.test_flow_render import OPTIONS
 

@@ -27,8 +27,9 @@ from kore_connect.twin.connect.contact import Contact
 from kore_connect.twin.connect.interpreter import TWIN_START_UP, Interpreter
 from kore_connect.twin.connect.lambdas import LocalLambdas
 from kore_connect.twin.connect.local import invoked_functions
+from kore_connect.twin.lambda_runtime.invocation import Invocation
+from kore_connect.twin.lambda_runtime.runtime import FunctionSpec
 from kore_connect.twin.parts import Part, PartStartError
-from kore_connect.twin.runtime import FunctionSpec, Invocation
 from tests.peers import Dynalite, descendants, free_port
 from tests.test_cli_call import COMMAND
 from tests.test_cli_up import Up
@@ -211,10 +212,12 @@ def test_up_says_kore_connect_when_path_finds_it(tmp_path: Path) -> None:
 def test_up_warms_every_function_before_it_is_ready(up: Up) -> None:
     from kore_connect.twin.local_twin import WARM_CONTAINERS
 
-    workers = [pid for pid in up.descendants() if b"kore_connect.twin.container" in _cmdline(pid)]
+    workers = [pid for pid in up.descendants() if b"kore_connect.twin.lambda_runtime.worker" in _cmdline(pid)]
     api = [pid for pid in up.descendants() if b" serve api" in _cmdline(pid).replace(b"\0", b" ")]
     assert len(api) == 1
-    api_workers = [pid for pid in descendants(api[0]) if b"kore_connect.twin.container" in _cmdline(pid)]
+    api_workers = [
+        pid for pid in descendants(api[0]) if b"kore_connect.twin.lambda_runtime.worker" in _cmdline(pid)
+    ]
     # the authorizer and the store function behind the API, Connect's retrieve function in up's process
     assert len(api_workers) == 2 * WARM_CONTAINERS
     assert len(workers) - len(api_workers) == WARM_CONTAINERS

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kore_connect.twin.runtime import FunctionSpec, FunctionStartError, LocalFunction
+from kore_connect.twin.lambda_runtime.runtime import FunctionSpec, FunctionStartError, LocalFunction
 from tests.conftest import REPO
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from kore_connect.bridge import authorizer, container, retrieve, store
 from kore_connect.twin.events import contact_flow_event, store_request_event, token_event
-from kore_connect.twin.lambda_context import LocalLambdaContext
+from kore_connect.twin.lambda_runtime.context import LocalLambdaContext
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 

@@ -44,7 +44,7 @@ from kore_connect.twin.apigw.proxy import (
     proxy_event,
 )
 from kore_connect.twin.apigw.responses import GatewayResponse
-from kore_connect.twin.runtime import Invocation
+from kore_connect.twin.lambda_runtime.invocation import Invocation
 from kore_connect.twin.template import ApiDescription, Authorizer, Route
 
 PAYLOAD_LIMIT_BYTES = 10 * 1024 * 1024

@@ -33,7 +33,7 @@ from kore_connect.contactflow.model import Action, Flow
 from kore_connect.twin.connect.contact import Contact, ContactState, Step
 from kore_connect.twin.connect.lambdas import function_name
 from kore_connect.twin.connect.references import resolve
-from kore_connect.twin.runtime import Invocation
+from kore_connect.twin.lambda_runtime.invocation import Invocation
 
 LAMBDA_RESPONSE_LIMIT_BYTES = 32 * 1024
 LAMBDA_RETRIES = 3  # Connect retries a failed synchronous invocation up to 3 times within its limit

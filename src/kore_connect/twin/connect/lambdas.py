@@ -17,7 +17,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from kore_connect.twin.runtime import FunctionSpec, FunctionStartError, Invocation, LocalFunction
+from kore_connect.twin.lambda_runtime.invocation import Invocation
+from kore_connect.twin.lambda_runtime.runtime import FunctionSpec, FunctionStartError, LocalFunction
 
 _FUNCTION_NAME = re.compile(r"arn:[^:]+:lambda:[^:]*:[^:]*:function:(?P<name>[^:]+)(?::.+)?")
 

@@ -1,6 +1,6 @@
-"""One Lambda execution environment of the local runtime (`kore_connect.twin.runtime`).
+"""One Lambda execution environment of the local runtime (`kore_connect.twin.lambda_runtime.runtime`).
 
-Started as `python -m kore_connect.twin.container <fd> <module.handler> <function name> <timeout>`
+Started as `python -m kore_connect.twin.lambda_runtime.worker <fd> <module.handler> <function name> <timeout>`
 with the function's environment and nothing else. It imports the handler once, says it is ready,
 then runs invocations one at a time: an event (JSON text) and a request ID in, the result (JSON
 text) or the error out, over the socket `fd`. It ends when the runtime closes the socket.
@@ -23,7 +23,7 @@ def main(argv: list[str]) -> None:
     fd, handler, name, timeout = int(argv[0]), argv[1], argv[2], float(argv[3])
     pipe = Connection(fd)
     try:
-        from kore_connect.twin.lambda_context import LocalLambdaContext
+        from kore_connect.twin.lambda_runtime.context import LocalLambdaContext
 
         module_name, _, attribute = handler.rpartition(".")
         function = getattr(importlib.import_module(module_name), attribute)

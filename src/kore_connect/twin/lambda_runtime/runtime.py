@@ -30,6 +30,7 @@ from typing import Any
 
 from kore_connect.errors import KoreConnectError
 from kore_connect.private_files import open_private
+from kore_connect.twin.lambda_runtime.invocation import Invocation
 
 # What a process needs from its parent's environment to run at all; the rest is the function's.
 _PROCESS_BASICS = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT")
@@ -50,20 +51,6 @@ class FunctionSpec:
     region: str = "us-east-1"
     account_id: str = "000000000000"
     log_path: Path | None = None  # where the function's log goes; None: our stderr
-
-
-@dataclass(frozen=True, slots=True)
-class Invocation:
-    """The outcome of one invocation: a result, or an error as Lambda reports one."""
-
-    result: Any = None
-    error_type: str | None = None
-    error_message: str | None = None
-    duration_ms: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.error_type is None
 
 
 class LocalFunction:
@@ -217,8 +204,9 @@ class _ContainerLost(Exception):
 
 
 class _Container:
-    """One worker process (`python -m kore_connect.twin.container`) and the socket to it, used from
-    one thread at a time. What it prints is the function's log, as in Lambda: sent to our stderr."""
+    """One worker process (`python -m kore_connect.twin.lambda_runtime.worker`) and the socket to
+    it, used from one thread at a time. What it prints is the function's log, as in Lambda: sent
+    to our stderr."""
 
     def __init__(self, spec: FunctionSpec) -> None:
         self.spec = spec
@@ -231,7 +219,7 @@ class _Container:
             [
                 sys.executable,
                 "-m",
-                "kore_connect.twin.container",
+                "kore_connect.twin.lambda_runtime.worker",
                 str(theirs.fileno()),
                 spec.handler,
                 spec.name,
