@@ -33,7 +33,7 @@ import httpx
 
 from kore_connect.cli.call import load_summary
 from kore_connect.twin.events import contact_flow_event
-from kore_connect.twin.local_twin import RETRIEVE_ARN, LocalTwin
+from kore_connect.twin.local.twin import RETRIEVE_ARN, LocalTwin
 from processes import cpu_of_tree, cpu_seconds, processes
 
 GOAL_CALLS_PER_SECOND, GOAL_P99_HANDOFF_MS = 100.0, 50.0

@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from kore_connect.twin.parts import free_port  # noqa: F401 (re-exported for the benches)
+from kore_connect.twin.local.parts import free_port  # noqa: F401 (re-exported for the benches)
 
 
 class Server:

@@ -35,7 +35,7 @@ from typing import Any
 
 from kore_connect.cli.call import call_problems as problems_of
 from kore_connect.twin.kore.interactions import InteractionStore
-from kore_connect.twin.local_twin import LocalTwin
+from kore_connect.twin.local.twin import LocalTwin
 from sip_corpus import PROTOS, RFC4475, ProtosCase, protos_cases, rfc4475_messages
 
 GATEWAY = "Kore gateway"

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kore_connect.cli.call import call_problems, load_summary
-from kore_connect.twin.local_twin import LocalTwin
+from kore_connect.twin.local.twin import LocalTwin
 from processes import processes
 
 MB = 1024 * 1024

@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from kore_connect.twin.parts import free_port
+from kore_connect.twin.local.parts import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 DYNALITE = REPO / "node_modules" / ".bin" / "dynalite"

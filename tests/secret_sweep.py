@@ -63,7 +63,7 @@ import pytest
 from kore_connect import config
 from kore_connect.bridge.observability import logger as function_logger
 from kore_connect.korebot.service_node import BODY_TEMPLATE
-from kore_connect.twin.local_token import DEFAULT_TOKEN_FILE, TOKEN_VARIABLE
+from kore_connect.twin.local.api_token import DEFAULT_TOKEN_FILE, TOKEN_VARIABLE
 
 SESSION_LOG = "secret-sweep-session.log"
 OWN_LOGGER = logging.getLogger("kore_connect")

@@ -48,7 +48,7 @@ def serving_metadata_api(database: Any, token: str) -> Iterator[str]:
     """The local API Gateway with the real functions on the SQLite store `database`, the authorizer
     accepting `token`; yields the base URL (the endpoint is `<base>/prod/kore-metadata`)."""
     from kore_connect.twin.apigw.app import LocalApi
-    from kore_connect.twin.local_store import LocalStore
+    from kore_connect.twin.local.store import LocalStore
 
     api = LocalApi.on_store(LocalStore(Path(database)), token, containers=1)
     with serving(api.app) as base:

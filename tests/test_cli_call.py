@@ -130,7 +130,7 @@ def test_a_call_that_loses_its_metadata_exits_1() -> None:
 
 def test_timings_and_the_summary_are_computed_from_the_reports() -> None:
     from kore_connect.twin.connect.contact import Contact, Step
-    from kore_connect.twin.local_twin import _timings
+    from kore_connect.twin.local.twin import _timings
 
     contact = Contact.inbound(customer="+1", system="+2", instance_arn="arn")
     invite = {"firstLine": "INVITE sip:x SIP/2.0", "at": 0.010}

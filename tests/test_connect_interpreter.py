@@ -440,7 +440,7 @@ def test_an_exported_flow_reaches_the_templates_retrieve_function_in_its_own_pro
 ) -> None:
     from kore_connect.twin.connect.lambdas import LocalLambdas, function_name
     from kore_connect.twin.connect.local import template_functions
-    from kore_connect.twin.local_store import LocalStore
+    from kore_connect.twin.local.store import LocalStore
 
     # GIVEN the template's retrieve function, in the local runtime, on a SQLite store holding the metadata
     database = tmp_path / "sessions.db"

@@ -25,7 +25,7 @@ from kore_connect.twin.connect.contact import Contact, ContactState
 from kore_connect.twin.connect.interpreter import Interpreter, TransferOutcome, TransferRequest
 from kore_connect.twin.connect.lambdas import LocalLambdas
 from kore_connect.twin.connect.local import template_functions
-from kore_connect.twin.local_store import LocalStore
+from kore_connect.twin.local.store import LocalStore
 from tests.conftest import REPO
 
 SCENARIOS = REPO / "tests" / "sipp"

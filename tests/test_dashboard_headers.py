@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from kore_connect.twin.call_log import CallLog
 from kore_connect.twin.dashboard.app import TOKEN_HEADER, dashboard
+from kore_connect.twin.local.call_log import CallLog
 
 TOKEN = "dashboard-test-token-0123456789"
 

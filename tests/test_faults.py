@@ -15,7 +15,7 @@ import pytest
 from kore_connect.cli.call import call_problems
 from kore_connect.contactflow.model import Flow
 from kore_connect.contactflow.render import FlowOptions, flow_json, render_flow
-from kore_connect.twin.local_twin import CONNECTOR_ARN, DEFAULT_DID, QUEUE_ARN, RETRIEVE_ARN, LocalTwin
+from kore_connect.twin.local.twin import CONNECTOR_ARN, DEFAULT_DID, QUEUE_ARN, RETRIEVE_ARN, LocalTwin
 
 TOKEN = "faults-token-0123456789-abcdefgh"  # known to the secret sweep (tests/secret_sweep.py)
 
@@ -85,7 +85,7 @@ def test_a_part_killed_mid_load_and_restarted_loses_no_committed_metadata(
 ) -> None:
     # A call the killed gateway took never gets its record: Connect's side waits for it this long,
     # not the default 40 s (which only made this test wait, 64 s in all).
-    monkeypatch.setattr("kore_connect.twin.local_twin.INTERACTION_WAIT_SECONDS", 5.0)
+    monkeypatch.setattr("kore_connect.twin.local.twin.INTERACTION_WAIT_SECONDS", 5.0)
 
     # An INVITE the dead gateway never answers ends at the flow's transfer time limit: 5 s here,
     # not the rendered flow's 60 s, which only made this test wait (62 s in all when one did).

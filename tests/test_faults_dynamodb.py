@@ -22,8 +22,8 @@ from kore_connect import config
 from kore_connect.sessions.dynamodb import DynamoDBSessionStore, ensure_table
 from kore_connect.stack import AUTHORIZER_FUNCTION
 from kore_connect.twin.apigw.app import FunctionOverrides, LocalApi
-from kore_connect.twin.local_store import LocalStore
-from kore_connect.twin.local_twin import LocalTwin
+from kore_connect.twin.local.store import LocalStore
+from kore_connect.twin.local.twin import LocalTwin
 from tests.faulty_dynamodb import FaultyDynamoDB
 from tests.peers import DYNALITE, Dynalite, free_port, wait_for_port
 from tests.servers import serving

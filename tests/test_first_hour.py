@@ -29,7 +29,7 @@ from kore_connect.twin.connect.lambdas import LocalLambdas
 from kore_connect.twin.connect.local import invoked_functions
 from kore_connect.twin.lambda_runtime.invocation import Invocation
 from kore_connect.twin.lambda_runtime.runtime import FunctionSpec
-from kore_connect.twin.parts import Part, PartStartError
+from kore_connect.twin.local.parts import Part, PartStartError
 from tests.peers import Dynalite, descendants, free_port
 from tests.test_cli_call import COMMAND
 from tests.test_cli_up import Up
@@ -210,7 +210,7 @@ def test_up_says_kore_connect_when_path_finds_it(tmp_path: Path) -> None:
 
 
 def test_up_warms_every_function_before_it_is_ready(up: Up) -> None:
-    from kore_connect.twin.local_twin import WARM_CONTAINERS
+    from kore_connect.twin.local.twin import WARM_CONTAINERS
 
     workers = [pid for pid in up.descendants() if b"kore_connect.twin.lambda_runtime.worker" in _cmdline(pid)]
     api = [pid for pid in up.descendants() if b" serve api" in _cmdline(pid).replace(b"\0", b" ")]

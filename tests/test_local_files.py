@@ -26,8 +26,14 @@ from kore_connect.private_files import (
     read_private,
     write_private,
 )
-from kore_connect.twin.local_token import resolve_token
-from kore_connect.twin.running import IgnoredRunningUp, RunningUp, on_this_machine, running_at, running_in
+from kore_connect.twin.local.api_token import resolve_token
+from kore_connect.twin.local.running import (
+    IgnoredRunningUp,
+    RunningUp,
+    on_this_machine,
+    running_at,
+    running_in,
+)
 from tests.servers import serving
 from tests.test_cli_call import COMMAND
 

@@ -9,7 +9,7 @@ import pytest
 
 from kore_connect import config
 from kore_connect.errors import ConfigError
-from kore_connect.twin.local_store import LocalStore
+from kore_connect.twin.local.store import LocalStore
 
 
 def test_by_default_the_functions_get_the_sqlite_file(tmp_path: Path) -> None:

@@ -19,8 +19,8 @@ import pytest
 
 from kore_connect.cli.call import call_problems
 from kore_connect.twin.connect.connector import Gateway
-from kore_connect.twin.local_twin import LocalTwin
-from kore_connect.twin.parts import free_port
+from kore_connect.twin.local.parts import free_port
+from kore_connect.twin.local.twin import LocalTwin
 from tests.conftest import REPO
 
 KAMAILIO = shutil.which("kamailio") or next(

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from kore_connect.cli.call import call_problems
-from kore_connect.twin.local_twin import LocalTwin
+from kore_connect.twin.local.twin import LocalTwin
 from tests.peers import descendants
 
 TOKEN = "soak-token-0123456789-abcdefgh"  # known to the secret sweep (tests/secret_sweep.py)

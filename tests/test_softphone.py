@@ -22,8 +22,8 @@ from starlette.routing import Route
 
 from kore_connect.korebot import snippets
 from kore_connect.twin.kore.interactions import InteractionStore
-from kore_connect.twin.local_token import TOKEN_VARIABLE
-from kore_connect.twin.parts import Part
+from kore_connect.twin.local.api_token import TOKEN_VARIABLE
+from kore_connect.twin.local.parts import Part
 from tests.servers import serving
 from tests.softphone import Softphone, softphone
 

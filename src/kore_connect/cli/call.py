@@ -61,7 +61,7 @@ def call(
     """Place calls through the local twin: Connect's flow, the SIP transfer, the Kore bot, the metadata
     API, the handback. One call prints what each part did; --count N runs a load and checks that every
     caller's customData is exactly what their own bot sent (exit 1 on any loss or mix-up)."""
-    from kore_connect.twin.local_twin import DEFAULT_DID, PHONE_NUMBER
+    from kore_connect.twin.local.twin import DEFAULT_DID, PHONE_NUMBER
 
     for flag, number in (("--caller", caller), ("--did", did or DEFAULT_DID)):
         if not PHONE_NUMBER.fullmatch(number):
@@ -101,7 +101,7 @@ async def _run(
     through a running `kore-connect up` when there is one, else through a twin of our own."""
     from kore_connect.contactflow.model import Flow
     from kore_connect.twin.dashboard.app import TOKEN_HEADER
-    from kore_connect.twin.local_twin import DEFAULT_DID, LocalTwin
+    from kore_connect.twin.local.twin import DEFAULT_DID, LocalTwin
 
     running = _running_up(home or DEFAULT_HOME)
     if running is not None:
@@ -170,8 +170,8 @@ async def _calls(
 def _running_up(home: Path) -> tuple[str, str] | None:
     """The dashboard URL and token of a `kore-connect up` running from `home`, or None."""
     from kore_connect.private_files import TRUSTED, UnsafePathError, read_private
-    from kore_connect.twin.local_token import TOKEN_VARIABLE
-    from kore_connect.twin.running import IgnoredRunningUp, running_in
+    from kore_connect.twin.local.api_token import TOKEN_VARIABLE
+    from kore_connect.twin.local.running import IgnoredRunningUp, running_in
 
     try:
         running = running_in(home)

@@ -22,7 +22,7 @@ from kore_connect.twin.connect.local import contact_document, run_contact
 if TYPE_CHECKING:
     from kore_connect.contactflow.model import Flow
     from kore_connect.twin.connect.local import LocalContactSettings
-    from kore_connect.twin.running import RunningUp
+    from kore_connect.twin.local.running import RunningUp
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 app = typer.Typer(help="The local Amazon Connect: run exported contact flows.", no_args_is_help=True)
@@ -78,8 +78,8 @@ def run(
     from kore_connect.private_files import FOLDER_MODE
     from kore_connect.twin.connect.connector import Gateway
     from kore_connect.twin.connect.local import LocalContactSettings
-    from kore_connect.twin.local_store import LocalStore
-    from kore_connect.twin.running import IgnoredRunningUp, running_at
+    from kore_connect.twin.local.running import IgnoredRunningUp, running_at
+    from kore_connect.twin.local.store import LocalStore
 
     if transport not in ("udp", "tcp"):
         fail(f"--transport {transport!r}: use udp or tcp")
@@ -144,9 +144,9 @@ async def _run(flow: Flow, settings: LocalContactSettings, running: RunningUp | 
     contact = await run_contact(flow, settings)
     if running is None:
         return contact_document(contact)
-    from kore_connect.twin.call_log import CallLog
     from kore_connect.twin.kore.interactions import InteractionStore
-    from kore_connect.twin.local_twin import dialled_number, report_contact
+    from kore_connect.twin.local.call_log import CallLog
+    from kore_connect.twin.local.twin import dialled_number, report_contact
 
     store = await asyncio.to_thread(settings.store.open)
     interactions = InteractionStore(running.home / "interactions.db")

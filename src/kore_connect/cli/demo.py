@@ -50,7 +50,7 @@ def demo(
         os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
         os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
 
-    from kore_connect.twin.roundtrip import run_round_trip
+    from kore_connect.twin.local.roundtrip import run_round_trip
 
     try:
         if backend is config.Backend.DYNAMODB:

@@ -20,8 +20,8 @@ from kore_connect.cli.ports import bind_tcp, unavailable
 from kore_connect.cli.store_options import DynamoDBEndpoint, Table
 from kore_connect.errors import KoreConnectError
 from kore_connect.log_text import log_to_stderr
-from kore_connect.twin.local_token import DEFAULT_TOKEN_FILE, resolve_token
-from kore_connect.twin.parts import LISTENING
+from kore_connect.twin.local.api_token import DEFAULT_TOKEN_FILE, resolve_token
+from kore_connect.twin.local.parts import LISTENING
 
 app = typer.Typer(help="Run parts of the local twin on loopback.", no_args_is_help=True)
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -74,7 +74,7 @@ def api(
 
     from kore_connect.twin.apigw.app import LocalApi
     from kore_connect.twin.apigw.gateway import GatewaySettings
-    from kore_connect.twin.local_store import LocalStore
+    from kore_connect.twin.local.store import LocalStore
 
     try:
         store = LocalStore(db, dynamodb_endpoint, table)

@@ -22,10 +22,10 @@ from kore_connect.cli.ports import bind_tcp, check_free
 from kore_connect.cli.store_options import DynamoDBEndpoint, Table
 from kore_connect.errors import KoreConnectError
 from kore_connect.private_files import private_folder
-from kore_connect.twin.parts import PartStartError
+from kore_connect.twin.local.parts import PartStartError
 
 if TYPE_CHECKING:
-    from kore_connect.twin.local_store import LocalStore
+    from kore_connect.twin.local.store import LocalStore
 
 console = Console(highlight=False, soft_wrap=True)
 DEFAULT_HOME = Path(".kore-connect")
@@ -48,9 +48,9 @@ def up(
     """Start the local twin: the metadata API (API Gateway and the three functions on SQLite, or on
     DynamoDB with --dynamodb-endpoint), the Kore voice gateway with the default bot, Amazon Connect
     with the default flow, and the dashboard. Everything listens on 127.0.0.1. Ctrl-C stops it all."""
-    from kore_connect.twin.local_store import LocalStore
-    from kore_connect.twin.local_token import resolve_token
-    from kore_connect.twin.local_twin import PHONE_NUMBER
+    from kore_connect.twin.local.api_token import resolve_token
+    from kore_connect.twin.local.store import LocalStore
+    from kore_connect.twin.local.twin import PHONE_NUMBER
 
     if not PHONE_NUMBER.fullmatch(did):
         fail(f"--did {did!r}: expected a phone number such as +12065551118")
@@ -103,8 +103,8 @@ async def _up(
     store: LocalStore,
 ) -> None:
     from kore_connect.twin.dashboard.app import dashboard
-    from kore_connect.twin.local_twin import GATEWAY_TRANSPORTS, LocalTwin
-    from kore_connect.twin.running import RunningUp
+    from kore_connect.twin.local.running import RunningUp
+    from kore_connect.twin.local.twin import GATEWAY_TRANSPORTS, LocalTwin
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -32,7 +32,7 @@ from kore_connect.twin.apigw.gateway import Gateway, GatewaySettings, IncomingRe
 from kore_connect.twin.apigw.openapi import openapi_document
 from kore_connect.twin.lambda_runtime.invocation import Invocation
 from kore_connect.twin.lambda_runtime.runtime import FunctionSpec, LocalFunction
-from kore_connect.twin.local_store import LocalStore
+from kore_connect.twin.local.store import LocalStore
 from kore_connect.twin.template import ApiDescription, describe_api, load_template
 
 access_log = logging.getLogger("kore_connect.apigw.access")

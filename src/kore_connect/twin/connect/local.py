@@ -15,7 +15,7 @@ from kore_connect.twin.connect.contact import Contact
 from kore_connect.twin.connect.interpreter import Interpreter, LocalQueues
 from kore_connect.twin.connect.lambdas import LocalLambdas
 from kore_connect.twin.lambda_runtime.runtime import FunctionSpec
-from kore_connect.twin.local_store import LocalStore
+from kore_connect.twin.local.store import LocalStore
 from kore_connect.twin.template import describe_api, load_template
 
 LOCAL_INSTANCE_ARN = "arn:aws:connect:us-east-1:000000000000:instance/00000000-0000-4000-8000-000000000000"

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from kore_connect.contactflow.model import Flow
 from kore_connect.errors import KoreConnectError
 from kore_connect.twin.dashboard.ladder import LEFT, RIGHT, WIDTH, ladder
-from kore_connect.twin.local_twin import PHONE_NUMBER, LocalTwin
+from kore_connect.twin.local.twin import PHONE_NUMBER, LocalTwin
 
 LOCAL_HOSTS = ["127.0.0.1", "localhost"]  # it listens on 127.0.0.1 only
 TOKEN_HEADER = "x-kore-connect-token"  # noqa: S105 (a header's name, not a token)

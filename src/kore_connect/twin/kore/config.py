@@ -41,7 +41,7 @@ from kore_connect.korebot.service_node import DEFAULT_TOKEN_VARIABLE, KoreConfig
 from kore_connect.private_files import TRUSTED, UnsafePathError, read_private
 from kore_connect.twin.kore.dialog import Dialog, default_dialog
 from kore_connect.twin.kore.dialog_config import DEFAULT_FLOW, parse_flows
-from kore_connect.twin.local_token import DEFAULT_TOKEN_FILE, TOKEN_VARIABLE
+from kore_connect.twin.local.api_token import DEFAULT_TOKEN_FILE, TOKEN_VARIABLE
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _KNOWN = {"listen", "allow", "dids", "flows", "metadata", "ring_seconds", "interactions"}

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from kore_connect.errors import KoreConnectError
 from kore_connect.private_files import UnsafePathError, private_folder, read_private, write_private
-from kore_connect.twin.local_store import LocalStore
+from kore_connect.twin.local.store import LocalStore
 
 RUNNING_FILE = "up.json"
 

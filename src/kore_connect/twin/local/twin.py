@@ -21,7 +21,6 @@ from kore_connect.contactflow.render import FlowOptions, flow_json, render_flow
 from kore_connect.private_files import private_folder, write_private
 from kore_connect.sessions.base import SessionStore, SessionStoreError
 from kore_connect.stack import RESOURCE_PATH, RETRIEVE_FUNCTION
-from kore_connect.twin.call_log import CallLog
 from kore_connect.twin.connect.connector import Gateway
 from kore_connect.twin.connect.contact import Contact
 from kore_connect.twin.connect.lambdas import LocalLambdas
@@ -34,9 +33,10 @@ from kore_connect.twin.connect.local import (
     template_functions,
 )
 from kore_connect.twin.kore.interactions import InteractionStore
-from kore_connect.twin.local_store import LocalStore
-from kore_connect.twin.local_token import TOKEN_VARIABLE
-from kore_connect.twin.parts import LISTENING, Part, free_port
+from kore_connect.twin.local.api_token import TOKEN_VARIABLE
+from kore_connect.twin.local.call_log import CallLog
+from kore_connect.twin.local.parts import LISTENING, Part, free_port
+from kore_connect.twin.local.store import LocalStore
 
 DEFAULT_DID = "+12065551118"  # the Kore DID the default flow transfers to
 DEFAULT_CALLER = "+14155550123"
