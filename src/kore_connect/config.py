@@ -29,6 +29,10 @@ SESSION_BACKEND = "KORE_SESSION_BACKEND"
 SQLITE_PATH = "KORE_SQLITE_PATH"
 SESSION_TTL_SECONDS = "KORE_SESSION_TTL_SECONDS"
 MAX_METADATA_BYTES = "KORE_MAX_METADATA_BYTES"
+# The local twin's token for the bot (`kore-connect up`, `serve api`, `serve gateway`): this variable,
+# else this file (twin/local/api_token.py says which wins and when the file is trusted).
+LOCAL_API_TOKEN = "KORE_CONNECT_API_TOKEN"  # noqa: S105 (the name of a variable, not a token)
+DEFAULT_LOCAL_TOKEN_FILE = Path(".kore-connect") / "api-token"
 # Set by the Lambda runtime; its presence tells us we run in AWS.
 LAMBDA_FUNCTION_NAME = "AWS_LAMBDA_FUNCTION_NAME"
 

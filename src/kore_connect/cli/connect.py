@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from kore_connect.contactflow.model import Flow
     from kore_connect.twin.connect.local import LocalContactSettings
     from kore_connect.twin.local.running import RunningUp
+    from kore_connect.twin.local.store import LocalStore
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 app = typer.Typer(help="The local Amazon Connect: run exported contact flows.", no_args_is_help=True)
@@ -126,7 +127,7 @@ def run(
         function_log=function_log,
     )
     try:
-        document = asyncio.run(_run(flow, settings, running))
+        document = asyncio.run(_run(flow, settings, running, store))
     except KoreConnectError as exc:
         fail(str(exc))
     if json_output:
@@ -137,7 +138,9 @@ def run(
         note(f"On the dashboard: {running.dashboard}/calls/{document['contactId']}")
 
 
-async def _run(flow: Flow, settings: LocalContactSettings, running: RunningUp | None) -> dict[str, Any]:
+async def _run(
+    flow: Flow, settings: LocalContactSettings, running: RunningUp | None, local_store: LocalStore
+) -> dict[str, Any]:
     """The contact as a document; with a running `up`, also recorded in its calls (its dashboard),
     with what its gateway and store saw of the call."""
     started = time.monotonic()
@@ -148,7 +151,7 @@ async def _run(flow: Flow, settings: LocalContactSettings, running: RunningUp | 
     from kore_connect.twin.local.call_log import CallLog
     from kore_connect.twin.local.twin import dialled_number, report_contact
 
-    store = await asyncio.to_thread(settings.store.open)
+    store = await asyncio.to_thread(local_store.open)
     interactions = InteractionStore(running.home / "interactions.db")
     calls = CallLog(running.home / "calls.db")
     try:

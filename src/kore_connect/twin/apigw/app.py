@@ -31,8 +31,7 @@ from kore_connect.stack import AUTHORIZER_FUNCTION
 from kore_connect.twin.apigw.gateway import Gateway, GatewaySettings, IncomingRequest
 from kore_connect.twin.apigw.openapi import openapi_document
 from kore_connect.twin.lambda_runtime.invocation import Invocation
-from kore_connect.twin.lambda_runtime.runtime import FunctionSpec, LocalFunction
-from kore_connect.twin.local.store import LocalStore
+from kore_connect.twin.lambda_runtime.runtime import FunctionSpec, LocalFunction, StoreChoice
 from kore_connect.twin.template import ApiDescription, describe_api, load_template
 
 access_log = logging.getLogger("kore_connect.apigw.access")
@@ -97,7 +96,7 @@ class LocalApi:
         return await self.functions[function].invoke(event)
 
     @classmethod
-    def on_store(cls, store: LocalStore, token: str, **options: Any) -> LocalApi:
+    def on_store(cls, store: StoreChoice, token: str, **options: Any) -> LocalApi:
         """The API as the local twin serves it: every function on `store`, the authorizer accepting
         `token`; `options` as for the constructor."""
         overrides = FunctionOverrides(

@@ -8,14 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kore_connect import config
 from kore_connect.contactflow.model import Flow
 from kore_connect.twin.connect.connector import Gateway, SipConnector
 from kore_connect.twin.connect.contact import Contact
 from kore_connect.twin.connect.interpreter import Interpreter, LocalQueues
 from kore_connect.twin.connect.lambdas import LocalLambdas
-from kore_connect.twin.lambda_runtime.runtime import FunctionSpec
-from kore_connect.twin.local.store import LocalStore
+from kore_connect.twin.lambda_runtime.runtime import FunctionSpec, StoreChoice
 from kore_connect.twin.template import describe_api, load_template
 
 LOCAL_INSTANCE_ARN = "arn:aws:connect:us-east-1:000000000000:instance/00000000-0000-4000-8000-000000000000"
@@ -24,9 +22,9 @@ LOCAL_INSTANCE_ARN = "arn:aws:connect:us-east-1:000000000000:instance/00000000-0
 @dataclass(frozen=True, slots=True)
 class LocalContactSettings:
     gateway: Gateway
+    store: StoreChoice  # which session store the template's functions use
     caller: str = "+14155550123"
     system: str = "+18005550100"
-    store: LocalStore = field(default_factory=lambda: LocalStore(config.DEFAULT_SQLITE_PATH))
     caller_hangs_up_after: float | None = None
     max_call_seconds: float = 3600.0
     local_host: str | None = None  # None: the address that routes to the gateway
@@ -35,7 +33,7 @@ class LocalContactSettings:
     function_log: Path | None = None  # where the functions' log goes (None: our stderr)
 
 
-def template_functions(store: LocalStore, log_path: Path | None = None) -> dict[str, FunctionSpec]:
+def template_functions(store: StoreChoice, log_path: Path | None = None) -> dict[str, FunctionSpec]:
     """The template's functions, as the flow may invoke them, on `store`."""
     local = store.environment()
     return {

@@ -36,12 +36,12 @@ from typing import Any
 
 import yaml
 
+from kore_connect import config
 from kore_connect.errors import ConfigError
 from kore_connect.korebot.service_node import DEFAULT_TOKEN_VARIABLE, KoreConfigError, validate_api_url
 from kore_connect.private_files import TRUSTED, UnsafePathError, read_private
 from kore_connect.twin.kore.dialog import Dialog, default_dialog
 from kore_connect.twin.kore.dialog_config import DEFAULT_FLOW, parse_flows
-from kore_connect.twin.local.api_token import DEFAULT_TOKEN_FILE, TOKEN_VARIABLE
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _KNOWN = {"listen", "allow", "dids", "flows", "metadata", "ring_seconds", "interactions"}
@@ -207,16 +207,16 @@ def _seconds(value: Any, key: str, where: str) -> float:
 
 
 def _token(metadata: Mapping[str, Any], env: Mapping[str, str], where: str) -> str:
-    variable = metadata.get("token_env", TOKEN_VARIABLE)
+    variable = metadata.get("token_env", config.LOCAL_API_TOKEN)
     if not isinstance(variable, str) or not TOKEN_ENV_NAME.fullmatch(variable):
         raise ConfigError(
             f"{where}: metadata.token_env: {variable!r} is not a KORE_ variable: the token is sent to "
             f"metadata.url, so token_env must name a variable whose name starts with KORE_ (letters, "
-            f"digits, _), such as {TOKEN_VARIABLE}"
+            f"digits, _), such as {config.LOCAL_API_TOKEN}"
         )
     if env.get(variable):
         return env[variable]
-    path = Path(str(metadata.get("token_file", DEFAULT_TOKEN_FILE)))
+    path = Path(str(metadata.get("token_file", config.DEFAULT_LOCAL_TOKEN_FILE)))
     try:
         token = read_private(path).decode("utf-8").strip()
     except FileNotFoundError:

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from kore_connect.errors import KoreConnectError
 from kore_connect.private_files import open_private
@@ -39,6 +39,13 @@ _START_TIMEOUT_SECONDS = 60.0
 
 class FunctionStartError(KoreConnectError):
     """A container could not import its handler (Lambda's Runtime.ImportModuleError)."""
+
+
+class StoreChoice(Protocol):
+    """What tells the functions which session store to use (the local run's store): the variables
+    to add to their environment."""
+
+    def environment(self) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,11 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from kore_connect import config
 from kore_connect.errors import ConfigError
 from kore_connect.private_files import FOLDER_MODE, TRUSTED, UnsafePathError, open_private, read_private
 
-TOKEN_VARIABLE = "KORE_CONNECT_API_TOKEN"  # noqa: S105 (the name of a variable)
-DEFAULT_TOKEN_FILE = Path(".kore-connect") / "api-token"
+TOKEN_VARIABLE = config.LOCAL_API_TOKEN
+DEFAULT_TOKEN_FILE = config.DEFAULT_LOCAL_TOKEN_FILE
 MIN_LENGTH = 16  # as the authorizer requires
 
 
