@@ -31,8 +31,8 @@ from typing import Any
 
 import httpx
 
+from kore_connect.aws_events import contact_flow_event
 from kore_connect.cli.call import load_summary
-from kore_connect.twin.events import contact_flow_event
 from kore_connect.twin.local.twin import RETRIEVE_ARN, LocalTwin
 from processes import cpu_of_tree, cpu_seconds, processes
 

@@ -17,11 +17,11 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from kore_connect import config
+from kore_connect.aws_events import contact_flow_event
 from kore_connect.bridge import container
 from kore_connect.bridge.retrieve import lambda_handler as retrieve
 from kore_connect.stack import RESOURCE_PATH, TOKEN_HEADER
 from kore_connect.twin.apigw.openapi import openapi_document
-from kore_connect.twin.events import contact_flow_event
 from kore_connect.twin.template import describe_api, load_template
 from tests.conftest import context, load_event
 from tests.servers import serving_metadata_api

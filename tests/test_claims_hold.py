@@ -13,6 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from kore_connect.aws_events import contact_flow_event
 from kore_connect.bridge import container, retrieve, store
 from kore_connect.bridge.attributes import CONNECT_RESPONSE_LIMIT, found_response
 from kore_connect.bridge.tokens import EnvironmentTokens, SecretTokens, TokenSourceUnavailable, TokenVerifier
@@ -20,7 +21,6 @@ from kore_connect.cli.call import call_problems
 from kore_connect.config import Settings
 from kore_connect.sessions.dynamodb import DynamoDBSessionStore, ensure_table
 from kore_connect.sessions.sqlite import SQLiteSessionStore
-from kore_connect.twin.events import contact_flow_event
 from tests.conftest import CONTACT_ID, context, load_event
 from tests.peers import free_port
 

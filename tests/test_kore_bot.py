@@ -14,10 +14,10 @@ import httpx
 import pytest
 
 from kore_connect import config
+from kore_connect.aws_events import contact_flow_event
 from kore_connect.bridge import container
 from kore_connect.bridge.retrieve import lambda_handler as retrieve
 from kore_connect.korebot.service_node import DEFAULT_TOKEN_VARIABLE
-from kore_connect.twin.events import contact_flow_event
 from kore_connect.twin.kore import templates
 from kore_connect.twin.kore.bot import BotRun, run_bot
 from kore_connect.twin.kore.dialog import (

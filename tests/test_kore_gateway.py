@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from kore_connect import config
+from kore_connect.aws_events import contact_flow_event
 from kore_connect.bridge import container
 from kore_connect.bridge.retrieve import lambda_handler as retrieve
 from kore_connect.errors import ConfigError
-from kore_connect.twin.events import contact_flow_event
 from kore_connect.twin.kore import call as call_module
 from kore_connect.twin.kore.config import DidRoute, GatewayConfig
 from kore_connect.twin.kore.gateway import KoreGateway

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from kore_connect.aws_events import contact_flow_event
 from kore_connect.bridge.tokens import MIN_TOKEN_LENGTH
 from kore_connect.doctor.report import Check, CheckResult
 from kore_connect.stack import RETRIEVE_FUNCTION
-from kore_connect.twin.events import contact_flow_event
 
 if TYPE_CHECKING:
     from mypy_boto3_connect import ConnectClient

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from kore_connect.aws_events import LOCAL_ACCOUNT, LOCAL_API_ID, LOCAL_REGION
 from kore_connect.twin.apigw import responses
 from kore_connect.twin.apigw.policy import (
     AuthorizerResult,
@@ -58,9 +59,9 @@ class Invoker(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class GatewaySettings:
-    region: str = "us-east-1"
-    account_id: str = "000000000000"
-    api_id: str = "kclocal"
+    region: str = LOCAL_REGION
+    account_id: str = LOCAL_ACCOUNT
+    api_id: str = LOCAL_API_ID
     integration_timeout_seconds: float = INTEGRATION_TIMEOUT_SECONDS
     payload_limit_bytes: int = PAYLOAD_LIMIT_BYTES
     authorizer_cache_ttl_seconds: int | None = None  # None: each authorizer's TTL from the template

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from kore_connect.aws_events import LOCAL_ACCOUNT
 from kore_connect.twin.connect.contact import Contact
 from kore_connect.twin.connect.interpreter import TransferOutcome, TransferRequest, TransferResult
 from kore_connect.twin.connect.sip_call import TransferCall
@@ -45,7 +46,7 @@ class SipConnector:
         gateways: Mapping[str, Gateway] | Gateway,
         *,
         local_host: str | None = None,
-        account_id: str = "000000000000",
+        account_id: str = LOCAL_ACCOUNT,
         caller_hangs_up_after: float | None = None,
         max_call_seconds: float = LONGEST_CALL_SECONDS,
     ) -> None:

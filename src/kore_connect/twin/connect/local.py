@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kore_connect.aws_events import LOCAL_INSTANCE_ARN
 from kore_connect.contactflow.model import Flow
 from kore_connect.twin.connect.connector import Gateway, SipConnector
 from kore_connect.twin.connect.contact import Contact
@@ -15,8 +16,6 @@ from kore_connect.twin.connect.interpreter import Interpreter, LocalQueues
 from kore_connect.twin.connect.lambdas import LocalLambdas
 from kore_connect.twin.lambda_runtime.runtime import FunctionSpec, StoreChoice
 from kore_connect.twin.template import describe_api, load_template
-
-LOCAL_INSTANCE_ARN = "arn:aws:connect:us-east-1:000000000000:instance/00000000-0000-4000-8000-000000000000"
 
 
 @dataclass(frozen=True, slots=True)

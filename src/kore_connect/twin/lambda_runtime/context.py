@@ -6,6 +6,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from kore_connect.aws_events import LOCAL_ACCOUNT, LOCAL_REGION
+
 
 @dataclass
 class LocalLambdaContext:
@@ -14,8 +16,8 @@ class LocalLambdaContext:
     function_name: str
     memory_limit_in_mb: int = 128
     timeout_seconds: float = 3.0
-    region: str = "us-east-1"
-    account_id: str = "000000000000"
+    region: str = LOCAL_REGION
+    account_id: str = LOCAL_ACCOUNT
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     function_version: str = "$LATEST"
     _started: float = field(default_factory=time.monotonic, repr=False)

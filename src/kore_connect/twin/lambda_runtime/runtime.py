@@ -28,6 +28,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Protocol
 
+from kore_connect.aws_events import LOCAL_ACCOUNT, LOCAL_REGION
 from kore_connect.errors import KoreConnectError
 from kore_connect.private_files import open_private
 from kore_connect.twin.lambda_runtime.invocation import Invocation
@@ -55,8 +56,8 @@ class FunctionSpec:
     timeout_seconds: float
     environment: Mapping[str, str]
     memory_mb: int = 256
-    region: str = "us-east-1"
-    account_id: str = "000000000000"
+    region: str = LOCAL_REGION
+    account_id: str = LOCAL_ACCOUNT
     log_path: Path | None = None  # where the function's log goes; None: our stderr
 
 

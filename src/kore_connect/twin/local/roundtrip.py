@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kore_connect.aws_events import contact_flow_event, store_request_event, token_event
 from kore_connect.bridge import authorizer, container, retrieve, store
-from kore_connect.twin.events import contact_flow_event, store_request_event, token_event
 from kore_connect.twin.lambda_runtime.context import LocalLambdaContext
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import boto3
 
 from kore_connect import config
+from kore_connect.aws_events import LOCAL_REGION
 from kore_connect.errors import ConfigError
 from kore_connect.sessions.base import SessionStore
 from kore_connect.sessions.dynamodb import CLIENT_CONFIG, DynamoDBSessionStore, ensure_table
@@ -22,7 +23,6 @@ from kore_connect.sessions.sqlite import SQLiteSessionStore
 ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL_DYNAMODB"  # boto3's own: how the functions reach the server
 # A local server takes any keys; fixed ones keep the user's real AWS keys out of the twin.
 LOCAL_KEYS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
-LOCAL_REGION = "us-east-1"
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")  # CreateTable's TableName
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kore_connect.aws_events import LOCAL_ACCOUNT, LOCAL_INSTANCE_ARN, LOCAL_REGION
 from kore_connect.contactflow.model import Flow
 from kore_connect.contactflow.render import FlowOptions, flow_json, render_flow
 from kore_connect.private_files import private_folder, write_private
@@ -25,7 +26,6 @@ from kore_connect.twin.connect.connector import Gateway
 from kore_connect.twin.connect.contact import Contact
 from kore_connect.twin.connect.lambdas import LocalLambdas
 from kore_connect.twin.connect.local import (
-    LOCAL_INSTANCE_ARN,
     LocalContactSettings,
     contact_document,
     invoked_functions,
@@ -41,9 +41,9 @@ from kore_connect.twin.local.store import LocalStore
 DEFAULT_DID = "+12065551118"  # the Kore DID the default flow transfers to
 DEFAULT_CALLER = "+14155550123"
 PHONE_NUMBER = re.compile(r"\+?[0-9]{3,15}")  # what a caller or a DID may be here (E.164, the + optional)
-CONNECTOR_ARN = "arn:aws:chime:us-east-1:000000000000:vc/korelocal"
+CONNECTOR_ARN = f"arn:aws:chime:{LOCAL_REGION}:{LOCAL_ACCOUNT}:vc/korelocal"
 QUEUE_ARN = f"{LOCAL_INSTANCE_ARN}/queue/00000000-0000-4000-8000-00000000b10c"
-RETRIEVE_ARN = f"arn:aws:lambda:us-east-1:000000000000:function:{RETRIEVE_FUNCTION}"
+RETRIEVE_ARN = f"arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT}:function:{RETRIEVE_FUNCTION}"
 _READY = {  # the log line that says a part is ready
     "metadata API": re.compile(re.escape(LISTENING)),
     "Kore gateway": re.compile(r"sip:([0-9.]+):([0-9]+);transport=tcp"),  # the last transport it opens

@@ -1,4 +1,5 @@
-"""The events AWS hands the three functions, built from plain values (shapes as in REFERENCE.md §2-3)."""
+"""The events AWS hands the three functions, built from plain values (shapes as in REFERENCE.md §2-3),
+and the local account, region and instance they name: used by the twin and by `doctor`."""
 
 from __future__ import annotations
 
