@@ -94,3 +94,13 @@ def test_the_check_catches_an_import_that_breaks_them(
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
     (copy / "twin" / part / "intruder.py").write_text(source)
     assert [line for line in broken_rules(copy) if "intruder" in line and breaker in line]
+
+
+@pytest.mark.parametrize(
+    "package", sorted(p.name for p in (PACKAGE / "twin").iterdir() if (p / "__init__.py").is_file())
+)
+def test_each_package_of_the_twin_names_its_modules_in_its_docstring(package: str) -> None:
+    folder = PACKAGE / "twin" / package
+    docstring = ast.get_docstring(ast.parse((folder / "__init__.py").read_text())) or ""
+    modules = sorted(path.stem for path in folder.glob("*.py") if path.stem != "__init__")
+    assert [m for m in modules if f"`{m}`" not in docstring] == []

@@ -74,25 +74,50 @@ def store_request_event(
 def contact_flow_event(
     contact_id: str, *, parameters: dict[str, str] | None = None, caller: str = "+14155550123"
 ) -> dict[str, Any]:
-    """The event the Connect flow's Invoke AWS Lambda function block sends (`contactId = $.ContactId`)."""
+    """The event the Connect flow's Invoke AWS Lambda function block sends (`contactId = $.ContactId`),
+    for a new inbound contact of the local instance."""
+    return connect_lambda_event(
+        contact_id=contact_id,
+        initial_contact_id=contact_id,
+        customer=caller,
+        parameters={"contactId": contact_id} if parameters is None else parameters,
+    )
+
+
+def connect_lambda_event(
+    *,
+    contact_id: str,
+    initial_contact_id: str,
+    customer: str,
+    parameters: dict[str, str],
+    system: str = "+18005550100",
+    instance_arn: str = LOCAL_INSTANCE_ARN,
+    attributes: dict[str, str] | None = None,
+    channel: str = "VOICE",
+    queue_arn: str | None = None,
+) -> dict[str, Any]:
+    """The event Connect sends a Lambda function from the Invoke AWS Lambda function block
+    (REFERENCE.md §2): the contact's data, and the block's parameters."""
+    region = instance_arn.split(":")[3] if instance_arn.count(":") >= 3 else ""
+    queue = {"ARN": queue_arn, "Name": queue_arn.rpartition("/")[2]} if queue_arn else None
     return {
         "Name": "ContactFlowEvent",
         "Details": {
             "ContactData": {
-                "Attributes": {},
-                "AwsRegion": LOCAL_REGION,
-                "Channel": "VOICE",
+                "Attributes": dict(attributes or {}),
+                "AwsRegion": region,
+                "Channel": channel,
                 "ContactId": contact_id,
-                "CustomerEndpoint": {"Address": caller, "Type": "TELEPHONE_NUMBER"},
-                "InitialContactId": contact_id,
+                "CustomerEndpoint": {"Address": customer, "Type": "TELEPHONE_NUMBER"},
+                "InitialContactId": initial_contact_id,
                 "InitiationMethod": "INBOUND",
-                "InstanceARN": LOCAL_INSTANCE_ARN,
+                "InstanceARN": instance_arn,
                 "LanguageCode": "en-US",
                 "MediaStreams": {"Customer": {"Audio": None}},
                 "PreviousContactId": contact_id,
-                "Queue": None,
-                "SystemEndpoint": {"Address": "+18005550100", "Type": "TELEPHONE_NUMBER"},
+                "Queue": queue,
+                "SystemEndpoint": {"Address": system, "Type": "TELEPHONE_NUMBER"},
             },
-            "Parameters": {"contactId": contact_id} if parameters is None else parameters,
+            "Parameters": parameters,
         },
     }

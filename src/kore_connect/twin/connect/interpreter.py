@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from kore_connect.aws_events import connect_lambda_event
 from kore_connect.contactflow.language import (
     ATTRIBUTE_KEY,
     ATTRIBUTES_LIMIT_BYTES,
@@ -311,31 +312,17 @@ class Interpreter:
 
 def contact_flow_event(contact: Contact, parameters: dict[str, str]) -> dict[str, Any]:
     """The event Connect sends a Lambda function from the Invoke AWS Lambda function block."""
-    return {
-        "Name": "ContactFlowEvent",
-        "Details": {
-            "ContactData": {
-                "Attributes": dict(contact.attributes),
-                "AwsRegion": contact.instance_arn.split(":")[3]
-                if contact.instance_arn.count(":") >= 3
-                else "",
-                "Channel": contact.channel,
-                "ContactId": contact.contact_id,
-                "CustomerEndpoint": {"Address": contact.customer_address, "Type": "TELEPHONE_NUMBER"},
-                "InitialContactId": contact.initial_contact_id,
-                "InitiationMethod": "INBOUND",
-                "InstanceARN": contact.instance_arn,
-                "LanguageCode": "en-US",
-                "MediaStreams": {"Customer": {"Audio": None}},
-                "PreviousContactId": contact.contact_id,
-                "Queue": {"ARN": contact.queue_arn, "Name": contact.queue_arn.rpartition("/")[2]}
-                if contact.queue_arn
-                else None,
-                "SystemEndpoint": {"Address": contact.system_address, "Type": "TELEPHONE_NUMBER"},
-            },
-            "Parameters": parameters,
-        },
-    }
+    return connect_lambda_event(
+        contact_id=contact.contact_id,
+        initial_contact_id=contact.initial_contact_id,
+        customer=contact.customer_address,
+        system=contact.system_address,
+        instance_arn=contact.instance_arn,
+        attributes=dict(contact.attributes),
+        channel=contact.channel,
+        queue_arn=contact.queue_arn,
+        parameters=parameters,
+    )
 
 
 def _invalid_response(invocation: Invocation, response_type: str) -> str | None:

@@ -31,7 +31,7 @@ SAMPLE_METADATA: dict[str, Any] = {
 
 
 @dataclass
-class Step:
+class RoundTripStep:
     name: str
     ok: bool
     detail: str
@@ -41,7 +41,7 @@ class Step:
 class RoundTrip:
     contact_id: str
     sent: dict[str, Any]
-    steps: list[Step] = field(default_factory=list)
+    steps: list[RoundTripStep] = field(default_factory=list)
     retrieved: dict[str, Any] | None = None
 
     @property
@@ -57,9 +57,13 @@ def run_round_trip(
     container.reset()
 
     denied = _invoke_authorizer(token_event("not-the-token-" + uuid.uuid4().hex))
-    trip.steps.append(Step("A wrong token is refused", denied == "Unauthorized", f"authorizer: {denied}"))
+    trip.steps.append(
+        RoundTripStep("A wrong token is refused", denied == "Unauthorized", f"authorizer: {denied}")
+    )
     allowed = _invoke_authorizer(token_event(token))
-    trip.steps.append(Step("The right token is allowed", isinstance(allowed, dict), _policy_summary(allowed)))
+    trip.steps.append(
+        RoundTripStep("The right token is allowed", isinstance(allowed, dict), _policy_summary(allowed))
+    )
 
     stored = _invoke(
         store.lambda_handler,
@@ -67,7 +71,7 @@ def run_round_trip(
         store_request_event(trip.contact_id, json.dumps(trip.sent), token=token),
     )
     trip.steps.append(
-        Step(
+        RoundTripStep(
             "The bot's metadata is stored",
             stored["statusCode"] == 200,
             f"HTTP {stored['statusCode']}: {stored['body']}",
@@ -82,7 +86,7 @@ def run_round_trip(
     same = trip.retrieved == trip.sent and _same_numbers(trip.retrieved, trip.sent)
     flat = {k: v for k, v in answer.items() if k not in ("statusCode", "body")}
     trip.steps.append(
-        Step(
+        RoundTripStep(
             "The flow gets it back exactly",
             same,
             f"statusCode {answer.get('statusCode')}, flat attributes: {sorted(flat)}",
