@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import httpx
@@ -45,13 +45,13 @@ class BotRun:
     results: list[NodeResult] = field(default_factory=list)
     said: list[str] = field(default_factory=list)
     transfer: AgentTransferNode | None = None  # how the bot ends the call: a BYE, with these headers
-    running: NodeResult | None = None  # the node under way, as a "stopped" result if the call ends now
+    running: NodeResult | None = None  # the node under way, as its "stopped" result
 
     def stopped(self, why: str) -> list[NodeResult]:
         """The results so far when the call ends before the bot does: the node under way stopped."""
         if self.running is None:
             return list(self.results)
-        return [*self.results, NodeResult(self.running.node, self.running.kind, "stopped", why)]
+        return [*self.results, replace(self.running, detail=why)]
 
     @property
     def failed(self) -> bool:

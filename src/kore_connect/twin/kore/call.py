@@ -94,7 +94,6 @@ class GatewayCall:
         ring_seconds: float,
         run_bot: Callable[[BotRun], Awaitable[BotRun]],
         on_end: Callable[[GatewayCall, str], None],
-        on_bot_done: Callable[[GatewayCall, BotRun], None],
     ) -> None:
         self.invite = invite
         self.endpoint = endpoint
@@ -110,7 +109,6 @@ class GatewayCall:
         self._run_bot = run_bot
         self.bot = BotRun()  # how far the bot got: kept when the call ends before it
         self._on_end = on_end
-        self._on_bot_done = on_bot_done
         self._acked = asyncio.Event()
         self._bye_answer: asyncio.Future[int | None] | None = None
         self._bye: Request | None = None
@@ -138,7 +136,6 @@ class GatewayCall:
                 await asyncio.sleep(self.ring_seconds)
             self._answer()
             run = await self._run_bot(self.bot)
-            self._on_bot_done(self, run)
             if run.transfer is None:
                 self._end("the bot ended without a transfer")
                 return

@@ -21,6 +21,7 @@ the service node's HTTP status, the SIP messages, how it ended) in the local SQL
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import time
@@ -200,58 +201,54 @@ class KoreGateway:
             self._refuse(invite, endpoint, 404, "Not Found", f"no DID matches {did!r}")
             return
         host = endpoint.local_address[0]
-        try:
-            media = RtpSink(host)
-        except OSError as error:  # out of ports or file descriptors: a busy gateway's answer
-            self._refuse(invite, endpoint, 503, "Service Unavailable", f"no media port: {error.strerror}")
-            return
-        try:
-            sdp = sdp_answer(invite.body, host, media.port)
-        except NoAcceptableCodec as error:
-            media.close()
-            self._refuse(invite, endpoint, 488, "Not Acceptable Here", f"no acceptable codec: {error}")
-            return
-        try:
-            session = KoreSession([{"name": name, "value": value} for name, value in invite.headers])
-        except BaseException:
-            media.close()
-            raise
-        record = self._records.get(invite.call_id)
-        if record is not None:  # what the Agent AI widget fetches the bot's history by
-            record["instanceSessionId"] = session.instance_session_id
-
-        async def bot(run: BotRun) -> BotRun:
-            assert self._http is not None
+        with contextlib.ExitStack() as undo:  # what a refused INVITE must not leave open
             try:
-                return await run_bot(
-                    session,
-                    self.config.dialog(route.flow),
-                    environment=self.config.environment,
-                    http=self._http,
-                    run=run,
-                )
-            finally:
-                session.close()  # a script under way is stopped
+                media = RtpSink(host)
+            except OSError as error:  # out of ports or file descriptors: a busy gateway's answer
+                self._refuse(invite, endpoint, 503, "Service Unavailable", f"no media port: {error.strerror}")
+                return
+            undo.callback(media.close)
+            try:
+                sdp = sdp_answer(invite.body, host, media.port)
+            except NoAcceptableCodec as error:
+                self._refuse(invite, endpoint, 488, "Not Acceptable Here", f"no acceptable codec: {error}")
+                return
+            session = KoreSession([{"name": name, "value": value} for name, value in invite.headers])
+            undo.callback(session.close)
+            record = self._records.get(invite.call_id)
+            if record is not None:  # what the Agent AI widget fetches the bot's history by
+                record["instanceSessionId"] = session.instance_session_id
 
-        transport = ";transport=tcp" if endpoint.transport.reliable else ""
-        try:
-            call = GatewayCall(
-                invite,
-                endpoint,
-                caller=source,
-                contact=f"<sip:{uri_host(host)}:{endpoint.local_address[1]}{transport}>",
-                sdp=sdp,
-                media=media,
-                ring_seconds=self.config.ring_seconds,
-                run_bot=bot,
-                on_end=self._call_ended,
-                on_bot_done=self._record_bot,
-            )
-        except DialogError as error:  # the rules let nothing through that cannot make a dialog
-            session.close()
-            media.close()
-            self._refuse(invite, endpoint, 400, error.reason, f"refused: {error.reason}")
-            return
+            async def bot(run: BotRun) -> BotRun:
+                assert self._http is not None
+                try:
+                    return await run_bot(
+                        session,
+                        self.config.dialog(route.flow),
+                        environment=self.config.environment,
+                        http=self._http,
+                        run=run,
+                    )
+                finally:
+                    session.close()  # a script under way is stopped
+
+            transport = ";transport=tcp" if endpoint.transport.reliable else ""
+            try:
+                call = GatewayCall(
+                    invite,
+                    endpoint,
+                    caller=source,
+                    contact=f"<sip:{uri_host(host)}:{endpoint.local_address[1]}{transport}>",
+                    sdp=sdp,
+                    media=media,
+                    ring_seconds=self.config.ring_seconds,
+                    run_bot=bot,
+                    on_end=self._call_ended,
+                )
+            except DialogError as error:  # the rules let nothing through that cannot make a dialog
+                self._refuse(invite, endpoint, 400, error.reason, f"refused: {error.reason}")
+                return
+            undo.pop_all()  # the call owns its media and its session now
         self._calls[invite.call_id] = call
         call.start()
 
@@ -293,9 +290,6 @@ class KoreGateway:
             "ended": None,
         }
 
-    def _record_bot(self, call: GatewayCall, run: BotRun) -> None:
-        self._record_nodes(call.call_id, run.results)
-
     def _record_nodes(self, call_id: str, results: list[NodeResult]) -> None:
         record = self._records.get(call_id)
         if record is None:
@@ -318,7 +312,7 @@ class KoreGateway:
         record = self._records.get(call.call_id)
         if record is not None:
             record["rtp"] = call.media.summary()
-        if call.bot.running is not None:  # ended before the bot: how far it got
+        if call.bot.results or call.bot.running is not None:  # the bot ran: how far it got
             self._record_nodes(call.call_id, call.bot.stopped(f"stopped: {how}"))
         if self._calls.get(call.call_id) is call:
             del self._calls[call.call_id]  # copies of its requests are the transactions' to absorb

@@ -40,9 +40,7 @@ class RtpSink:
         while True:
             try:
                 data, address = self._socket.recvfrom(MAX_PACKET_BYTES)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:  # an ICMP error for a packet of ours (we send none) or a closed socket
+            except OSError:  # nothing more to read now (BlockingIOError), or the socket is closed
                 return
             if len(data) >= 12 and data[0] >> 6 == RTP_VERSION:  # 12: the fixed header
                 self.packets += 1

@@ -183,9 +183,9 @@ class KoreSession:
 
     def _free(self) -> None:
         isolate, self._isolate = self._isolate, None
-        if isolate is None:  # a MiniRacer that made its own context (tests make them so)
-            self._v8.close()
-        elif self._failure is None:
+        if isolate is None:  # freed already
+            return
+        if self._failure is None:
             isolate.__exit__(None, None, None)
         else:
             # After a broken limit the V8 may still be in a C++ built-in, which ignores being
