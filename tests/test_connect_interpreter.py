@@ -64,7 +64,7 @@ def retrieve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., A
     container.reset()
     calls: list[tuple[str, dict[str, Any]]] = []
 
-    async def invoke(function_arn: str, event: dict[str, Any]) -> Invocation:
+    async def invoke(function_arn: str, event: dict[str, Any], time_limit: float | None = None) -> Invocation:
         calls.append((function_arn, event))
         try:
             return Invocation(result=json.loads(json.dumps(retrieve_handler(event, context("retrieve")))))
@@ -203,7 +203,7 @@ def test_without_resume_the_contact_ends_when_the_far_end_hangs_up(
 def test_a_failing_retrieve_takes_the_error_branch_and_still_queues(
     retrieve: Any, export: dict[str, Any]
 ) -> None:
-    async def broken(function_arn: str, event: dict[str, Any]) -> Invocation:
+    async def broken(function_arn: str, event: dict[str, Any], time_limit: float | None = None) -> Invocation:
         return Invocation(error_type="SessionStoreUnavailable", error_message="the table is throttled")
 
     contact = run(export, new_contact(), invoke_lambda=broken, transfer=FakeTransfer())
@@ -276,8 +276,11 @@ def scripted(*answers: Any, delay: float = 0.0) -> Any:
     remaining = list(answers)
     calls: list[dict[str, Any]] = []
 
-    async def invoke(function_arn: str, event: dict[str, Any]) -> Invocation:
+    async def invoke(function_arn: str, event: dict[str, Any], time_limit: float | None = None) -> Invocation:
         calls.append(event)
+        if time_limit is not None and delay > time_limit:  # as LocalFunction.invoke answers then
+            await asyncio.sleep(time_limit)
+            return Invocation.no_answer_within(time_limit)
         await asyncio.sleep(delay)
         answer = remaining.pop(0) if remaining else answers[-1]
         return answer if isinstance(answer, Invocation) else Invocation(result=answer)

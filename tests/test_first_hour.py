@@ -230,6 +230,17 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
+def _failed_calls(reports: list[dict[str, Any]]) -> str:
+    """The first failed calls, with what each action did: what a red run needs to be understood."""
+    from kore_connect.cli.call import call_problems
+
+    failed = [(report, call_problems(report)) for report in reports]
+    return "".join(
+        f"\n{report['contactId']}: {problems}: " + " | ".join(a["reason"] for a in report.get("actions", []))
+        for report, problems in [(r, p) for r, p in failed if p][:5]
+    )
+
+
 def test_a_burst_at_the_readme_load_right_after_start_fails_no_call(
     tmp_path: Path, dynalite: Dynalite
 ) -> None:
@@ -242,8 +253,8 @@ def test_a_burst_at_the_readme_load_right_after_start_fails_no_call(
     finally:
         running.stop()
     # THEN no call failed, and none for the twin's own start-up
-    assert result.returncode == 0, result.stderr[-2000:]
     reports = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.returncode == 0, result.stderr[-2000:] + _failed_calls(reports)
     assert len(reports) == 1000
     reasons = [action["reason"] for report in reports for action in report["actions"]]
     assert not [reason for reason in reasons if "start-up" in reason]

@@ -145,3 +145,34 @@ def test_a_handler_broken_while_running_fails_invocations_clearly_until_it_is_fi
     assert lost.error_type == "Runtime.ExitError"
     assert broken.error_type == "Runtime.ImportModuleError" and "SyntaxError" in (broken.error_message or "")
     assert fixed.result == {"version": 2}
+
+
+def test_a_caller_time_limit_counts_from_when_a_container_runs_the_event(tmp_path: Path) -> None:
+    # GIVEN one container and three callers at once, each willing to wait 1 s for a 0.4 s function
+    async def body(function: LocalFunction) -> list[Any]:
+        event = {"action": "sleep", "seconds": 0.4}
+        return list(await asyncio.gather(*(function.invoke(event, time_limit=1.0) for _ in range(3))))
+
+    # WHEN they queue for it (the last waits 0.8 s before its event runs)
+    results = run(LocalFunction(spec(tmp_path), containers=1, max_containers=1), body)
+    # THEN all are answered: waiting for a worker of the twin's is not the function's time
+    assert [r.ok for r in results] == [True, True, True]
+    assert all(350 <= r.duration_ms < 1000 for r in results)
+
+
+def test_a_caller_that_stops_waiting_leaves_the_function_running_and_its_container_usable(
+    tmp_path: Path,
+) -> None:
+    async def body(function: LocalFunction) -> list[Any]:
+        gave_up = await function.invoke({"action": "sleep", "seconds": 0.6}, time_limit=0.1)
+        await asyncio.sleep(0.7)  # the container is free again, so the next caller has it at once
+        with pytest.raises(TimeoutError):  # a caller cancelled from outside strands nothing either
+            await asyncio.wait_for(function.invoke({"action": "sleep", "seconds": 0.6}), 0.1)
+        after = await asyncio.wait_for(function.invoke({}), 5)  # a stranded container: never answered
+        return [gave_up, after]
+
+    # GIVEN one container only; WHEN two callers stop waiting before their function ends
+    gave_up, after = run(LocalFunction(spec(tmp_path), containers=1, max_containers=1), body)
+    # THEN the first was told so, and the container served the next event, warm (its third)
+    assert gave_up.unanswered and gave_up.error_message == "no answer within 0.1 s"
+    assert after.ok and after.result["invocations"] == 3

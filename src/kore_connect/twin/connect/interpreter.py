@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import operator
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -47,7 +46,12 @@ TWIN_START_UP = "the twin's own start-up, not AWS's"
 
 
 class LambdaInvoker(Protocol):
-    async def __call__(self, function_arn: str, event: dict[str, Any]) -> Invocation: ...
+    """Runs a function. `time_limit` (None: no limit) is how long the flow waits once the function
+    runs; past it the invoker answers `Invocation.no_answer_within(time_limit)`."""
+
+    async def __call__(
+        self, function_arn: str, event: dict[str, Any], time_limit: float | None = None
+    ) -> Invocation: ...
 
 
 def _no_twin_delay(function_arn: str, within_seconds: float) -> str | None:
@@ -108,7 +112,9 @@ class _Branch:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-async def _unavailable_lambda(function_arn: str, event: dict[str, Any]) -> Invocation:
+async def _unavailable_lambda(
+    function_arn: str, event: dict[str, Any], time_limit: float | None = None
+) -> Invocation:
     return Invocation(
         error_type="ResourceNotFoundException", error_message=f"no local function for {function_arn}"
     )
@@ -120,7 +126,6 @@ class Interpreter:
     invoke_lambda: LambdaInvoker = _unavailable_lambda
     transfer: ThirdPartyTransfer | None = None
     queues: LocalQueues = field(default_factory=LocalQueues)
-    clock: Callable[[], float] = time.monotonic
     # What of the twin's own making kept a function from answering lately (LocalLambdas.twin_delay)
     twin_delay: Callable[[str, float], str | None] = _no_twin_delay
     _asynchronous: set[asyncio.Future[Invocation]] = field(default_factory=set)
@@ -235,15 +240,14 @@ class Interpreter:
             return _success(action, "invoked asynchronously")
         limit = float(parameters["InvocationTimeLimitSeconds"])
         response_type = parameters.get("ResponseValidation", {}).get("ResponseType", "STRING_MAP")
-        deadline = self.clock() + limit
+        budget = limit  # Connect's limit covers all attempts: what each ran is taken from it
         problems = []
         for attempt in range(1 + LAMBDA_RETRIES):
-            remaining = deadline - self.clock()
-            if remaining <= 0:
+            if budget <= 0:
                 break
-            try:
-                invocation = await asyncio.wait_for(self.invoke_lambda(arn, event), remaining)
-            except TimeoutError:
+            invocation = await self.invoke_lambda(arn, event, budget)
+            budget -= invocation.duration_ms / 1000
+            if invocation.unanswered:
                 delay = self.twin_delay(arn, limit)
                 cause = f" ({TWIN_START_UP}: {delay})" if delay else ""
                 problems.append(f"attempt {attempt + 1}: no answer within {limit:g} s{cause}")

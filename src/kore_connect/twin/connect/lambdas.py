@@ -47,7 +47,11 @@ class LocalLambdas:
         self._running: dict[str, LocalFunction] = {}
         self._starting: dict[str, asyncio.Future[LocalFunction]] = {}
 
-    async def __call__(self, function_arn: str, event: dict[str, Any]) -> Invocation:
+    async def __call__(
+        self, function_arn: str, event: dict[str, Any], time_limit: float | None = None
+    ) -> Invocation:
+        """The function's answer to `event`; `time_limit` counts from when a container runs it
+        (`LocalFunction.invoke`), so that the twin's own start-up and queueing fail no contact."""
         name = self._local_name(function_arn)
         spec = self._specs.get(name)
         if spec is None:
@@ -57,8 +61,11 @@ class LocalLambdas:
                 error_type="ResourceNotFoundException",
                 error_message=f"no local function is named {wanted!r} (local functions: {known})",
             )
-        function = await self._started(name, spec)
-        return await function.invoke(event)
+        try:
+            function = await self._started(name, spec)
+        except FunctionStartError as failure:  # as Lambda answers when the handler cannot be imported
+            return Invocation(error_type="Runtime.ImportModuleError", error_message=str(failure))
+        return await function.invoke(event, time_limit)
 
     async def warm(self, function_arns: list[str]) -> None:
         """Start the functions these ARNs reach now, with all their containers, so that no contact

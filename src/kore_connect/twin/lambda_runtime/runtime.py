@@ -78,7 +78,7 @@ class LocalFunction:
         self._last_start_error = ""
         self._last_start_ended = 0.0
         self._changed = asyncio.Condition()  # guards the four above; notified on every change
-        self._background: set[asyncio.Future[None]] = set()  # cold starts in flight, kept referenced
+        self._background: set[asyncio.Future[Any]] = set()  # cold starts and runs in flight, kept referenced
         # Invocations (one thread per container, each blocked on its pipe) and cold starts apart,
         # so a burst of starts never delays a warm container's answer.
         self._io = ThreadPoolExecutor(max_workers=self._max, thread_name_prefix=f"lambda-{spec.name}")
@@ -114,16 +114,35 @@ class LocalFunction:
             self._all.update(containers)
             self._free.extend(containers)
 
-    async def invoke(self, event: Any) -> Invocation:
-        """Run `event` through the handler; never raises for what the handler does."""
-        started = time.perf_counter()
+    async def invoke(self, event: Any, time_limit: float | None = None) -> Invocation:
+        """Run `event` through the handler; never raises for what the handler does.
+
+        `time_limit` is how long the caller waits once a container runs the event; past it the
+        answer is `Invocation.no_answer_within` and the event runs on to its end, as a Lambda
+        function does when its caller stops waiting. Time spent waiting for a free container is not
+        counted: it is the twin's (a few workers on one machine), where Lambda would start another.
+        """
         container = await self._acquire()
         if container is None:
             message = self._last_start_error if not self._closed else f"{self.spec.name} is stopping"
             return Invocation(error_type="Runtime.ImportModuleError", error_message=message)
-        loop = asyncio.get_running_loop()
+        # A task of its own, so that a caller who stops waiting never strands the container.
+        running = asyncio.ensure_future(self._run(container, event))
+        self._background.add(running)
+        running.add_done_callback(self._background.discard)
+        if time_limit is None:
+            return await asyncio.shield(running)
         try:
-            reply = await loop.run_in_executor(self._io, container.run, json.dumps(event))
+            return await asyncio.wait_for(asyncio.shield(running), time_limit)
+        except TimeoutError:
+            return Invocation.no_answer_within(time_limit)
+
+    async def _run(self, container: _Container, event: Any) -> Invocation:
+        started = time.perf_counter()
+        try:
+            reply = await asyncio.get_running_loop().run_in_executor(
+                self._io, container.run, json.dumps(event)
+            )
         except _ContainerLost as lost:
             container.stop()
             async with self._changed:
