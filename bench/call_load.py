@@ -33,6 +33,7 @@ import httpx
 
 from kore_connect.aws_events import contact_flow_event
 from kore_connect.cli.call import load_summary
+from kore_connect.twin.local.report import CallReport
 from kore_connect.twin.local.twin import RETRIEVE_ARN, LocalTwin
 from processes import cpu_of_tree, cpu_seconds, processes
 
@@ -94,9 +95,9 @@ async def run(args: argparse.Namespace) -> None:
         print(out.getvalue())
 
 
-async def batch(place: Any, count: int, concurrency: int) -> tuple[list[dict[str, Any]], float]:
+async def batch(place: Any, count: int, concurrency: int) -> tuple[list[CallReport], float]:
     slots = asyncio.Semaphore(concurrency)
-    results: list[dict[str, Any]] = []
+    results: list[CallReport] = []
 
     async def one() -> None:
         async with slots:

@@ -43,7 +43,7 @@ SIPP_BUFFER_BYTES = 4 * 1024 * 1024  # as the gateway's: no side drops datagrams
 
 
 @dataclass
-class Step:
+class RateStep:
     """One batch of calls at one rate against one side."""
 
     rate: int
@@ -110,8 +110,8 @@ def main() -> None:
             api.wait_ready()
             gateway.wait_ready()
             caller = _caller_scenario(workdir)
-            ours_steps: list[Step] = []
-            base_steps: list[Step] = []
+            ours_steps: list[RateStep] = []
+            base_steps: list[RateStep] = []
             for rate in rates:
                 ours = _step(sipp, caller, sip_port, rate, args.calls, workdir, [api, gateway])
                 ours.problems = _verify(database, interactions, workdir / "contacts.csv")
@@ -161,7 +161,7 @@ def _sipp_answering(sipp: str, port: int, workdir: Path) -> subprocess.Popen[byt
 
 def _step(
     sipp: str, caller: Path, port: int, rate: int, calls: int, workdir: Path, servers: list[Server]
-) -> Step:
+) -> RateStep:
     contacts = workdir / "contacts.csv"
     contacts.write_text("SEQUENTIAL\n" + "".join(f"{uuid.uuid4()};\n" for _ in range(calls)))
     stats = workdir / "stats.csv"
@@ -175,7 +175,7 @@ def _step(
     subprocess.run(command, cwd=workdir, stdin=subprocess.DEVNULL, capture_output=True, check=False)
     seconds = time.monotonic() - started
     last = _last_stats(stats)
-    return Step(
+    return RateStep(
         rate=rate,
         calls=calls,
         seconds=seconds,
@@ -237,7 +237,7 @@ def _kinds(problems: list[str]) -> str:
     return ", ".join(f"{n} x {kind}" for kind, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
-def _print_step(ours: Step, base: Step) -> None:
+def _print_step(ours: RateStep, base: RateStep) -> None:
     verdict = "held" if ours.passed else "FAILED"
     print(
         f"{ours.rate:>4}/s x {ours.calls}: ours {ours.succeeded} ok, {ours.failed} failed, "

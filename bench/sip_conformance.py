@@ -110,8 +110,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         log = (home / "gateway.log").read_text(errors="replace")
         interactions = InteractionStore(home / "interactions.db")
         try:
-            set_up = [i for i in interactions.all() if str(i["callId"]).startswith("protos-")]
-            ended = Counter(i["ended"] for i in set_up)
+            set_up = [i for i in interactions.all() if i.call_id.startswith("protos-")]
+            ended = Counter(i.ended for i in set_up)
         finally:
             interactions.close()
     lines = log.splitlines()
@@ -128,7 +128,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "validCallProblems": sorted({p for problems in failed_calls for p in problems}),
         "protosCallsSetUp": sum(ended.values()),
         "protosCallsEnded": dict(ended.most_common()),
-        "protosCasesSetUp": sorted({_case_number(i["callId"]) for i in set_up} - {None}),
+        "protosCasesSetUp": sorted({_case_number(i.call_id) for i in set_up} - {None}),
         "gatewayAlive": alive,
         "logLines": len(lines),
         "logLinesPerMessage": round(len(lines) / max(sent, 1), 4),

@@ -16,10 +16,11 @@ import secrets
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from kore_connect.cli.call import call_problems, load_summary
+from kore_connect.twin.local.report import CallReport
 from kore_connect.twin.local.twin import LocalTwin
 from processes import processes
 
@@ -60,11 +61,9 @@ async def soak(args: argparse.Namespace) -> None:
     print(f"loss or mix-up: {lost or 'none'}")
 
 
-async def paced(
-    twin: LocalTwin, count: int, rate: float, concurrency: int
-) -> tuple[list[dict[str, Any]], float]:
+async def paced(twin: LocalTwin, count: int, rate: float, concurrency: int) -> tuple[list[CallReport], float]:
     slots = asyncio.Semaphore(concurrency)
-    reports: list[dict[str, Any]] = []
+    reports: list[CallReport] = []
     started = time.monotonic()
 
     async def one(index: int) -> None:
@@ -72,17 +71,18 @@ async def paced(
         async with slots:
             report = await twin.call()
         # Only what the summary needs: holding 10,000 whole reports would be the bench's memory.
-        reports.append(
-            {**{k: report[k] for k in ("contactId", "ended", "metadata", "timings")}, "kore": slim(report)}
-        )
+        reports.append(slim(report))
 
     await asyncio.gather(*(one(i) for i in range(count)))
     return reports, time.monotonic() - started
 
 
-def slim(report: dict[str, Any]) -> dict[str, Any] | None:
-    kore = report.get("kore")
-    return None if kore is None else {"instanceSessionId": kore.get("instanceSessionId")}
+def slim(report: CallReport) -> CallReport:
+    """The report without its SIP messages and bot nodes, which the summary does not read."""
+    kore = report.kore
+    if kore is not None:
+        kore = replace(kore, sip=[], nodes=[])
+    return replace(report, contact=replace(report.contact, transfers=()), kore=kore)
 
 
 def memory() -> dict[str, int]:

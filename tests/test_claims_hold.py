@@ -21,6 +21,8 @@ from kore_connect.cli.call import call_problems
 from kore_connect.config import Settings
 from kore_connect.sessions.dynamodb import DynamoDBSessionStore, ensure_table
 from kore_connect.sessions.sqlite import SQLiteSessionStore
+from kore_connect.twin.local.report import CallReport
+from tests.call_reports import a_report
 from tests.conftest import CONTACT_ID, context, load_event
 from tests.peers import free_port
 
@@ -125,13 +127,8 @@ def test_secrets_manager_unreachable_is_a_500_not_a_401(monkeypatch: pytest.Monk
 # ---------------------------------------------------------------- the load generator's mix-up check
 
 
-def _report(contact: str, instance: str, stored: Any, custom: Any) -> dict[str, Any]:
-    return {
-        "contactId": contact,
-        "ended": "queued",
-        "kore": {"instanceSessionId": instance},
-        "metadata": {"stored": stored, "customData": custom},
-    }
+def _report(contact: str, instance: str, stored: Any, custom: Any) -> CallReport:
+    return a_report(contact, instance, stored=stored, custom=custom)
 
 
 def test_a_consistent_mix_up_is_named_twice() -> None:

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from kore_connect.cli.call import call_problems, load_summary
+from kore_connect.twin.local.report import CallReport, Timings
+from tests.call_reports import a_report
 from tests.conftest import HANDOFF_EXPORT
 
 COMMAND = shutil.which("kore-connect") or str(Path(__file__).resolve().parents[1] / ".venv/bin/kore-connect")
@@ -94,9 +96,9 @@ def test_the_text_report_shows_the_flow_the_ladder_the_bot_and_the_data() -> Non
 def test_a_load_of_1000_calls_at_concurrency_100_loses_and_mixes_up_nothing() -> None:
     result = kore_connect("call", "--count", "1000", "--concurrency", "100", "--json")
     assert result.returncode == 0, result.stderr[-2000:]
-    reports = [json.loads(line) for line in result.stdout.splitlines()]
+    reports = [CallReport.from_json(json.loads(line)) for line in result.stdout.splitlines()]
     assert len(reports) == 1000
-    assert len({r["contactId"] for r in reports}) == 1000
+    assert len({r.contact.contact_id for r in reports}) == 1000
     assert [p for r in reports for p in call_problems(r)] == []
     summary = load_summary(reports, seconds=60.0)
     assert summary["failedCalls"] == 0 and summary["handoffMs"]["p50"] > 0
@@ -108,14 +110,9 @@ def test_the_load_summary_is_printed_and_the_check_can_fail() -> None:
     assert "20 calls in" in result.stdout and "No call lost or mixed up" in result.stdout
 
 
-def report_for(contact: str, instance: str, custom: Any) -> dict[str, Any]:
+def report_for(contact: str, instance: str, custom: Any, timings: Timings | None = None) -> CallReport:
     sent = {"x_metadata": f"Hello from Kore for contact {contact}", "kore-instanceSessionId": instance}
-    return {
-        "contactId": contact,
-        "ended": "queued",
-        "kore": {"instanceSessionId": instance},
-        "metadata": {"stored": sent, "customData": custom},
-    }
+    return a_report(contact, instance, stored=sent, custom=custom, timings=timings)
 
 
 def test_a_call_that_loses_its_metadata_exits_1() -> None:
@@ -129,24 +126,20 @@ def test_a_call_that_loses_its_metadata_exits_1() -> None:
 
 
 def test_timings_and_the_summary_are_computed_from_the_reports() -> None:
-    from kore_connect.twin.connect.contact import Contact, Step
-    from kore_connect.twin.local.twin import _timings
+    from kore_connect.twin.connect.contact import Step
+    from kore_connect.twin.local.report import _timings
+    from kore_connect.twin.sip.trace import TracedMessage
 
-    contact = Contact.inbound(customer="+1", system="+2", instance_arn="arn")
-    invite = {"firstLine": "INVITE sip:x SIP/2.0", "at": 0.010}
-    ok = {"firstLine": "SIP/2.0 200 OK", "at": 0.030}
-    contact.trace += [
+    invite = TracedMessage("sent", "INVITE sip:x SIP/2.0", 0.010)
+    ok = TracedMessage("received", "SIP/2.0 200 OK", 0.030)
+    trace = [
         Step("a", "UpdateContactAttributes", "Success", "before", at=1.0),  # before the transfer
-        Step("t", "TransferParticipantToThirdParty", "Success", "bye", {"sipMessages": [invite, ok]}, at=2.0),
+        Step("t", "TransferParticipantToThirdParty", "Success", "bye", (invite, ok), at=2.0),
         Step("l", "InvokeLambdaFunction", "Success", "ok", at=2.004),
         Step("u", "UpdateContactAttributes", "Success", "set", at=2.005),
     ]
-    timings = _timings(contact, started=0.5)
-    assert timings == {"setupMs": 20.0, "handoffMs": 5.0, "totalMs": 1505.0}
-    reports = [
-        {**report_for(str(n), str(n), None), "timings": {"setupMs": float(n), "handoffMs": None}}
-        for n in range(1, 101)
-    ]
+    assert _timings(trace, started=0.5) == Timings(setup_ms=20.0, handoff_ms=5.0, total_ms=1505.0)
+    reports = [report_for(str(n), str(n), None, Timings(float(n), None, 0.0)) for n in range(1, 101)]
     summary = load_summary(reports, seconds=4.0)
     assert summary["callsPerSecond"] == 25.0 and summary["failedCalls"] == 100
     assert summary["setupMs"] == {"p50": 50.5, "p95": 95.0, "p99": 99.0}

@@ -28,6 +28,7 @@ from kore_connect.twin.connect.interpreter import (
     TransferResult,
 )
 from kore_connect.twin.lambda_runtime.invocation import Invocation
+from kore_connect.twin.sip.trace import TracedMessage
 from tests.conftest import context
 from tests.test_flow_render import OPTIONS
 
@@ -43,6 +44,12 @@ def new_contact() -> Contact:
     return Contact.inbound(customer="+14155550123", system="+18005550100", instance_arn=INSTANCE)
 
 
+TRANSFER_MESSAGES = (
+    TracedMessage("sent", "INVITE sip:+12065551118@127.0.0.1 SIP/2.0", 0.0),
+    TracedMessage("received", "SIP/2.0 200 OK", 0.02),
+)
+
+
 class FakeTransfer:
     """Stands in for the external voice connector: records the request, answers the outcome given."""
 
@@ -52,7 +59,7 @@ class FakeTransfer:
 
     async def __call__(self, contact: Contact, request: TransferRequest) -> TransferResult:
         self.requests.append(request)
-        return TransferResult(self.outcome, f"the far end: {self.outcome}", ("INVITE ->", "<- 200 OK"))
+        return TransferResult(self.outcome, f"the far end: {self.outcome}", TRANSFER_MESSAGES)
 
 
 @pytest.fixture
@@ -149,7 +156,7 @@ def test_an_exported_flow_hands_back_the_bots_metadata_and_queues_the_caller(
     ((_, event),) = retrieve.calls
     assert event["Details"]["Parameters"] == {"contactId": contact.contact_id}
     assert event["Details"]["ContactData"]["ContactId"] == contact.contact_id
-    assert contact.trace[2].details["sip"] == ["INVITE ->", "<- 200 OK"]
+    assert contact.trace[2].sip == TRANSFER_MESSAGES
 
 
 def test_nothing_stored_still_queues_the_caller_with_data_not_found(

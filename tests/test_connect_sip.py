@@ -105,7 +105,7 @@ def ladder(messages: Any) -> list[str]:
     """'-> INVITE', '<- 180'...: each message's direction and method or status, retransmissions dropped."""
     steps: list[str] = []
     for message in messages:
-        arrow, first, second = message.split(" ")[:3]
+        arrow, first, second = str(message).split(" ")[:3]
         step = f"{arrow} {second if first == 'SIP/2.0' else first}"
         if not steps or steps[-1] != step:
             steps.append(step)
@@ -186,7 +186,7 @@ def test_a_gateway_that_requires_reliable_provisionals_gets_its_prack(tmp_path: 
         "<- BYE",
         "-> 200",
     ]
-    prack = next(r["message"] for r in result.records if r["firstLine"].startswith("PRACK"))
+    prack = next(m.text or "" for m in result.messages if m.first_line.startswith("PRACK"))
     assert prack.startswith(f"PRACK sip:127.0.0.1:{peer.port}")  # to the 183's Contact, in its early dialog
     assert "\r\nCSeq: 2 PRACK\r\n" in prack and "\r\nRAck: 4475 1 INVITE\r\n" in prack
 
@@ -300,5 +300,5 @@ def test_an_exported_flow_runs_unchanged_against_sipp_and_reaches_the_queue(
     ]
     assert json.loads(contact.attributes["customData"]) == metadata
     assert contact.state is ContactState.QUEUED
-    assert contact.trace[2].details["sip"][0].startswith("-> INVITE sip:+12065551118@")
+    assert str(contact.trace[2].sip[0]).startswith("-> INVITE sip:+12065551118@")
     assert f"X-Amzn-ConnectContactId: {contact.contact_id}" in peer.received()[0]

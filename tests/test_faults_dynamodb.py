@@ -22,6 +22,9 @@ from kore_connect import config
 from kore_connect.sessions.dynamodb import DynamoDBSessionStore, ensure_table
 from kore_connect.stack import AUTHORIZER_FUNCTION
 from kore_connect.twin.apigw.app import FunctionOverrides, LocalApi
+from kore_connect.twin.connect.contact import ActionTaken
+from kore_connect.twin.kore.interactions import NodeResult
+from kore_connect.twin.local.report import CallReport
 from kore_connect.twin.local.store import LocalStore
 from kore_connect.twin.local.twin import LocalTwin
 from tests.faulty_dynamodb import FaultyDynamoDB
@@ -135,13 +138,14 @@ def run_calls(tmp_path: Path, endpoint: str, table: str, scenario: Any) -> Any:
     return asyncio.run(main())
 
 
-def service_node(report: dict[str, Any]) -> dict[str, Any]:
-    (node,) = [n for n in report["kore"]["nodes"] if n["kind"] == "service"]
-    return dict(node)
+def service_node(report: CallReport) -> NodeResult:
+    assert report.kore is not None, "the gateway never saw the call"
+    (node,) = [n for n in report.kore.nodes if n.kind == "service"]
+    return node
 
 
-def branch_of(report: dict[str, Any], action_type: str) -> str:
-    return str(next(a["branch"] for a in report["actions"] if a["type"] == action_type))
+def action(report: CallReport, action_type: str) -> ActionTaken:
+    return next(a for a in report.contact.actions if a.type == action_type)
 
 
 def test_a_throttled_dynamodb_fails_the_call_softly_and_the_next_call_works(
@@ -151,7 +155,7 @@ def test_a_throttled_dynamodb_fails_the_call_softly_and_the_next_call_works(
     proxy = FaultyDynamoDB(dynalite.endpoint)
     with serving(proxy.app) as endpoint:
 
-        async def scenario(twin: LocalTwin) -> list[dict[str, Any]]:
+        async def scenario(twin: LocalTwin) -> list[CallReport]:
             before = await twin.call()
             proxy.fault = "throttle"  # every request: the bot's write, the flow's read, our report's read
             during = await twin.call()
@@ -167,34 +171,32 @@ def test_a_throttled_dynamodb_fails_the_call_softly_and_the_next_call_works(
     # during: the store function answered 503 each time; the Service node tried 3 times (1 + its
     # 2 retries), each time botocore tried twice (standard mode, 2 attempts in all): 6 writes
     failed = service_node(during)
-    assert (
-        failed["status"] == "error" and failed["httpStatus"] == 503 and "after 3 attempts" in failed["detail"]
-    )
+    assert failed.status == "error" and failed.http_status == 503 and "after 3 attempts" in failed.detail
     throttled_writes = proxy.operations("PutItem", "throttled")
     assert throttled_writes == 6 + 1  # and the blip's one
     # the bot still hung up to transfer, the flow's read failed (Error branch), the caller was queued
-    assert during["kore"]["ended"] == "agent transfer (SIP BYE, answered 200)"
-    assert branch_of(during, "InvokeLambdaFunction") == "NoMatchingError"
-    assert during["ended"] == "queued"
-    assert during["metadata"]["stored"] is None and "storeError" in during["metadata"]
+    assert during.kore is not None and during.kore.ended == "agent transfer (SIP BYE, answered 200)"
+    assert action(during, "InvokeLambdaFunction").branch == "NoMatchingError"
+    assert during.contact.ended == "queued"
+    assert during.metadata.stored is None and during.metadata.store_error
     # Connect invoked the retrieve function again and again (up to 1 + its 3 retries, within the
     # flow's 3 s limit: botocore's random backoff decides how many fit), each read tried twice
-    invoke = next(a for a in during["actions"] if a["type"] == "InvokeLambdaFunction")
-    attempts = len(re.findall(r"attempt \d+:", invoke["reason"]))
-    assert attempts >= 2, invoke["reason"]
+    invoke = action(during, "InvokeLambdaFunction")
+    attempts = len(re.findall(r"attempt \d+:", invoke.reason))
+    assert attempts >= 2, invoke.reason
     assert proxy.operations("GetItem", "throttled") >= 2 * attempts - 1  # the last may be cut off
     # a single throttled write: botocore retried it with backoff and the call never noticed
     for report in (before, blip, after):
-        assert service_node(report)["httpStatus"] == 200 and report["ended"] == "queued"
-        assert report["metadata"]["customData"] == report["metadata"]["stored"] is not None
-        assert report["metadata"]["stored"]["x_metadata"].endswith(report["contactId"])
+        assert service_node(report).http_status == 200 and report.contact.ended == "queued"
+        assert report.metadata.handed_back
+        assert report.metadata.stored["x_metadata"].endswith(report.contact.contact_id)
     # the store holds exactly the three calls that got a 200, and nothing for the throttled one
     store = LocalStore(tmp_path / "unused.db", dynamodb_endpoint=dynalite.endpoint, table=table).open()
     try:
         for report in (before, blip, after):
-            record = store.get(report["contactId"])
-            assert record is not None and json.loads(record.metadata) == report["metadata"]["stored"]
-        assert store.get(during["contactId"]) is None
+            record = store.get(report.contact.contact_id)
+            assert record is not None and json.loads(record.metadata) == report.metadata.stored
+        assert store.get(during.contact.contact_id) is None
     finally:
         store.close()
 
@@ -204,13 +206,13 @@ def test_a_slow_dynamodb_delays_the_call_and_changes_nothing_else(tmp_path: Path
     proxy = FaultyDynamoDB(dynalite.endpoint, slow_seconds=0.7)  # well within botocore's 2 s read timeout
     with serving(proxy.app) as endpoint:
 
-        async def scenario(twin: LocalTwin) -> dict[str, Any]:
+        async def scenario(twin: LocalTwin) -> CallReport:
             proxy.fault = "slow"
             return await twin.call()
 
         report = run_calls(tmp_path, endpoint, table, scenario)
 
-    assert service_node(report)["httpStatus"] == 200 and report["ended"] == "queued"
-    assert report["timings"]["totalMs"] >= 1400  # the write and the flow's read each waited (a lower bound)
-    assert report["metadata"]["customData"] == report["metadata"]["stored"] is not None
+    assert service_node(report).http_status == 200 and report.contact.ended == "queued"
+    assert report.timings.total_ms >= 1400  # the write and the flow's read each waited (a lower bound)
+    assert report.metadata.handed_back
     assert proxy.operations("PutItem", "slowed") == 1  # slow is not failed: nothing was retried

@@ -16,7 +16,6 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -24,12 +23,13 @@ import pytest
 from kore_connect.cli.call import call_problems
 from kore_connect.contactflow.model import Flow
 from kore_connect.twin.connect.contact import Contact
-from kore_connect.twin.connect.interpreter import TWIN_START_UP, Interpreter
+from kore_connect.twin.connect.interpreter import Interpreter
 from kore_connect.twin.connect.lambdas import LocalLambdas
 from kore_connect.twin.connect.local import invoked_functions
 from kore_connect.twin.lambda_runtime.invocation import Invocation
 from kore_connect.twin.lambda_runtime.runtime import FunctionSpec
 from kore_connect.twin.local.parts import Part, PartStartError
+from kore_connect.twin.local.report import CallReport
 from tests.peers import Dynalite, descendants, free_port
 from tests.test_cli_call import COMMAND
 from tests.test_cli_up import Up
@@ -230,13 +230,11 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
-def _failed_calls(reports: list[dict[str, Any]]) -> str:
+def _failed_calls(reports: list[CallReport]) -> str:
     """The first failed calls, with what each action did: what a red run needs to be understood."""
-    from kore_connect.cli.call import call_problems
-
     failed = [(report, call_problems(report)) for report in reports]
     return "".join(
-        f"\n{report['contactId']}: {problems}: " + " | ".join(a["reason"] for a in report.get("actions", []))
+        f"\n{report.contact.contact_id}: {problems}: " + " | ".join(a.reason for a in report.contact.actions)
         for report, problems in [(r, p) for r, p in failed if p][:5]
     )
 
@@ -252,13 +250,13 @@ def test_a_burst_at_the_readme_load_right_after_start_fails_no_call(
         result = running.call("--count", "1000", "--concurrency", "100", "--json")
     finally:
         running.stop()
-    # THEN no call failed, and none for the twin's own start-up
-    reports = [json.loads(line) for line in result.stdout.splitlines()]
+    # THEN no call failed (none for the twin's own start-up: its functions were still warming)
+    reports = [CallReport.from_json(json.loads(line)) for line in result.stdout.splitlines()]
     assert result.returncode == 0, result.stderr[-2000:] + _failed_calls(reports)
     assert len(reports) == 1000
-    reasons = [action["reason"] for report in reports for action in report["actions"]]
+    reasons = [action.reason for report in reports for action in report.contact.actions]
     assert not [reason for reason in reasons if "start-up" in reason]
-    assert all(report["metadata"]["customData"] == report["metadata"]["stored"] for report in reports)
+    assert all(report.metadata.handed_back for report in reports)
 
 
 def test_connect_run_from_another_folder_uses_the_running_up_over_tcp(
@@ -374,15 +372,15 @@ def _line(lines: list[str], start: str) -> str:
     return next(line for line in lines if line.startswith(start))
 
 
-# --- a call failed by the twin's own start-up says so --------------------------------------------
+# --- the twin's own start-up fails no call -------------------------------------------------------
 
 
-def slow_starting_lambdas(tmp_path: Path, import_seconds: float) -> LocalLambdas:
+def slow_starting_lambdas(tmp_path: Path, import_seconds: float, run_seconds: float = 0.0) -> LocalLambdas:
     """The function `probe`, whose container takes `import_seconds` to import its handler (as ours
-    do on a busy machine), not yet started."""
+    do on a busy machine) and which runs `run_seconds`, not yet started."""
     (tmp_path / "slow_probe.py").write_text(
         f"import time\ntime.sleep({import_seconds})\n\n"
-        "def handler(event, context):\n    return {'a': '1'}\n"
+        f"def handler(event, context):\n    time.sleep({run_seconds})\n    return {{'a': '1'}}\n"
     )
     spec = FunctionSpec("probe", "slow_probe.handler", 3.0, {"PYTHONPATH": str(tmp_path)})
     return LocalLambdas({"probe": spec})
@@ -395,33 +393,34 @@ def run_flow(lambdas: LocalLambdas, flow: Flow, *, warm: bool) -> Contact:
         try:
             if warm:
                 await lambdas.warm(invoked_functions([flow]))  # as `up` does before it says it is ready
-            interpreter = Interpreter(flow, invoke_lambda=lambdas, twin_delay=lambdas.twin_delay)
-            return await interpreter.run(new_contact())
+            return await Interpreter(flow, invoke_lambda=lambdas).run(new_contact())
         finally:
             await lambdas.close()
 
     return asyncio.run(scenario())
 
 
-def test_a_flow_timed_out_by_a_starting_container_says_it_was_the_twin(tmp_path: Path) -> None:
+def test_a_function_still_starting_when_the_limit_would_run_out_fails_no_contact(tmp_path: Path) -> None:
     from tests.test_connect_interpreter import lambda_flow
 
-    # GIVEN a function whose first container is still starting when the flow's 1 s limit runs out
+    # GIVEN a function whose first container takes 2.5 s to start, and a flow that waits 1 s for it
     lambdas = slow_starting_lambdas(tmp_path, import_seconds=2.5)
+    # WHEN a contact invokes it before it has started (a Lambda cold start takes a fraction of that)
     contact = run_flow(lambdas, Flow.parse(lambda_flow(limit="1")), warm=False)
-    # THEN the error branch, as in Connect, and the reason names the twin's start-up
-    step = contact.trace[0]
-    assert step.branch == "NoMatchingError"
-    assert TWIN_START_UP in step.reason and "a container of probe was starting" in step.reason
-    # and the call's problems say the twin, not AWS, failed it
-    report: dict[str, Any] = {
-        "contactId": contact.contact_id,
-        "actions": [{"reason": step.reason}],
-        "kore": {"instanceSessionId": "x"},
-        "ended": "queued",
-        "metadata": {"stored": None, "customData": None},
-    }
-    assert call_problems(report)[0].startswith(f"failed by {TWIN_START_UP}")
+    # THEN the flow's limit counted only the function's own run: it answered, as in AWS
+    assert contact.trace[0].branch == "Success", contact.trace[0].reason
+    assert contact.external == {"a": "1"}
+
+
+def test_a_function_that_runs_past_the_flows_limit_takes_the_error_branch(tmp_path: Path) -> None:
+    from tests.test_connect_interpreter import lambda_flow
+
+    # GIVEN a started function that runs 1.5 s, and a flow that waits 1 s for it
+    lambdas = slow_starting_lambdas(tmp_path, import_seconds=0.0, run_seconds=1.5)
+    contact = run_flow(lambdas, Flow.parse(lambda_flow(limit="1")), warm=True)
+    # THEN the error branch, as in Connect, however long the twin took to start it
+    assert contact.trace[0].branch == "NoMatchingError"
+    assert "no answer within 1 s" in contact.trace[0].reason
 
 
 def test_a_warmed_function_answers_the_first_contact_within_the_limit(tmp_path: Path) -> None:
@@ -430,26 +429,6 @@ def test_a_warmed_function_answers_the_first_contact_within_the_limit(tmp_path: 
     lambdas = slow_starting_lambdas(tmp_path, import_seconds=2.5)
     contact = run_flow(lambdas, Flow.parse(lambda_flow(limit="1")), warm=True)
     assert contact.trace[0].branch == "Success"
-
-
-def test_a_slow_function_that_is_not_starting_is_not_blamed_on_the_twin(tmp_path: Path) -> None:
-    lambdas = slow_starting_lambdas(tmp_path, import_seconds=0.2)
-    arn = "arn:aws:lambda:us-east-1:123456789012:function:probe"
-
-    async def scenario() -> tuple[str | None, str | None]:
-        try:
-            starting = asyncio.ensure_future(lambdas.warm([arn]))
-            await asyncio.sleep(0.05)
-            while_starting = lambdas.twin_delay(arn, 1.0)
-            await starting
-            await asyncio.sleep(0.1)
-            return while_starting, lambdas.twin_delay(arn, 0.05)
-        finally:
-            await lambdas.close()
-
-    while_starting, later = asyncio.run(scenario())
-    assert while_starting == "a container of probe was starting"
-    assert later is None
 
 
 def test_contacts_arriving_together_start_a_function_once(tmp_path: Path) -> None:

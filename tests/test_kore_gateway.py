@@ -22,6 +22,7 @@ from kore_connect.errors import ConfigError
 from kore_connect.twin.kore import call as call_module
 from kore_connect.twin.kore.config import DidRoute, GatewayConfig
 from kore_connect.twin.kore.gateway import KoreGateway
+from kore_connect.twin.kore.interactions import Interaction
 from tests.conftest import REPO, context
 from tests.servers import serving, serving_metadata_api
 
@@ -60,13 +61,13 @@ def call(
     source: str = "127.0.0.1",
     scenario_path: Path | None = None,
     sipp_options: tuple[str, ...] = (),
-) -> tuple[int, str, list[dict[str, Any]]]:
+) -> tuple[int, str, list[Interaction]]:
     """One SIPp call to a gateway started for it; SIPp's exit code and stderr, and the interactions."""
     sipp = shutil.which("sipp")
     if sipp is None:
         pytest.fail("SIPp is missing: run the tests with ./dev test, which installs Debian's sip-tester")
 
-    async def scenario_run() -> tuple[int, str, list[dict[str, Any]]]:
+    async def scenario_run() -> tuple[int, str, list[Interaction]]:
         gateway = KoreGateway(settings)
         await gateway.start()
         try:
@@ -130,12 +131,9 @@ def test_connects_call_ends_with_the_bots_bye_and_its_metadata_in_the_store(
     # THEN the call went INVITE -> 200 -> ACK -> the gateway's BYE -> 200
     assert code == 0, err
     (interaction,) = interactions
-    assert interaction["contactId"] == contact_id and interaction["did"] == DID
-    assert (
-        interaction["ended"] == "agent transfer (SIP BYE, answered 200)"
-        and interaction["serviceStatus"] == 200
-    )
-    assert [n["status"] for n in interaction["nodes"]] == ["ok"] * 5
+    assert interaction.contact_id == contact_id and interaction.did == DID
+    assert interaction.ended == "agent transfer (SIP BYE, answered 200)" and interaction.service_status == 200
+    assert [n.status for n in interaction.nodes] == ["ok"] * 5
     # AND the metadata for that contact is in the store, exactly as the Service node sent it
     monkeypatch.setenv(config.SESSION_BACKEND, "sqlite")
     monkeypatch.setenv(config.SQLITE_PATH, str(database))
@@ -145,8 +143,8 @@ def test_connects_call_ends_with_the_bots_bye_and_its_metadata_in_the_store(
     metadata = json.loads(answer["body"])
     assert metadata["x_metadata"] == f"Hello from Kore for contact {contact_id}"
     # the instance session ID of this call's own Kore session, which the interaction records
-    assert metadata["kore-instanceSessionId"] == interaction["instanceSessionId"]
-    assert len(interaction["instanceSessionId"]) == 24
+    assert metadata["kore-instanceSessionId"] == interaction.instance_session_id
+    assert len(interaction.instance_session_id) == 24
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
@@ -172,7 +170,7 @@ def test_an_unknown_did_gets_404(tmp_path: Path, api: tuple[str, Path]) -> None:
     )
     assert code == 0, err
     (interaction,) = interactions
-    assert interaction["ended"].startswith("no DID matches")
+    assert interaction.ended.startswith("no DID matches")
 
 
 def test_no_acceptable_codec_gets_488(tmp_path: Path, api: tuple[str, Path]) -> None:
@@ -180,7 +178,7 @@ def test_no_acceptable_codec_gets_488(tmp_path: Path, api: tuple[str, Path]) -> 
     scenario = refused_scenario(tmp_path, "488", sdp_codecs="18")
     code, err, interactions = call(gateway_config(tmp_path, url), "", scenario_path=scenario)
     assert code == 0, err
-    assert interactions[0]["ended"].startswith("no acceptable codec")
+    assert interactions[0].ended.startswith("no acceptable codec")
 
 
 def test_the_longest_did_pattern_wins() -> None:
@@ -355,9 +353,9 @@ def test_a_cancel_while_ringing_ends_the_call_before_the_bot_runs(
     code, err, interactions = call(settings, "connect_cancels")
     assert code == 0, err  # SIPp got 200 for its CANCEL and 487 for its INVITE
     (interaction,) = interactions
-    assert interaction["ended"] == "cancelled by the caller"
-    assert interaction["nodes"] == []  # the bot never ran
-    sent = [m["firstLine"] for m in interaction["sip"] if m["direction"] == "sent"]
+    assert interaction.ended == "cancelled by the caller"
+    assert interaction.nodes == []  # the bot never ran
+    sent = [m.first_line for m in interaction.sip if m.direction == "sent"]
     assert "SIP/2.0 200 OK" not in sent[:1]  # no answer went out before the CANCEL
 
 
@@ -382,17 +380,17 @@ def test_a_caller_who_hangs_up_mid_dialog_stops_the_bot(
         )
     assert code == 0, err  # the gateway answered the caller's BYE with 200 (each copy of it too)
     (interaction,) = interactions
-    assert interaction["ended"] == "the caller hung up"
+    assert interaction.ended == "the caller hung up"
     # the bot was stopped mid-dialog, in its service call, and the gateway sent no BYE of its own
-    assert [(n["node"], n["status"]) for n in interaction["nodes"]] == [
+    assert [(n.node, n.status) for n in interaction.nodes] == [
         ("Start Flow script", "ok"),
         ("greeting", "ok"),
         ("find the contact ID", "ok"),
         ("send the metadata", "stopped"),
     ]
-    assert interaction["nodes"][-1]["detail"] == "stopped: the caller hung up"
-    assert interaction["serviceStatus"] is None  # it never answered
-    assert not any(m["direction"] == "sent" and m["firstLine"].startswith("BYE") for m in interaction["sip"])
+    assert interaction.nodes[-1].detail == "stopped: the caller hung up"
+    assert interaction.service_status is None  # it never answered
+    assert not any(m.direction == "sent" and m.first_line.startswith("BYE") for m in interaction.sip)
 
 
 def test_an_options_ping_is_answered(tmp_path: Path, api: tuple[str, Path]) -> None:
@@ -402,8 +400,8 @@ def test_an_options_ping_is_answered(tmp_path: Path, api: tuple[str, Path]) -> N
     assert interactions == []
 
 
-def sent_lines(interaction: dict[str, Any], start: str) -> list[str]:
-    sent = [m["firstLine"] for m in interaction["sip"] if m["direction"] == "sent"]
+def sent_lines(interaction: Interaction, start: str) -> list[str]:
+    sent = [m.first_line for m in interaction.sip if m.direction == "sent"]
     return [line for line in sent if line.startswith(start)]
 
 
@@ -418,15 +416,12 @@ def test_udp_retransmissions_are_absorbed_and_made_as_rfc_3261_says(
     assert code == 0, err
     # THEN the copy of the INVITE started no second call: one interaction, the bot ran once
     (interaction,) = interactions
-    assert (
-        interaction["ended"] == "agent transfer (SIP BYE, answered 200)"
-        and interaction["serviceStatus"] == 200
-    )
-    assert len(interaction["nodes"]) == 5
-    received = [m["firstLine"] for m in interaction["sip"] if m["direction"] == "received"]
+    assert interaction.ended == "agent transfer (SIP BYE, answered 200)" and interaction.service_status == 200
+    assert len(interaction.nodes) == 5
+    received = [m.first_line for m in interaction.sip if m.direction == "received"]
     assert sum(line.startswith("INVITE") for line in received) == 2
     # AND the copy was answered with the last response sent before it (the 180), not a new 100
-    assert sent_lines(interaction, "SIP/2.0 180") == ["SIP/2.0 180 Ringing"] * 2, interaction["sip"]
+    assert sent_lines(interaction, "SIP/2.0 180") == ["SIP/2.0 180 Ringing"] * 2, interaction.sip
     assert len(sent_lines(interaction, "SIP/2.0 100")) == 1
     # AND the 200 went out again until the late ACK, and the BYE again until its late 200
     assert len(sent_lines(interaction, "SIP/2.0 200")) >= 2
@@ -444,8 +439,8 @@ def test_malformed_requests_get_400_or_are_dropped_and_the_gateway_goes_on(
     )
     assert code == 0, err  # SIPp checked each 400's reason phrase, then a sound call went through
     (interaction,) = interactions  # none of the malformed requests opened a call
-    assert interaction["contactId"] == contact_id
-    assert interaction["ended"] == "agent transfer (SIP BYE, answered 200)"
+    assert interaction.contact_id == contact_id
+    assert interaction.ended == "agent transfer (SIP BYE, answered 200)"
 
 
 def test_a_flow_from_the_yaml_answers_its_did_and_its_bye_carries_the_transfer_headers(
@@ -478,14 +473,14 @@ def test_a_flow_from_the_yaml_answers_its_did_and_its_bye_carries_the_transfer_h
     code, err, interactions = call(settings, "", scenario_path=tmp_path / "bye_header.xml")
     assert code == 0, err
     (interaction,) = interactions
-    assert [n["node"] for n in interaction["nodes"]] == [
+    assert [n.node for n in interaction.nodes] == [
         "script 1",
         "message 1",
         "script 2",
         "service 3",
         "agent transfer (SIP BYE)",
     ]
-    assert interaction["serviceStatus"] == 200
+    assert interaction.service_status == 200
 
 
 def test_without_an_ack_the_gateway_still_hangs_up_after_64_t1(
@@ -496,8 +491,8 @@ def test_without_an_ack_the_gateway_still_hangs_up_after_64_t1(
     code, err, interactions = call(gateway_config(tmp_path, url), "no_ack", transport="tcp")
     assert code == 0, err  # SIPp got the BYE without ever sending its ACK
     (interaction,) = interactions
-    assert interaction["ended"] == "agent transfer (SIP BYE, answered 200)"
-    assert not any(m["firstLine"].startswith("ACK") for m in interaction["sip"])
+    assert interaction.ended == "agent transfer (SIP BYE, answered 200)"
+    assert not any(m.first_line.startswith("ACK") for m in interaction.sip)
 
 
 def test_with_port_0_a_port_taken_for_the_second_transport_is_picked_again(

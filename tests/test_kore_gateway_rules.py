@@ -164,7 +164,7 @@ def test_a_cancel_after_the_200_is_answered_200_and_changes_nothing(tmp_path: Pa
         await peer.answer_bye()  # the bot went on and transferred the caller
         await asyncio.sleep(0.2)
         (interaction,) = gateway.interactions.all()
-        assert interaction["ended"] == "agent transfer (SIP BYE, answered 200)"
+        assert interaction.ended == "agent transfer (SIP BYE, answered 200)"
         assert_nothing_left(gateway)
 
     run(tmp_path, case)
@@ -184,7 +184,7 @@ def test_a_handler_failure_answers_500_and_the_interaction_is_closed(
         await peer.send(peer.request("ACK", "bug", branch="b", to_tag=to_tag(failure)))  # ends Timer G
         await asyncio.sleep(0.05)
         (interaction,) = gateway.interactions.all()
-        assert interaction["ended"] == "the gateway failed (see its log)"
+        assert interaction.ended == "the gateway failed (see its log)"
         assert_nothing_left(gateway)
 
     run(tmp_path, case)

@@ -247,17 +247,17 @@ def gateway_scenario(interactions: str) -> None:
         finally:
             await gateway.stop()
 
-    records = {record["did"]: record for record in asyncio.run(calls())}
+    records = {record.did: record for record in asyncio.run(calls())}
     # THEN every hostile call failed its script node, or the read after it, and still reached the
     # agent transfer; and the sound call after them was answered and transferred
     for n in range(len(HOSTILE_FLOWS)):
         record = records[f"{DID_PREFIX}{n}"]
-        assert record["ended"] == "agent transfer (SIP BYE, answered 200)", record
-        failed = " ".join(node["detail"] for node in record["nodes"] if node["status"] == "error")
+        assert record.ended == "agent transfer (SIP BYE, answered 200)", record
+        failed = " ".join(node.detail for node in record.nodes if node.status == "error")
         assert "limit" in failed or "no timers" in failed, record
     sound = records[f"{DID_PREFIX}{len(HOSTILE_FLOWS)}"]
-    assert sound["ended"] == "agent transfer (SIP BYE, answered 200)", sound
-    assert [node["status"] for node in sound["nodes"]] == ["ok", "ok"]
+    assert sound.ended == "agent transfer (SIP BYE, answered 200)", sound
+    assert [node.status for node in sound.nodes] == ["ok", "ok"]
 
 
 def test_after_hostile_script_nodes_the_gateway_still_answers_the_next_call(tmp_path: Path) -> None:

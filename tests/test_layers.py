@@ -2,7 +2,7 @@
 breaks them: read from the source with `ast`, every import (at the top or inside a function).
 
 - foundations import no other part of the twin: `sip/`, `lambda_runtime/`, `template.py`,
-  `local_db.py`;
+  `record_database.py`;
 - the emulators import only foundations (and themselves): `apigw/`, `connect/`, `kore/`;
 - the wiring on top imports anything: `local/`, `dashboard/`.
 Outside the twin, the bridge (what runs in Lambda) imports nothing of it; what the twin and `doctor`
@@ -20,7 +20,7 @@ from tests.conftest import REPO
 
 PACKAGE = REPO / "src" / "kore_connect"
 TWIN = "kore_connect.twin"
-FOUNDATIONS = {"sip", "lambda_runtime", "template", "local_db"}
+FOUNDATIONS = {"sip", "lambda_runtime", "template", "record_database"}
 EMULATORS = {"apigw", "connect", "kore"}
 WIRING = {"local", "dashboard"}
 

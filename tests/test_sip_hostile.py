@@ -175,7 +175,7 @@ def test_fuzzed_requests_never_make_the_gateway_raise(
 
 def test_after_the_fuzz_the_gateway_answers_and_no_call_was_set_up(running: Running) -> None:
     assert running.exchange(fresh(request()))[0].startswith(b"SIP/2.0 200")
-    assert all(i["did"] != DID for i in running.gateway.interactions.all())  # fuzz only dials +4400
+    assert all(i.did != DID for i in running.gateway.interactions.all())  # fuzz only dials +4400
 
 
 SVMAP, SVWAR = shutil.which("svmap"), shutil.which("svwar")

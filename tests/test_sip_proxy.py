@@ -20,6 +20,7 @@ import pytest
 from kore_connect.cli.call import call_problems
 from kore_connect.twin.connect.connector import Gateway
 from kore_connect.twin.local.parts import free_port
+from kore_connect.twin.local.report import CallReport
 from kore_connect.twin.local.twin import LocalTwin
 from tests.conftest import REPO
 
@@ -105,13 +106,13 @@ def call_through(
     return (report, port), relayed
 
 
-def sip(report: dict[str, Any], direction: str, first_word: str) -> list[str]:
+def sip(report: CallReport, direction: str, first_word: str) -> list[str]:
     """The connector's messages of a kind, as it sent or received them."""
-    (messages,) = report["sip"]  # the one transfer's
+    (messages,) = report.contact.transfers  # the one transfer's
     return [
-        m["message"]
+        m.text or ""
         for m in messages
-        if m["direction"] == direction and m["firstLine"].split(" ", 1)[0] == first_word
+        if m.direction == direction and m.first_line.split(" ", 1)[0] == first_word
     ]
 
 
@@ -121,8 +122,8 @@ def test_the_bots_bye_and_the_connectors_ack_follow_the_proxys_route(tmp_path: P
     (report, port), relayed = call_through(tmp_path, transport, caller_hangs_up_after=None)
     # THEN the call went as without a proxy: the bot's metadata reached Connect exactly
     assert call_problems(report) == [], report
-    assert report["ended"] == "queued"
-    assert report["metadata"]["customData"] == report["metadata"]["stored"] is not None
+    assert report.contact.ended == "queued"
+    assert report.metadata.handed_back
     # and the connector's ACK went to the proxy with the route set, which the proxy followed
     (ack,) = sip(report, "sent", "ACK")
     assert f"Route: <sip:127.0.0.1:{port}" in ack
@@ -148,4 +149,4 @@ def test_the_callers_bye_follows_the_proxys_route_to_the_gateway(tmp_path: Path,
     # and, unless the bot's own BYE crossed it (the default bot can end within milliseconds), the
     # gateway ended the call as the caller's hang-up
     if not sip(report, "received", "BYE"):
-        assert "caller" in (report["kore"] or {}).get("ended", ""), report["kore"]
+        assert report.kore is not None and "caller" in (report.kore.ended or ""), report.kore

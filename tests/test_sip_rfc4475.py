@@ -613,7 +613,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 def test_each_torture_request_gets_its_sound_answer(
     running: Running, case: Case, caplog: pytest.LogCaptureFixture
 ) -> None:
-    before = {i["callId"] for i in running.gateway.interactions.all()}
+    before = {i.call_id for i in running.gateway.interactions.all()}
     received = converse(running, fresh(case.message), case.source)
     assert first_lines(received) == case.answers, (case.name, first_lines(received))
     finals = [m for m in received if _status(m) >= 200]
@@ -621,13 +621,13 @@ def test_each_torture_request_gets_its_sound_answer(
         assert text.encode() in finals[-1], (case.name, text)
     assert settled(running) == [], f"{case.name}: state left behind"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], f"{case.name}: a handler raised"
-    recorded = [i for i in running.gateway.interactions.all() if i["callId"] not in before]
+    recorded = [i for i in running.gateway.interactions.all() if i.call_id not in before]
     if case.recorded is None:
         assert recorded == [], f"{case.name}: an interaction was recorded"
     else:
-        assert [i["ended"][: len(case.recorded)] for i in recorded] == [case.recorded], case.name
+        assert [i.ended[: len(case.recorded)] for i in recorded] == [case.recorded], case.name
         if case.contact_id is not None:
-            assert recorded[0]["contactId"] == case.contact_id, case.name
+            assert recorded[0].contact_id == case.contact_id, case.name
     assert running.exchange(fresh(request()))[0].startswith(b"SIP/2.0 200")  # and it goes on
 
 
@@ -739,7 +739,7 @@ def test_each_torture_response_ends_the_transfer_soundly(
         from_user="+14155550123",
     )
     result = asyncio.run(asyncio.wait_for(connector(contact, transfer), 10))
-    sent = [r["firstLine"].split(" ", 1)[0] for r in result.records if r["direction"] == "sent"]
+    sent = [m.first_line.split(" ", 1)[0] for m in result.messages if m.direction == "sent"]
     steps = [method for n, method in enumerate(sent) if n == 0 or sent[n - 1] != method]  # resends as one
     assert (result.outcome, steps) == (case.outcome, ["INVITE", *case.then]), (case.name, result.reason)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], f"{case.name}: a handler raised"

@@ -12,7 +12,6 @@ import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from starlette.applications import Starlette
@@ -21,7 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from kore_connect.korebot import snippets
-from kore_connect.twin.kore.interactions import InteractionStore
+from kore_connect.twin.kore.interactions import Interaction, InteractionStore
 from kore_connect.twin.local.api_token import TOKEN_VARIABLE
 from kore_connect.twin.local.parts import Part
 from tests.servers import serving
@@ -166,7 +165,7 @@ def test_a_softphone_hanging_up_at_every_moment_ends_each_call_cleanly(
     asyncio.run(main())
     store = InteractionStore(tmp_path / "interactions.db")
     try:
-        calls = sorted(store.all(), key=lambda i: i["startedAt"])
+        calls = sorted(store.all(), key=lambda i: i.started_at)
     finally:
         store.close()
     # THEN each call ended as the caller did, with the bot stopped where it was
@@ -177,18 +176,16 @@ def test_a_softphone_hanging_up_at_every_moment_ends_each_call_cleanly(
             "while ringing": "cancelled by the caller",
             "after the bot's BYE": "agent transfer (SIP BYE, answered 200)",
         }.get(moment, "the caller hung up")
-        assert call["ended"] == expected_end, (moment, call["ended"])
+        assert call.ended == expected_end, (moment, call.ended)
         # the caller's RTP reached the gateway's media port while the call was up (a hang-up at
         # once after the ACK may come before the first 20 ms packet)
         if moment not in ("while ringing", "right after the ACK"):
-            assert call["rtp"]["packets"] > 0 and call["rtp"]["other"] == 0, (moment, call["rtp"])
+            assert call.rtp is not None and call.rtp.packets > 0 and call.rtp.other == 0, (moment, call.rtp)
     # AND the gateway's log holds the calls and nothing from V8 or a traceback
     text = log.read_text(errors="replace")
     assert "Traceback" not in text and "UnicodeDecodeError" not in text, text[-3000:]
 
 
-def _nodes(call: dict[str, Any]) -> list[tuple[str, str]]:
+def _nodes(call: Interaction) -> list[tuple[str, str]]:
     """(name, status) of each node the call ran; a message or transfer node by its kind."""
-    return [
-        (n["node"] if n["kind"] in ("script", "service") else n["kind"], n["status"]) for n in call["nodes"]
-    ]
+    return [(n.node if n.kind in ("script", "service") else n.kind, n.status) for n in call.nodes]

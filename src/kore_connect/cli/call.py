@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import typer
@@ -24,6 +24,9 @@ from kore_connect.cli.errors import fail, warn
 from kore_connect.cli.tables import wrapping_table
 from kore_connect.cli.up import DEFAULT_HOME, private_home
 from kore_connect.errors import KoreConnectError
+
+if TYPE_CHECKING:
+    from kore_connect.twin.local.report import CallReport
 
 # No markup: the report prints what flows and bots say, which may hold "[...]". Wrapped to the
 # terminal's width (80 columns when the output is not a terminal), never cut.
@@ -96,11 +99,12 @@ async def _run(
     rate: float | None,
     home: Path | None,
     json_output: bool,
-) -> tuple[list[dict[str, Any]], float]:
+) -> tuple[list[CallReport], float]:
     """The reports of `count` calls (printed as they end with --json), and the seconds they took:
     through a running `kore-connect up` when there is one, else through a twin of our own."""
     from kore_connect.contactflow.model import Flow
     from kore_connect.twin.dashboard.app import TOKEN_HEADER
+    from kore_connect.twin.local.report import CallReport
     from kore_connect.twin.local.twin import DEFAULT_DID, LocalTwin
 
     running = _running_up(home or DEFAULT_HOME)
@@ -109,7 +113,7 @@ async def _run(
         limits = httpx.Limits(max_connections=concurrency)
         async with httpx.AsyncClient(timeout=120, limits=limits) as http:
 
-            async def through_up() -> dict[str, Any]:
+            async def through_up() -> CallReport:
                 request = {"caller": caller, "flow": flow} | ({"did": did} if did else {})
                 try:
                     answer = await http.post(f"{url}/api/calls", json=request, headers={TOKEN_HEADER: token})
@@ -118,8 +122,11 @@ async def _run(
                     raise typer.Exit(_say(message)) from None
                 if answer.status_code != 200:
                     raise typer.Exit(_say(f"the running kore-connect up refused the call: {answer.text}"))
-                report: dict[str, Any] = answer.json()
-                return report
+                try:
+                    return CallReport.from_json(answer.json())
+                except (ValueError, KeyError, TypeError):  # an up of another version of kore-connect
+                    unreadable = f"the running kore-connect up ({url}) answered a report we cannot read"
+                    raise typer.Exit(_say(unreadable)) from None
 
             return await _calls(through_up, count, concurrency, rate, json_output)
     with tempfile.TemporaryDirectory(prefix="kore-connect-twin-") as scratch:
@@ -132,14 +139,14 @@ async def _run(
 
 
 async def _calls(
-    place: Callable[[], Awaitable[dict[str, Any]]],
+    place: Callable[[], Awaitable[CallReport]],
     count: int,
     concurrency: int,
     rate: float | None,
     json_output: bool,
-) -> tuple[list[dict[str, Any]], float]:
+) -> tuple[list[CallReport], float]:
     slots = asyncio.Semaphore(concurrency)
-    reports: list[dict[str, Any]] = []
+    reports: list[CallReport] = []
     started = time.monotonic()
     progress = Progress(
         TextColumn("calls"),
@@ -159,7 +166,7 @@ async def _calls(
             report = await place()
         reports.append(report)
         if json_output:
-            sys.stdout.write(json.dumps(report) + "\n")
+            sys.stdout.write(json.dumps(report.to_json()) + "\n")
         progress.advance(task)
 
     with progress:
@@ -203,7 +210,6 @@ def _say(message: str) -> int:
 def _flow(path: Path) -> dict[str, Any]:
     """The flow document at `path`, checked by the flow model (one-line error otherwise)."""
     from kore_connect.contactflow.model import Flow
-    from kore_connect.errors import KoreConnectError
 
     try:
         document: dict[str, Any] = json.loads(path.read_bytes())
@@ -220,28 +226,26 @@ def _flow(path: Path) -> dict[str, Any]:
 NOT_FOUND_TEXT = "Data not found"  # the retrieve function's 404 body, as the flow sets customData
 
 
-def call_problems(report: dict[str, Any]) -> list[str]:
+def call_problems(report: CallReport) -> list[str]:
     """What went wrong for this caller: lost or mixed-up metadata, a call that did not reach the queue."""
-    from kore_connect.twin.connect.interpreter import TWIN_START_UP
+    from kore_connect.twin.connect.contact import ContactState
 
-    contact = report["contactId"]
-    kore = report.get("kore")
+    contact = report.contact
+    kore = report.kore
     if kore is None:
         return ["the gateway never saw the call"]
     expected = {
-        "x_metadata": f"Hello from Kore for contact {contact}",
-        "kore-instanceSessionId": kore.get("instanceSessionId"),
+        "x_metadata": f"Hello from Kore for contact {contact.contact_id}",
+        "kore-instanceSessionId": kore.instance_session_id,
     }
     problems = []
-    if any(TWIN_START_UP in action["reason"] for action in report.get("actions", [])):
-        problems.append(f"failed by {TWIN_START_UP}: a function of the twin was still starting")
-    if report["ended"] != "queued":
-        problems.append(f"ended {report['ended']}, not queued")
-    if report["metadata"]["stored"] is None:
+    if contact.ended is not ContactState.QUEUED:
+        problems.append(f"ended {contact.ended}, not queued")
+    if report.metadata.stored is None:
         problems.append("lost: nothing stored for the contact")
-    elif report["metadata"]["stored"] != expected:
+    elif report.metadata.stored != expected:
         problems.append("mixed up: the store holds another bot's metadata")
-    custom = report["metadata"]["customData"]
+    custom = report.metadata.custom_data
     if custom != expected:
         # The retrieve function's 404 body is what the agent sees when nothing was stored: a loss.
         lost = custom is None or custom == NOT_FOUND_TEXT
@@ -249,15 +253,15 @@ def call_problems(report: dict[str, Any]) -> list[str]:
     return problems
 
 
-def load_summary(reports: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+def load_summary(reports: list[CallReport], seconds: float) -> dict[str, Any]:
     each = [call_problems(r) for r in reports]
     problems = Counter(p for found in each for p in found)
     return {
         "calls": len(reports),
         "seconds": round(seconds, 3),
         "callsPerSecond": round(len(reports) / seconds, 1),
-        "setupMs": _percentiles([r["timings"]["setupMs"] for r in reports]),
-        "handoffMs": _percentiles([r["timings"]["handoffMs"] for r in reports]),
+        "setupMs": _percentiles([r.timings.setup_ms for r in reports]),
+        "handoffMs": _percentiles([r.timings.handoff_ms for r in reports]),
         "failedCalls": sum(1 for found in each if found),
         "problems": dict(problems),
     }
@@ -291,40 +295,39 @@ def _print_summary(summary: dict[str, Any]) -> None:
         console.print("No call lost or mixed up: every caller's customData is what their own bot sent.")
 
 
-def _print_call(report: dict[str, Any]) -> None:
-    console.print(
-        f"Call {report['contactId']} from {report['customer']} to Kore DID {report['did']}", style="bold"
-    )
+def _print_call(report: CallReport) -> None:
+    contact = report.contact
+    console.print(f"Call {contact.contact_id} from {contact.customer} to Kore DID {report.did}", style="bold")
     flow = wrapping_table("#", "Connect flow action", "Branch", "Why", whole=("#", "Connect flow action"))
-    for number, action in enumerate(report["actions"], 1):
-        flow.add_row(str(number), action["type"], action["branch"], action["reason"])
+    for number, action in enumerate(contact.actions, 1):
+        flow.add_row(str(number), action.type, action.branch, action.reason)
     console.print(flow)
     console.print("SIP (Connect's connector <-> Kore voice gateway)", style="bold")
-    for messages in report["sip"]:
-        for message in messages:
-            arrow = "Connect  ---->  Kore   " if message["direction"] == "sent" else "Connect  <----  Kore   "
-            console.print(f"  {message['at'] * 1000:8.1f} ms  {arrow} {message['firstLine']}")
-    kore = report["kore"]
+    for transfer in contact.transfers:
+        for message in transfer:
+            arrow = "Connect  ---->  Kore   " if message.direction == "sent" else "Connect  <----  Kore   "
+            console.print(f"  {message.at * 1000:8.1f} ms  {arrow} {message.first_line}")
+    kore = report.kore
     if kore is not None:
         nodes = wrapping_table("Kore bot node", "Kind", "Result", "Detail", whole=("Kind", "Result"))
-        for node in kore["nodes"]:
-            status = f"HTTP {node['httpStatus']}" if node.get("httpStatus") else ""
-            detail = node["detail"] if status in node["detail"] else f"{node['detail']} ({status})"
-            nodes.add_row(node["node"], node["kind"], node["status"], detail)
+        for node in kore.nodes:
+            status = f"HTTP {node.http_status}" if node.http_status else ""
+            detail = node.detail if status in node.detail else f"{node.detail} ({status})"
+            nodes.add_row(node.node, node.kind, node.status, detail)
         console.print(nodes)
-        console.print(f"Kore call ended: {kore['ended']}; instance session {kore['instanceSessionId']}")
-    console.print(f"Metadata stored:    {json.dumps(report['metadata']['stored'])}")
-    console.print(f"customData (agent): {json.dumps(report['metadata']['customData'])}")
-    console.print(f"Contact attributes: {json.dumps(report['attributes'])}")
-    console.print(f"Queue: {report['queue'] or 'none'}; contact {report['ended']}")
-    timings = report["timings"]
+        console.print(f"Kore call ended: {kore.ended}; instance session {kore.instance_session_id}")
+    console.print(f"Metadata stored:    {json.dumps(report.metadata.stored)}")
+    console.print(f"customData (agent): {json.dumps(report.metadata.custom_data)}")
+    console.print(f"Contact attributes: {json.dumps(contact.attributes)}")
+    console.print(f"Queue: {contact.queue or 'none'}; contact {contact.ended}")
+    timings = report.timings
 
     def ms(value: float | None) -> str:
         return "-" if value is None else f"{value} ms"
 
     console.print(
-        f"Setup {ms(timings['setupMs'])}, handoff (BYE -> attributes) {ms(timings['handoffMs'])}, "
-        f"whole contact {ms(timings['totalMs'])}"
+        f"Setup {ms(timings.setup_ms)}, handoff (BYE -> attributes) {ms(timings.handoff_ms)}, "
+        f"whole contact {ms(timings.total_ms)}"
     )
     for problem in call_problems(report):
         console.print(f"problem: {problem}", style="red")

@@ -8,7 +8,7 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -17,7 +17,8 @@ from kore_connect import config
 from kore_connect.cli.errors import fail, warn
 from kore_connect.cli.tables import wrapping_table
 from kore_connect.errors import KoreConnectError
-from kore_connect.twin.connect.local import contact_document, run_contact
+from kore_connect.twin.connect.contact import ContactRecord
+from kore_connect.twin.connect.local import run_contact
 
 if TYPE_CHECKING:
     from kore_connect.contactflow.model import Flow
@@ -127,29 +128,29 @@ def run(
         function_log=function_log,
     )
     try:
-        document = asyncio.run(_run(flow, settings, running, store))
+        record = asyncio.run(_run(flow, settings, running, store))
     except KoreConnectError as exc:
         fail(str(exc))
     if json_output:
-        typer.echo(json.dumps(document, indent=2))
+        typer.echo(json.dumps(record.to_json(), indent=2))
     else:
-        _print(document)
+        _print(record)
     if running is not None:
-        note(f"On the dashboard: {running.dashboard}/calls/{document['contactId']}")
+        note(f"On the dashboard: {running.dashboard}/calls/{record.contact_id}")
 
 
 async def _run(
     flow: Flow, settings: LocalContactSettings, running: RunningUp | None, local_store: LocalStore
-) -> dict[str, Any]:
-    """The contact as a document; with a running `up`, also recorded in its calls (its dashboard),
+) -> ContactRecord:
+    """What the contact came to; with a running `up`, also recorded in its calls (its dashboard),
     with what its gateway and store saw of the call."""
     started = time.monotonic()
     contact = await run_contact(flow, settings)
     if running is None:
-        return contact_document(contact)
+        return ContactRecord.of(contact)
     from kore_connect.twin.kore.interactions import InteractionStore
     from kore_connect.twin.local.call_log import CallLog
-    from kore_connect.twin.local.twin import dialled_number, report_contact
+    from kore_connect.twin.local.report import dialled_number, report_contact
 
     store = await asyncio.to_thread(local_store.open)
     interactions = InteractionStore(running.home / "interactions.db")
@@ -162,7 +163,7 @@ async def _run(
     finally:
         for closable in (store, interactions, calls):
             closable.close()
-    return contact_document(contact)
+    return report.contact
 
 
 def note(message: str) -> None:
@@ -199,21 +200,16 @@ def _host_port(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _print(document: dict[str, object]) -> None:
-    console.print(f"Contact {document['contactId']} from {document['customer']}")
+def _print(record: ContactRecord) -> None:
+    console.print(f"Contact {record.contact_id} from {record.customer}")
     steps = wrapping_table("#", "Action", "Branch", "Why", whole=("#", "Action"))
-    actions = document["actions"]
-    assert isinstance(actions, list)
-    for number, action in enumerate(actions, 1):
-        steps.add_row(str(number), action["type"], action["branch"], action["reason"])
+    for number, action in enumerate(record.actions, 1):
+        steps.add_row(str(number), action.type, action.branch, action.reason)
     console.print(steps)
-    calls = document["sip"]
-    assert isinstance(calls, list)
-    for call in calls:
+    for transfer in record.transfers:
         console.print("SIP:")
-        for message in call:
-            arrow = "->" if message["direction"] == "sent" else "<-"
-            console.print(f"  {message['at']:7.3f}s {arrow} {message['firstLine']}")
-    console.print(f"Attributes: {json.dumps(document['attributes'])}")
-    console.print(f"Queue: {document['queue'] or 'none'}")
-    console.print(f"Ended: {document['ended']}")
+        for message in transfer:
+            console.print(f"  {message.at:7.3f}s {message}")
+    console.print(f"Attributes: {json.dumps(record.attributes)}")
+    console.print(f"Queue: {record.queue or 'none'}")
+    console.print(f"Ended: {record.ended}")

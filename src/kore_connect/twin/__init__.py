@@ -2,7 +2,7 @@
 Its layers (docs/architecture.md; tests/test_layers.py keeps them):
 
 - foundations, which import no other part of it: `sip/` (our SIP core), `lambda_runtime/`
-  (functions in warm worker processes), `template` (what template.yaml describes), `local_db`
+  (functions in warm worker processes), `template` (what template.yaml describes), `record_database`
   (its private SQLite files);
 - emulators, which import only foundations: `apigw/` (API Gateway), `connect/` (Amazon Connect),
   `kore/` (Kore's voice gateway and bot);

@@ -1,4 +1,5 @@
-"""A contact as Amazon Connect keeps it while a flow runs, with the trace of everything it did."""
+"""A contact as Amazon Connect keeps it while a flow runs, with the trace of everything it did, and
+the record of it that reports show (`ContactRecord`, whose JSON form `connect run --json` prints)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from kore_connect.twin.sip.trace import TracedMessage
 
 
 class ContactState(StrEnum):
@@ -25,7 +28,7 @@ class Step:
     action_type: str
     branch: str  # "Success", an error type ("NoMatchingError"...), or "Condition: Equals 200"
     reason: str  # one readable line
-    details: dict[str, Any] = field(default_factory=dict)  # e.g. the SIP messages of a transfer
+    sip: tuple[TracedMessage, ...] = ()  # a transfer's SIP messages
     at: float = field(default_factory=time.monotonic)  # when the action ended (monotonic seconds)
 
 
@@ -56,3 +59,84 @@ class Contact:
     @property
     def ended(self) -> bool:
         return self.state is not ContactState.IN_FLOW
+
+
+@dataclass(frozen=True, slots=True)
+class ActionTaken:
+    """One step of the trace as a report shows it."""
+
+    identifier: str
+    type: str
+    branch: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "identifier": self.identifier,
+            "type": self.type,
+            "branch": self.branch,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> ActionTaken:
+        return cls(document["identifier"], document["type"], document["branch"], document["reason"])
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRecord:
+    """What a contact came to once its flow ended."""
+
+    contact_id: str
+    initial_contact_id: str
+    customer: str
+    ended: ContactState
+    queue: str | None
+    attributes: dict[str, str]
+    heard: tuple[str, ...]
+    actions: tuple[ActionTaken, ...]
+    transfers: tuple[tuple[TracedMessage, ...], ...]  # each transfer's SIP messages, in order
+
+    @classmethod
+    def of(cls, contact: Contact) -> ContactRecord:
+        return cls(
+            contact_id=contact.contact_id,
+            initial_contact_id=contact.initial_contact_id,
+            customer=contact.customer_address,
+            ended=contact.state,
+            queue=contact.queue_arn,
+            attributes=dict(contact.attributes),
+            heard=tuple(contact.heard),
+            actions=tuple(ActionTaken(s.action_id, s.action_type, s.branch, s.reason) for s in contact.trace),
+            transfers=tuple(step.sip for step in contact.trace if step.sip),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "contactId": self.contact_id,
+            "initialContactId": self.initial_contact_id,
+            "customer": self.customer,
+            "ended": str(self.ended),
+            "queue": self.queue,
+            "attributes": dict(self.attributes),
+            "heard": list(self.heard),
+            "actions": [action.to_json() for action in self.actions],
+            "sip": [[message.to_json() for message in transfer] for transfer in self.transfers],
+        }
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> ContactRecord:
+        return cls(
+            contact_id=document["contactId"],
+            initial_contact_id=document["initialContactId"],
+            customer=document["customer"],
+            ended=ContactState(document["ended"]),
+            queue=document.get("queue"),
+            attributes=dict(document["attributes"]),
+            heard=tuple(document["heard"]),
+            actions=tuple(ActionTaken.from_json(action) for action in document["actions"]),
+            transfers=tuple(
+                tuple(TracedMessage.from_json(message) for message in transfer)
+                for transfer in document["sip"]
+            ),
+        )

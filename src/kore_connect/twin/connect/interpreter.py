@@ -34,15 +34,12 @@ from kore_connect.twin.connect.contact import Contact, ContactState, Step
 from kore_connect.twin.connect.lambdas import function_name
 from kore_connect.twin.connect.references import resolve
 from kore_connect.twin.lambda_runtime.invocation import Invocation
+from kore_connect.twin.sip.trace import TracedMessage
 
 LAMBDA_RESPONSE_LIMIT_BYTES = 32 * 1024
 LAMBDA_RETRIES = 3  # Connect retries a failed synchronous invocation up to 3 times within its limit
 MAX_STEPS = 1000  # a flow that loops forever is stopped
 ASYNCHRONOUS_WAIT_SECONDS = 60.0  # how long a finished contact waits for its asynchronous invocations
-
-
-# Marks a failure the twin made itself (its functions still starting), which AWS would not have.
-TWIN_START_UP = "the twin's own start-up, not AWS's"
 
 
 class LambdaInvoker(Protocol):
@@ -52,10 +49,6 @@ class LambdaInvoker(Protocol):
     async def __call__(
         self, function_arn: str, event: dict[str, Any], time_limit: float | None = None
     ) -> Invocation: ...
-
-
-def _no_twin_delay(function_arn: str, within_seconds: float) -> str | None:
-    return None
 
 
 class TransferOutcome(StrEnum):
@@ -78,8 +71,7 @@ class TransferRequest:
 class TransferResult:
     outcome: TransferOutcome
     reason: str
-    messages: tuple[str, ...] = ()  # the SIP messages sent and received, one line each
-    records: tuple[dict[str, Any], ...] = ()  # the same messages in full, with their timing
+    messages: tuple[TracedMessage, ...] = ()  # the SIP messages sent and received, in full
 
 
 class ThirdPartyTransfer(Protocol):
@@ -109,7 +101,7 @@ class _Branch:
     name: str
     reason: str
     next_action: str | None
-    details: dict[str, Any] = field(default_factory=dict)
+    sip: tuple[TracedMessage, ...] = ()  # a transfer's SIP messages
 
 
 async def _unavailable_lambda(
@@ -126,8 +118,6 @@ class Interpreter:
     invoke_lambda: LambdaInvoker = _unavailable_lambda
     transfer: ThirdPartyTransfer | None = None
     queues: LocalQueues = field(default_factory=LocalQueues)
-    # What of the twin's own making kept a function from answering lately (LocalLambdas.twin_delay)
-    twin_delay: Callable[[str, float], str | None] = _no_twin_delay
     _asynchronous: set[asyncio.Future[Invocation]] = field(default_factory=set)
 
     async def run(self, contact: Contact) -> Contact:
@@ -142,7 +132,7 @@ class Interpreter:
             except Exception as exc:  # a collaborator failed: the action fails, the contact goes on
                 branch = _error(action, ErrorType.NO_MATCHING_ERROR, f"{type(exc).__name__}: {exc}")
             contact.trace.append(
-                Step(action.identifier, str(action.type), branch.name, branch.reason, branch.details)
+                Step(action.identifier, str(action.type), branch.name, branch.reason, branch.sip)
             )
             action_id = branch.next_action
         else:
@@ -208,21 +198,21 @@ class Interpreter:
             else None,
         )
         result = await self.transfer(contact, request)
-        details = {"sip": list(result.messages), "sipMessages": list(result.records)}
+        sip = result.messages
         if result.outcome is TransferOutcome.FAR_END_HUNG_UP:
             if parameters.get("ContinueFlowExecution") == "True":
-                return _success(action, f"{result.reason}; the flow resumes", details)
+                return _success(action, f"{result.reason}; the flow resumes", sip)
             contact.state = ContactState.DISCONNECTED
-            return _Branch("Success", f"{result.reason}; the flow does not resume", None, details)
+            return _Branch("Success", f"{result.reason}; the flow does not resume", None, sip)
         if result.outcome is TransferOutcome.CALLER_HUNG_UP:
             contact.state = ContactState.CALLER_HUNG_UP
-            return _Branch("CallerHungUp", result.reason, None, details)
+            return _Branch("CallerHungUp", result.reason, None, sip)
         error = (
             ErrorType.CALL_FAILED
             if result.outcome is TransferOutcome.FAILED
             else ErrorType.CONNECTION_TIME_LIMIT_EXCEEDED
         )
-        return _error(action, error, result.reason, details)
+        return _error(action, error, result.reason, sip)
 
     async def _lambda(self, action: Action, contact: Contact) -> _Branch:
         parameters = action.parameters
@@ -248,9 +238,7 @@ class Interpreter:
             invocation = await self.invoke_lambda(arn, event, budget)
             budget -= invocation.duration_ms / 1000
             if invocation.unanswered:
-                delay = self.twin_delay(arn, limit)
-                cause = f" ({TWIN_START_UP}: {delay})" if delay else ""
-                problems.append(f"attempt {attempt + 1}: no answer within {limit:g} s{cause}")
+                problems.append(f"attempt {attempt + 1}: no answer within {limit:g} s")
                 break
             problem = _invalid_response(invocation, response_type)
             if problem is None:
@@ -367,12 +355,12 @@ def _holds(name: str, value: str, operand: str) -> bool:
     return name in _TEXT and _TEXT[name](value, operand)
 
 
-def _success(action: Action, reason: str, details: dict[str, Any] | None = None) -> _Branch:
-    return _Branch("Success", reason, action.next_action, details or {})
+def _success(action: Action, reason: str, sip: tuple[TracedMessage, ...] = ()) -> _Branch:
+    return _Branch("Success", reason, action.next_action, sip)
 
 
-def _error(action: Action, error: ErrorType, reason: str, details: dict[str, Any] | None = None) -> _Branch:
+def _error(action: Action, error: ErrorType, reason: str, sip: tuple[TracedMessage, ...] = ()) -> _Branch:
     target = action.errors.get(error)
     if target is None:
         reason = f"{reason} (the flow has no {error} branch here: it ends)"
-    return _Branch(str(error), reason, target, details or {})
+    return _Branch(str(error), reason, target, sip)

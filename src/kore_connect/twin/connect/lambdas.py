@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -78,18 +77,6 @@ class LocalLambdas:
                 # one that cannot start fails each contact that invokes it, as in Lambda: not here
                 with contextlib.suppress(FunctionStartError):
                     await self._started(name, spec)
-
-    def twin_delay(self, function_arn: str, within_seconds: float) -> str | None:
-        """What of the twin's own making may have kept `function_arn` from answering in the last
-        `within_seconds`: one of its containers starting (a cold start of ours). None when nothing."""
-        name = self._local_name(function_arn)
-        function = self._running.get(name)
-        since = time.monotonic() - within_seconds
-        if name not in self._specs:
-            return None
-        if function is None or function.starting or function.last_start_ended >= since:
-            return f"a container of {self._specs[name].name} was starting"
-        return None
 
     async def close(self) -> None:
         for starting in self._starting.values():

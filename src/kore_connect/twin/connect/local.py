@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from kore_connect.aws_events import LOCAL_INSTANCE_ARN
 from kore_connect.contactflow.model import Flow
@@ -90,29 +89,9 @@ async def run_contact(
             invoke_lambda=lambdas,
             transfer=connector,
             queues=LocalQueues(),
-            twin_delay=lambdas.twin_delay,
         )
         await interpreter.run(contact)
     finally:
         if own:
             await lambdas.close()
     return contact
-
-
-def contact_document(contact: Contact) -> dict[str, Any]:
-    """The contact as `kore-connect connect run --json` prints it."""
-    return {
-        "contactId": contact.contact_id,
-        "initialContactId": contact.initial_contact_id,
-        "customer": contact.customer_address,
-        "ended": str(contact.state),
-        "queue": contact.queue_arn,
-        "attributes": dict(contact.attributes),
-        "heard": list(contact.heard),
-        "actions": [
-            {"identifier": s.action_id, "type": s.action_type, "branch": s.branch, "reason": s.reason}
-            for s in contact.trace
-        ],
-        # the SIP messages of each transfer, in the order the transfers happened
-        "sip": [step.details["sipMessages"] for step in contact.trace if "sipMessages" in step.details],
-    }

@@ -19,8 +19,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from kore_connect.log_text import printable
 from kore_connect.twin.connect.contact import Contact
@@ -30,6 +29,7 @@ from kore_connect.twin.sip.endpoint import SipEndpoint
 from kore_connect.twin.sip.fields import uri_host
 from kore_connect.twin.sip.message import Headers, Message, Request, Response
 from kore_connect.twin.sip.rules import bare_response, new_tag
+from kore_connect.twin.sip.trace import TracedMessage
 from kore_connect.twin.sip.transactions import cancel_for
 from kore_connect.twin.sip.transport import HostPort
 
@@ -51,18 +51,6 @@ class CallState(enum.Enum):
     ENDED = "ended"
 
 
-@dataclass(frozen=True, slots=True)
-class SipMessageRecord:
-    direction: Literal["sent", "received"]
-    first_line: str
-    at: float  # seconds since the transfer began
-    text: str = field(repr=False)  # the whole message
-
-    def __str__(self) -> str:
-        arrow = "->" if self.direction == "sent" else "<-"
-        return f"{arrow} {self.first_line}"
-
-
 class TransferCall:
     """The transaction user of one transfer's endpoint."""
 
@@ -74,7 +62,7 @@ class TransferCall:
         self.request = request
         self.gateway = gateway
         self.remote: HostPort = (gateway.host, gateway.port)
-        self.messages: list[SipMessageRecord] = []
+        self.messages: list[TracedMessage] = []
         self.started = time.monotonic()
         self.state = CallState.CALLING
         self.invite: Request | None = None
@@ -291,18 +279,14 @@ class TransferCall:
     def _record(self, direction: str, message: Message) -> None:
         text = bytes(message).decode("utf-8", "replace")
         first_line = text.split("\r\n", 1)[0]
-        at = time.monotonic() - self.started
+        at = round(time.monotonic() - self.started, 4)
         self.messages.append(
-            SipMessageRecord("sent" if direction == "sent" else "received", first_line, at, text)
+            TracedMessage("sent" if direction == "sent" else "received", first_line, at, text)
         )
 
     def result(self, outcome: TransferOutcome, reason: str) -> TransferResult:
         self._set_state(CallState.ENDED)
-        records = tuple(
-            {"direction": m.direction, "firstLine": m.first_line, "at": round(m.at, 4), "message": m.text}
-            for m in self.messages
-        )
-        return TransferResult(outcome, reason, tuple(str(m) for m in self.messages), records)
+        return TransferResult(outcome, reason, tuple(self.messages))
 
     async def close(self) -> None:
         await self.endpoint.close()

@@ -9,7 +9,7 @@ import json
 from importlib import resources
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from kore_connect.contactflow.model import Flow
 from kore_connect.errors import KoreConnectError
 from kore_connect.twin.dashboard.ladder import LEFT, RIGHT, WIDTH, ladder
+from kore_connect.twin.local.report import CallReport
 from kore_connect.twin.local.twin import PHONE_NUMBER, LocalTwin
 
 LOCAL_HOSTS = ["127.0.0.1", "localhost"]  # it listens on 127.0.0.1 only
@@ -44,6 +45,7 @@ _STATIC = resources.files("kore_connect.twin.dashboard") / "static"
 _templates = Environment(
     loader=FileSystemLoader(str(resources.files("kore_connect.twin.dashboard") / "templates")),
     autoescape=select_autoescape(["html"]),
+    undefined=StrictUndefined,  # a field a template names wrongly fails the page, not shows nothing
 )
 
 
@@ -61,7 +63,7 @@ def dashboard(twin: LocalTwin, token: str) -> Starlette:
         report = twin.calls.get(request.path_params["contact_id"])
         if report is None:
             return _page("missing.html", contact_id=request.path_params["contact_id"], status=404)
-        arrows, height = ladder([m for call in report["sip"] for m in call])
+        arrows, height = ladder([message for transfer in report.contact.transfers for message in transfer])
         return _page(
             "call.html",
             call=report,
@@ -69,7 +71,7 @@ def dashboard(twin: LocalTwin, token: str) -> Starlette:
             height=height,
             width=WIDTH,
             lanes=(LEFT, RIGHT),
-            metadata=json.dumps(report["metadata"]["stored"], indent=2, ensure_ascii=False),
+            metadata=json.dumps(report.metadata.stored, indent=2, ensure_ascii=False),
         )
 
     async def place_call(request: Request) -> Response:
@@ -95,7 +97,8 @@ def dashboard(twin: LocalTwin, token: str) -> Starlette:
                 flow = Flow.parse(body["flow"])
             except KoreConnectError as exc:
                 return JSONResponse({"error": f"flow: {' '.join(str(exc).split())}"}, 400)
-        return JSONResponse(await twin.call(caller=caller, did=did, flow=flow))
+        report = await twin.call(caller=caller, did=did, flow=flow)
+        return JSONResponse(report.to_json())
 
     return Starlette(
         routes=[
@@ -133,7 +136,7 @@ class _SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-def _calls(twin: LocalTwin, query: str) -> list[dict[str, Any]]:
+def _calls(twin: LocalTwin, query: str) -> list[CallReport]:
     assert twin.calls is not None
     return twin.calls.search(query)
 

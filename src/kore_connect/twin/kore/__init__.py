@@ -10,5 +10,6 @@ do with a call that Amazon Connect transfers to them.
 - `gateway`: the voice gateway (a SIP UAS on `twin/sip`): which calls it takes, and their records;
 - `call`: one call in progress: its answers, its bot, its BYE;
 - `media`: the call's RTP port, which counts what the caller sends;
-- `interactions`: the calls' records (Kore's interaction log), in a private SQLite file.
+- `interactions`: the calls' records (Kore's interaction log: each node's result, the media
+  count), their JSON form, and their private SQLite file.
 """

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
 
 import httpx
 
@@ -23,21 +22,11 @@ from kore_connect.twin.kore.dialog import (
     ScriptNode,
     ServiceRequestNode,
 )
+from kore_connect.twin.kore.interactions import NodeKind, NodeResult, NodeStatus
 from kore_connect.twin.kore.session import KoreSession, ScriptError
 from kore_connect.twin.kore.templates import TemplateError
 
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
-
-
-@dataclass(frozen=True, slots=True)
-class NodeResult:
-    node: str
-    kind: Literal["script", "message", "service", "transfer"]
-    status: Literal["ok", "error", "skipped", "stopped"]
-    detail: str
-    http_status: int | None = None  # the service node's answer (the last attempt's)
-    attempts: int = 0
-    request: str | None = None  # the service node's request line, "POST <url>" (headers never: the token)
 
 
 @dataclass
@@ -176,10 +165,10 @@ async def _service(
 
 def _result(
     node: MessageNode | ScriptNode | ServiceRequestNode | AgentTransferNode,
-    status: Literal["ok", "error", "skipped", "stopped"],
+    status: NodeStatus,
     detail: str,
 ) -> NodeResult:
-    kind: Literal["script", "message", "service", "transfer"] = (
+    kind: NodeKind = (
         "message"
         if isinstance(node, MessageNode)
         else "script"

@@ -25,15 +25,15 @@ import contextlib
 import errno
 import logging
 import time
-from typing import Any, Literal
+from typing import Literal
 
 import httpx
 
 from kore_connect.log_text import printable
-from kore_connect.twin.kore.bot import BotRun, NodeResult, run_bot
+from kore_connect.twin.kore.bot import BotRun, run_bot
 from kore_connect.twin.kore.call import ALLOW, GatewayCall, NoAcceptableCodec, answer_to, sdp_answer
 from kore_connect.twin.kore.config import GatewayConfig
-from kore_connect.twin.kore.interactions import InteractionStore
+from kore_connect.twin.kore.interactions import Interaction, InteractionStore
 from kore_connect.twin.kore.media import RtpSink
 from kore_connect.twin.kore.session import KoreSession
 from kore_connect.twin.sip.dialog import DialogError
@@ -42,6 +42,7 @@ from kore_connect.twin.sip.fields import Address, FieldError, uri_host, uri_user
 from kore_connect.twin.sip.message import Message, Request, Response
 from kore_connect.twin.sip.quiet_log import QuietLog
 from kore_connect.twin.sip.rules import new_tag, refusal
+from kore_connect.twin.sip.trace import TracedMessage
 from kore_connect.twin.sip.transport import HostPort
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class KoreGateway:
         self.endpoints: list[SipEndpoint] = []
         self.addresses: dict[str, tuple[str, int]] = {}  # transport -> bound address
         self._calls: dict[str, GatewayCall] = {}  # Call-ID -> the call in progress
-        self._records: dict[str, dict[str, Any]] = {}  # Call-ID -> the interaction being recorded
+        self._records: dict[str, Interaction] = {}  # Call-ID -> the interaction being recorded
         self._log = QuietLog(logger)
 
     async def start(self) -> None:
@@ -216,8 +217,8 @@ class KoreGateway:
             session = KoreSession([{"name": name, "value": value} for name, value in invite.headers])
             undo.callback(session.close)
             record = self._records.get(invite.call_id)
-            if record is not None:  # what the Agent AI widget fetches the bot's history by
-                record["instanceSessionId"] = session.instance_session_id
+            if record is not None:
+                record.instance_session_id = session.instance_session_id
 
             async def bot(run: BotRun) -> BotRun:
                 assert self._http is not None
@@ -273,57 +274,37 @@ class KoreGateway:
     def _note(self, direction: str, message: Message) -> None:
         record = self._records.get(message.call_id)
         if record is not None:
-            record["sip"].append(
-                {"direction": direction, "firstLine": first_line(message), "at": round(time.time(), 4)}
-            )
+            record.sip.append(_traced(direction, message))
 
     def _open_record(self, invite: Request, source: HostPort) -> None:
         """Start recording a call when its INVITE arrives, before any answer goes out."""
-        self._records[invite.call_id] = {
-            "callId": invite.call_id,
-            "contactId": invite.headers.get("X-Amzn-ConnectContactId"),
-            "did": uri_user(invite.uri),
-            "source": f"{source[0]}:{source[1]}",
-            "startedAt": time.time(),
-            "nodes": [],
-            "sip": [{"direction": "received", "firstLine": first_line(invite), "at": round(time.time(), 4)}],
-            "ended": None,
-        }
-
-    def _record_nodes(self, call_id: str, results: list[NodeResult]) -> None:
-        record = self._records.get(call_id)
-        if record is None:
-            return
-        record["nodes"] = [
-            {
-                "node": r.node,
-                "kind": r.kind,
-                "status": r.status,
-                "detail": r.detail,
-                "httpStatus": r.http_status,
-                "request": r.request,
-            }
-            for r in results
-        ]
-        service = [r for r in results if r.kind == "service"]
-        record["serviceStatus"] = service[-1].http_status if service else None
+        self._records[invite.call_id] = Interaction(
+            call_id=invite.call_id,
+            contact_id=invite.headers.get("X-Amzn-ConnectContactId"),
+            did=uri_user(invite.uri),
+            source=f"{source[0]}:{source[1]}",
+            started_at=time.time(),
+            sip=[_traced("received", invite)],
+        )
 
     def _call_ended(self, call: GatewayCall, how: str) -> None:
         record = self._records.get(call.call_id)
         if record is not None:
-            record["rtp"] = call.media.summary()
-        if call.bot.results or call.bot.running is not None:  # the bot ran: how far it got
-            self._record_nodes(call.call_id, call.bot.stopped(f"stopped: {how}"))
+            record.rtp = call.media.count()
+            if call.bot.results or call.bot.running is not None:  # the bot ran: how far it got
+                record.nodes = call.bot.stopped(f"stopped: {how}")
+                services = [node for node in record.nodes if node.kind == "service"]
+                record.service_status = services[-1].http_status if services else None
         if self._calls.get(call.call_id) is call:
             del self._calls[call.call_id]  # copies of its requests are the transactions' to absorb
         self._ended(call.call_id, how)
 
     def _ended(self, call_id: str, how: str) -> None:
         record = self._records.pop(call_id, None)
-        if record is None or record["ended"]:
+        if record is None or record.ended:
             return
-        record["ended"] = how
-        record["endedAt"] = time.time()
+        record.ended = how
+        record.ended_at = time.time()
         self.interactions.save(record)
 
 
@@ -332,6 +313,12 @@ def _to_tag(request: Request) -> str | None:
         return Address.parse(request.headers.get("To") or "").tag
     except FieldError:
         return None
+
+
+def _traced(direction: str, message: Message) -> TracedMessage:
+    return TracedMessage(
+        "sent" if direction == "sent" else "received", first_line(message), round(time.time(), 4)
+    )
 
 
 def first_line(message: Message) -> str:

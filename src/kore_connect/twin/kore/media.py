@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Any
+
+from kore_connect.twin.kore.interactions import MediaCount
 
 RTP_VERSION = 2
 MAX_PACKET_BYTES = 2048  # RTP over Ethernet: far less; a larger datagram is cut and counted as not RTP
@@ -50,14 +51,8 @@ class RtpSink:
             else:
                 self.other += 1
 
-    def summary(self) -> dict[str, Any]:
-        return {
-            "port": self.port,
-            "packets": self.packets,
-            "octets": self.octets,
-            "other": self.other,
-            "from": self.source,
-        }
+    def count(self) -> MediaCount:
+        return MediaCount(self.port, self.packets, self.octets, self.other, self.source)
 
     def close(self) -> None:
         if self._socket.fileno() >= 0:

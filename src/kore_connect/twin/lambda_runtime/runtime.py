@@ -76,8 +76,7 @@ class LocalFunction:
         self._starting = 0
         self._start_failures = 0
         self._last_start_error = ""
-        self._last_start_ended = 0.0
-        self._changed = asyncio.Condition()  # guards the four above; notified on every change
+        self._changed = asyncio.Condition()  # guards the pool above; notified on every change
         self._background: set[asyncio.Future[Any]] = set()  # cold starts and runs in flight, kept referenced
         # Invocations (one thread per container, each blocked on its pipe) and cold starts apart,
         # so a burst of starts never delays a warm container's answer.
@@ -88,16 +87,6 @@ class LocalFunction:
     @property
     def containers(self) -> int:
         return len(self._all)
-
-    @property
-    def starting(self) -> int:
-        """Containers being started now (cold starts)."""
-        return self._starting
-
-    @property
-    def last_start_ended(self) -> float:
-        """When (time.monotonic) the latest container start ended; 0 before any."""
-        return self._last_start_ended
 
     async def start(self) -> None:
         """Start the first containers; raises FunctionStartError when the handler cannot be imported."""
@@ -217,10 +206,7 @@ class LocalFunction:
 
     async def _start_container(self) -> _Container:
         container = _Container(self.spec)
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._starts, container.wait_ready)
-        finally:
-            self._last_start_ended = time.monotonic()
+        await asyncio.get_running_loop().run_in_executor(self._starts, container.wait_ready)
         return container
 
 

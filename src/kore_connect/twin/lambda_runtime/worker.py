@@ -27,10 +27,15 @@ def main(argv: list[str]) -> None:
 
         module_name, _, attribute = handler.rpartition(".")
         function = getattr(importlib.import_module(module_name), attribute)
+        status: tuple[str, str | None] = ("ready", None)
     except Exception as exc:  # any import failure is reported, as Lambda's init error
-        pipe.send(("init_error", f"{type(exc).__name__}: {exc}"))
+        status = ("init_error", f"{type(exc).__name__}: {exc}")
+    try:
+        pipe.send(status)
+    except OSError:
+        return  # the runtime stopped while this container started: nothing to tell it
+    if status[0] != "ready":
         return
-    pipe.send(("ready", None))
     region = os.environ.get("AWS_REGION", "us-east-1")
     memory = int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"))
     while True:

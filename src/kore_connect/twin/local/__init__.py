@@ -1,7 +1,8 @@
 """The twin as users run it (the wiring on top of the emulators): `kore-connect up`, `call`,
 `serve` and `demo` are built from these.
 
-- `twin`: `LocalTwin`, the whole call path on one machine, and the call's report;
+- `twin`: `LocalTwin`, the whole call path on one machine;
+- `report`: `CallReport`, what each part did in one call, and its JSON form;
 - `parts`: the twin's processes (`serve api`, `serve gateway`), started and watched;
 - `store`: `LocalStore`, the metadata store of a local run (SQLite, or a DynamoDB endpoint);
 - `api_token`: the generated token of a local run and where it is kept;

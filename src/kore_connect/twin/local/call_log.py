@@ -1,5 +1,5 @@
-"""Every call the local twin placed, as `kore-connect call --json` reports it, in SQLite: what the
-dashboard lists and searches (by contact ID or number, as Connect's Contact Search does)."""
+"""Every call the local twin placed (its `CallReport`), in SQLite: what the dashboard lists and
+searches (by contact ID or number, as Connect's Contact Search does)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import json
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
-from kore_connect.twin.local_db import open_database
+from kore_connect.twin.local.report import CallReport
+from kore_connect.twin.record_database import open_record_database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -26,31 +26,31 @@ CREATE INDEX IF NOT EXISTS calls_placed_at ON calls (placed_at);
 
 class CallLog:
     def __init__(self, path: Path) -> None:
-        self._connection = open_database(path, _SCHEMA)
+        self._connection = open_record_database(path, _SCHEMA)
         self._lock = threading.Lock()
 
-    def add(self, report: dict[str, Any]) -> None:
+    def add(self, report: CallReport) -> None:
         with self._lock:
             self._connection.execute(
                 "INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?)",
                 (
-                    report["contactId"],
+                    report.contact.contact_id,
                     time.time(),
-                    report["customer"],
-                    report["did"],
-                    report["ended"],
-                    json.dumps(report),
+                    report.contact.customer,
+                    report.did,
+                    str(report.contact.ended),
+                    json.dumps(report.to_json()),
                 ),
             )
 
-    def get(self, contact_id: str) -> dict[str, Any] | None:
+    def get(self, contact_id: str) -> CallReport | None:
         with self._lock:
             row = self._connection.execute(
                 "SELECT report FROM calls WHERE contact_id = ?", (contact_id.strip().lower(),)
             ).fetchone()
-        return None if row is None else dict(json.loads(row[0]))
+        return None if row is None else CallReport.from_json(json.loads(row[0]))
 
-    def search(self, query: str = "", limit: int = 200) -> list[dict[str, Any]]:
+    def search(self, query: str = "", limit: int = 200) -> list[CallReport]:
         """The latest calls first; `query` matches a contact ID (or its start) or a number (a part of it)."""
         query = query.strip()
         with self._lock:
@@ -66,7 +66,7 @@ class CallLog:
                     " ORDER BY placed_at DESC LIMIT ?",
                     (f"{like.lower()}%", f"%{like}%", f"%{like}%", limit),
                 ).fetchall()
-        return [dict(json.loads(row[0])) for row in rows]
+        return [CallReport.from_json(json.loads(row[0])) for row in rows]
 
     def count(self) -> int:
         with self._lock:

@@ -14,20 +14,17 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from kore_connect.aws_events import LOCAL_ACCOUNT, LOCAL_INSTANCE_ARN, LOCAL_REGION
 from kore_connect.contactflow.model import Flow
 from kore_connect.contactflow.render import FlowOptions, flow_json, render_flow
 from kore_connect.private_files import private_folder, write_private
-from kore_connect.sessions.base import SessionStore, SessionStoreError
+from kore_connect.sessions.base import SessionStore
 from kore_connect.stack import RESOURCE_PATH, RETRIEVE_FUNCTION
 from kore_connect.twin.connect.connector import Gateway
-from kore_connect.twin.connect.contact import Contact
 from kore_connect.twin.connect.lambdas import LocalLambdas
 from kore_connect.twin.connect.local import (
     LocalContactSettings,
-    contact_document,
     invoked_functions,
     run_contact,
     template_functions,
@@ -36,6 +33,7 @@ from kore_connect.twin.kore.interactions import InteractionStore
 from kore_connect.twin.local.api_token import TOKEN_VARIABLE
 from kore_connect.twin.local.call_log import CallLog
 from kore_connect.twin.local.parts import LISTENING, Part, free_port
+from kore_connect.twin.local.report import CallReport, report_contact
 from kore_connect.twin.local.store import LocalStore
 
 DEFAULT_DID = "+12065551118"  # the Kore DID the default flow transfers to
@@ -48,13 +46,11 @@ _READY = {  # the log line that says a part is ready
     "metadata API": re.compile(re.escape(LISTENING)),
     "Kore gateway": re.compile(r"sip:([0-9.]+):([0-9]+);transport=tcp"),  # the last transport it opens
 }
-_INVITED = re.compile(r"INVITE sips?:([^@;> ]+)@")
 GATEWAY_TRANSPORTS = ["udp", "tcp"]  # on one port, as `serve gateway` listens by default
 # Each function's containers, all started before the twin says it is ready: a burst of calls then
 # never waits for a cold start of ours (seconds here, a fraction of one in AWS), which would fail
 # calls AWS would not fail. Four: more workers than the two cores only add contention.
 WARM_CONTAINERS = 4
-INTERACTION_WAIT_SECONDS = 40.0
 # A transferred call the gateway never ends (it died mid-call: over UDP nothing says so) is hung up
 # by Connect's side after this long; Connect itself would notice the media stop, which we have none of.
 MAX_CALL_SECONDS = 300.0  # longer than a BYE's transaction (64*T1): it is saved then at the latest
@@ -214,8 +210,8 @@ class LocalTwin:
         *,
         through: Gateway | None = None,
         caller_hangs_up_after: float | None = None,
-    ) -> dict[str, Any]:
-        """One call through the whole path; a JSON-ready report of what each part did. `flow`: an
+    ) -> CallReport:
+        """One call through the whole path; the report of what each part did. `flow`: an
         exported flow to run instead of the default one (its transfers go to the local gateway).
         `through`: where Connect's connector sends the call instead of the gateway itself (a proxy
         in front of it, as an SBC is); `caller_hangs_up_after`: seconds after the transfer is
@@ -242,107 +238,3 @@ class LocalTwin:
         )
         self.calls.add(report)
         return report
-
-
-async def report_contact(
-    contact: Contact, *, did: str, store: SessionStore, interactions: InteractionStore, started: float
-) -> dict[str, Any]:
-    """The report of a contact that has ended: Connect's side, what the gateway recorded of the call
-    (in `interactions`) and what the session store holds for it."""
-    store_error = None
-    try:
-        record = await asyncio.to_thread(store.get, contact.contact_id)
-    except SessionStoreError as exc:  # the store is failing: the report says so, the call is over
-        record, store_error = None, str(exc)
-    report = call_report(
-        contact,
-        did=did,
-        interaction=await _interaction(interactions, contact.contact_id, reached=_transferred(contact)),
-        stored=json.loads(record.metadata) if record is not None else None,
-        started=started,
-    )
-    if store_error is not None:
-        report["metadata"]["storeError"] = store_error
-    return report
-
-
-async def _interaction(
-    interactions: InteractionStore, contact_id: str, *, reached: bool
-) -> dict[str, Any] | None:
-    """The gateway's record of the call, from its database. The gateway saves it when our 200
-    answers its BYE, which is as the flow goes on, so it is nearly always there by the time the
-    flow has ended; a call that never reached the gateway has none."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + (INTERACTION_WAIT_SECONDS if reached else 0.5)
-    wait = 0.005
-    while (found := interactions.for_contact(contact_id)) is None and loop.time() < deadline:
-        await asyncio.sleep(wait)
-        wait = min(wait * 2, 0.25)
-    return found
-
-
-def dialled_number(contact: Contact) -> str:
-    """The number the contact's first transfer dialled (its INVITE's Request-URI user); "" if none."""
-    for step in contact.trace:
-        for message in step.details.get("sipMessages", []):
-            found = _INVITED.match(message["firstLine"])
-            if message["direction"] == "sent" and found is not None:
-                return found.group(1)
-    return ""
-
-
-def _transferred(contact: Contact) -> bool:
-    """Did the gateway answer the transfer at all (then it records the call, and we wait for that)?"""
-    return any(
-        message["direction"] == "received"
-        for step in contact.trace
-        for message in step.details.get("sipMessages", [])
-    )
-
-
-def call_report(
-    contact: Contact, *, did: str, interaction: dict[str, Any] | None, stored: Any, started: float
-) -> dict[str, Any]:
-    """The call as `kore-connect call --json` prints it: Connect's side, Kore's side, the data."""
-    document = contact_document(contact)
-    custom = document["attributes"].get("customData")
-    try:
-        custom_data = json.loads(custom) if custom is not None else None
-    except json.JSONDecodeError:
-        custom_data = custom
-    return {
-        **document,
-        "did": did,
-        "kore": _kore_side(interaction),
-        "metadata": {"stored": stored, "customData": custom_data},
-        "timings": _timings(contact, started),
-    }
-
-
-def _kore_side(interaction: dict[str, Any] | None) -> dict[str, Any] | None:
-    if interaction is None:
-        return None
-    keys = ("callId", "did", "source", "nodes", "serviceStatus", "instanceSessionId", "ended", "sip", "rtp")
-    return {key: interaction.get(key) for key in keys}
-
-
-def _timings(contact: Contact, started: float) -> dict[str, float | None]:
-    """Setup: INVITE -> 200 at the connector. Handoff: the transfer's end (the gateway's BYE answered)
-    -> the contact attributes set. Total: the whole contact. In milliseconds."""
-    transfer = next((s for s in contact.trace if "sipMessages" in s.details), None)
-    setup = None
-    if transfer is not None:
-        messages = transfer.details["sipMessages"]
-        invite = next((m["at"] for m in messages if m["firstLine"].startswith("INVITE")), None)
-        answer = next((m["at"] for m in messages if m["firstLine"].startswith("SIP/2.0 200")), None)
-        if invite is not None and answer is not None:
-            setup = round((answer - invite) * 1000, 3)
-    after = contact.trace[contact.trace.index(transfer) + 1 :] if transfer is not None else []
-    attributes = next((s for s in after if s.action_type == "UpdateContactAttributes"), None)
-    handoff = (
-        round((attributes.at - transfer.at) * 1000, 3)
-        if transfer is not None and attributes is not None and attributes.branch == "Success"
-        else None
-    )
-    end = contact.trace[-1].at if contact.trace else started
-    return {"setupMs": setup, "handoffMs": handoff, "totalMs": round((end - started) * 1000, 3)}

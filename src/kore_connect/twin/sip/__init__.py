@@ -11,4 +11,5 @@ a thin asyncio layer outside. The local gateway (UAS) and Connect's connector (U
 - `transport`: the asyncio UDP and TCP transports; a reply that cannot be sent is a log line,
   never a closed socket.
 - `endpoint`: a transport, its transaction layer and timers, around a transaction user.
+- `trace`: one SIP message as a call's trace keeps it, and its JSON form.
 """

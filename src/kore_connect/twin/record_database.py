@@ -10,7 +10,7 @@ from pathlib import Path
 from kore_connect.private_files import private_database
 
 
-def open_database(path: Path, schema: str) -> sqlite3.Connection:
+def open_record_database(path: Path, schema: str) -> sqlite3.Connection:
     private_database(path)
     connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
