@@ -25,6 +25,7 @@ from kore_connect.bridge.observability import logger as function_logger
 from kore_connect.sessions.dynamodb import DynamoDBSessionStore, ensure_table
 from kore_connect.sessions.sqlite import SQLiteSessionStore
 from kore_connect.twin.lambda_runtime.context import LocalLambdaContext
+from tests import peers
 from tests.peers import Dynalite
 
 # After the whole suite, every file the session wrote is swept for the tokens it used (issue 8).
@@ -79,14 +80,27 @@ OUR_VARIABLES = [
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "needs_shared: reads ../shared (KORE_SHARED_DIR); skips without it")
+    for name, (_, installer) in peers.PEERS.items():
+        config.addinivalue_line("markers", f"{name}: runs {installer} (tests/peers.py)")
+    config.addinivalue_line("markers", f"{peers.SLOW}: a load, a soak or a corpus run (tens of seconds)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if SHARED_REFERENCE_EXPORT.is_file():
-        return
     for item in items:
-        if item.get_closest_marker("needs_shared"):
+        # The dynalite fixture, wherever a test reaches it (directly, through `up`, or as a backend)
+        callspec = getattr(item, "callspec", None)
+        params = list(callspec.params.values()) if callspec is not None else []
+        if "dynalite" in getattr(item, "fixturenames", ()) or any(p == "dynalite" for p in params):
+            item.add_marker(pytest.mark.dynalite)
+        if item.get_closest_marker("needs_shared") and not SHARED_REFERENCE_EXPORT.is_file():
             item.add_marker(pytest.mark.skip(reason=SHARED_ABSENT))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """What peers the test may start (tests/peers.py), known before any of its fixtures starts one."""
+    peers.running_markers.clear()
+    peers.running_markers.update(marker.name for marker in item.iter_markers())
 
 
 def load_event(name: str) -> dict[str, Any]:

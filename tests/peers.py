@@ -1,9 +1,15 @@
-"""Real peers the tests talk to, started and stopped by the tests themselves."""
+"""Real peers the tests talk to, started and stopped by the tests themselves.
+
+Each peer has a pytest marker of its name (pyproject.toml), so that `./dev test --fast` can leave
+out every test that needs one. `peer(name)` is how a test reaches a peer's program, and it fails
+a test that is not marked for it: a mark cannot be forgotten.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,6 +21,30 @@ from kore_connect.twin.local.parts import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 DYNALITE = REPO / "node_modules" / ".bin" / "dynalite"
+# The peers: marker -> the program the tests run (first found), and what installs it.
+PEERS: dict[str, tuple[tuple[str, ...], str]] = {
+    "sipp": (("sipp",), "Debian's sip-tester"),
+    "dynalite": ((str(DYNALITE),), "npm's dynalite (./dev setup)"),
+    "chromium": (("/usr/bin/chromium",), "Debian's chromium"),
+    "kamailio": (("kamailio", "/usr/sbin/kamailio"), "Debian's kamailio"),
+    "baresip": (("baresip",), "Debian's baresip-core"),
+    "sipvicious": (("svmap",), "Debian's sipvicious"),
+}
+SLOW = "slow"  # the marker of a load, a soak or a corpus run: tens of seconds or more
+running_markers: set[str] = set()  # the markers of the test being set up or run (conftest keeps it)
+
+
+def peer(name: str, program: str | None = None) -> str:
+    """The path of a peer's program (`program`: another of the peer's programs, e.g. svwar), for a
+    test marked `name`."""
+    if name not in running_markers:
+        raise AssertionError(f"this test runs {name}: mark it @pytest.mark.{name} (tests/peers.py)")
+    candidates, installer = PEERS[name]
+    for candidate in (program,) if program else candidates:
+        found = shutil.which(candidate) or (candidate if Path(candidate).is_file() else None)
+        if found:
+            return found
+    raise RuntimeError(f"{program or candidates[0]} is missing: ./dev setup installs {installer}")
 
 
 def descendants(pid: int) -> list[int]:
@@ -51,8 +81,7 @@ class Dynalite:
 
     def __init__(self, create_table_ms: int = 0) -> None:
         self.create_table_ms = create_table_ms  # how long a new table stays CREATING
-        if not DYNALITE.exists():
-            raise RuntimeError(f"{DYNALITE} is missing: run ./dev setup (it installs the npm test peers)")
+        self.program = peer("dynalite")
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
@@ -60,7 +89,7 @@ class Dynalite:
     def start(self) -> Dynalite:
         self._process = subprocess.Popen(
             [
-                str(DYNALITE),
+                self.program,
                 "--host",
                 "127.0.0.1",
                 "--port",

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import json
 import math
-import shutil
 import struct
 import subprocess
 import wave
@@ -18,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from kore_connect.twin.local.parts import free_port
+from tests.peers import peer
 
-BARESIP = shutil.which("baresip")
 MODULES = Path("/usr/lib/baresip/modules")
 
 
@@ -62,10 +61,6 @@ class Softphone:
 @contextlib.asynccontextmanager
 async def softphone(folder: Path) -> AsyncIterator[Softphone]:
     """baresip on loopback, with a config of its own in `folder`; stopped at the end."""
-    if BARESIP is None:
-        raise RuntimeError(
-            "baresip is missing: run the tests with ./dev test, which installs Debian's baresip"
-        )
     folder.mkdir(parents=True, exist_ok=True)
     control = free_port()
     (folder / "config").write_text(
@@ -92,7 +87,7 @@ async def softphone(folder: Path) -> AsyncIterator[Softphone]:
     log = folder / "baresip.log"
     with log.open("wb") as out:
         process = await asyncio.create_subprocess_exec(
-            BARESIP, "-f", str(folder), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+            peer("baresip"), "-f", str(folder), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
         )
     try:
         async with asyncio.timeout(15):

@@ -1,0 +1,132 @@
+"""`kore-connect connect run` as a user runs it: an exported flow (ours, and Kore's reference export
+when ../shared is there), SIPp as the voice gateway."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from kore_connect.sessions.sqlite import SQLiteSessionStore
+from tests.conftest import HANDOFF_EXPORT, load_flow
+from tests.twin.connect.test_connect_sip import sipp
+
+KORE_CONNECT = Path(sys.executable).parent / "kore-connect"
+
+
+def connect_run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(KORE_CONNECT), "connect", "run", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.sipp
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_an_exported_flow_hands_the_bots_metadata_to_the_queue(
+    tmp_path: Path, transport: str, export_path: Path
+) -> None:
+    # GIVEN the bot's metadata stored for the contact the call will have
+    contact_id = str(uuid.uuid4())
+    metadata = {
+        "x_metadata": "Hello from Kore",
+        "kore-instanceSessionId": "6744a1f2c0ffee0011223344",
+        "n": 1.5,
+    }
+    database = tmp_path / "sessions.db"
+    SQLiteSessionStore(database).put(contact_id, json.dumps(metadata), ttl_seconds=3600)
+    # WHEN the exported flow runs with SIPp as the voice gateway
+    with sipp("answer_then_bye", tmp_path, transport) as peer:
+        result = connect_run(
+            str(export_path),
+            "--gateway",
+            f"127.0.0.1:{peer.port}",
+            "--transport",
+            transport,
+            "--db",
+            str(database),
+            "--contact-id",
+            contact_id,
+            "--json",
+            cwd=tmp_path,
+        )
+        status, err = peer.finish()
+    # THEN one JSON document: the path, the SIP ladder, the attributes and the queue
+    assert result.returncode == 0, result.stderr
+    assert status == 0, err
+    document = json.loads(result.stdout)
+    assert document["contactId"] == contact_id and document["ended"] == "queued"
+    assert json.loads(document["attributes"]["customData"]) == metadata
+    assert [a["type"] for a in document["actions"]][2:4] == [
+        "TransferParticipantToThirdParty",
+        "InvokeLambdaFunction",
+    ]
+    (call,) = document["sip"]
+    assert [m["direction"] for m in call][:2] == ["sent", "received"]
+    assert call[0]["firstLine"].startswith("INVITE sip:+12065551118@")
+    assert f"X-Amzn-ConnectContactId: {contact_id}" in call[0]["message"]
+    assert any(m["firstLine"].startswith("BYE") and m["direction"] == "received" for m in call)
+    (queue,) = (a for a in load_flow(export_path)["Actions"] if a["Type"] == "UpdateContactTargetQueue")
+    assert document["queue"] == queue["Parameters"]["QueueId"]
+
+
+@pytest.mark.sipp
+def test_the_readable_output_shows_the_path_the_ladder_and_the_outcome(tmp_path: Path) -> None:
+    with sipp("reject", tmp_path, answer="486 Busy Here") as peer:
+        result = connect_run(str(HANDOFF_EXPORT), "--gateway", f"127.0.0.1:{peer.port}", cwd=tmp_path)
+        peer.finish()
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "CallFailed" in out and "486 Busy Here" in out and "Ended: disconnected" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--gateway", "nowhere"], "--gateway 'nowhere': expected HOST:PORT"),
+        (["--gateway", "127.0.0.1:5060", "--transport", "tls"], "--transport 'tls': use udp or tcp"),
+        (["--gateway", "127.0.0.1:5060", "--contact-id", "abc"], "--contact-id 'abc'"),
+    ],
+)
+def test_bad_options_are_one_line_and_exit_2(tmp_path: Path, args: list[str], expected: str) -> None:
+    result = connect_run(str(HANDOFF_EXPORT), *args, cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and expected in result.stderr
+
+
+def test_a_broken_flow_is_named_in_one_line(tmp_path: Path) -> None:
+    flow = load_flow(HANDOFF_EXPORT)
+    flow["Actions"][0]["Type"] = "InvokeFlowModule"
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(flow))
+    result = connect_run(str(path), "--gateway", "127.0.0.1:5060", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "unknown action type 'InvokeFlowModule'" in result.stderr and "Traceback" not in result.stderr
+    missing = connect_run(str(tmp_path / "nope.json"), "--gateway", "127.0.0.1:5060", cwd=tmp_path)
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+@pytest.mark.sipp
+def test_a_flows_function_can_be_mapped_to_a_template_function(tmp_path: Path) -> None:
+    flow = load_flow(HANDOFF_EXPORT)
+    invoke = next(a for a in flow["Actions"] if a["Type"] == "InvokeLambdaFunction")
+    invoke["Parameters"]["LambdaFunctionARN"] = (
+        "arn:aws:lambda:eu-west-2:111122223333:function:customRetrieve"
+    )
+    path = tmp_path / "custom.json"
+    path.write_text(json.dumps(flow))
+    outcomes = {}
+    for mapping in ([], ["--function", "customRetrieve=KoreRetrieveSessionMetadata"]):
+        with sipp("answer_then_bye", tmp_path) as peer:
+            result = connect_run(
+                str(path), "--gateway", f"127.0.0.1:{peer.port}", *mapping, "--json", cwd=tmp_path
+            )
+            peer.finish()
+        assert result.returncode == 0, result.stderr
+        step = next(a for a in json.loads(result.stdout)["actions"] if a["type"] == "InvokeLambdaFunction")
+        outcomes[bool(mapping)] = step["branch"]
+    assert outcomes == {False: "NoMatchingError", True: "Success"}
+    bad = connect_run(str(path), "--gateway", "127.0.0.1:5060", "--function", "x=Nope", cwd=tmp_path)
+    assert bad.returncode == 2 and "expected NAME=FUNCTION" in bad.stderr

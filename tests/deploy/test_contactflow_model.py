@@ -1,0 +1,205 @@
+"""Flow.parse: an exported flow is accepted as it is (ours, and Kore's reference export when ../shared
+is there); every kind of broken flow is refused with a line naming the action at fault."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kore_connect.contactflow.language import ActionType, BadReference, ErrorType, parse_reference
+from kore_connect.contactflow.model import Flow, FlowError
+
+
+def action_of_type(document: dict[str, Any], action_type: str) -> dict[str, Any]:
+    return next(a for a in document["Actions"] if a["Type"] == action_type)
+
+
+def problems_of(document: Any) -> list[str]:
+    with pytest.raises(FlowError) as raised:
+        Flow.parse(document)
+    return raised.value.problems
+
+
+def test_an_export_is_accepted_unchanged(export_path: Path, export: dict[str, Any]) -> None:
+    # GIVEN a flow exactly as the Amazon Connect console exported it
+    flow = Flow.loads(export_path.read_bytes())
+    # THEN every action is there, typed, with its transitions
+    assert len(flow.actions) == len(export["Actions"]) == 12
+    assert flow.action(flow.start_action).type is ActionType.UPDATE_FLOW_LOGGING_BEHAVIOR
+    transfer = next(
+        a for a in flow.actions.values() if a.type is ActionType.TRANSFER_PARTICIPANT_TO_THIRD_PARTY
+    )
+    assert set(transfer.errors) == {
+        ErrorType.CALL_FAILED,
+        ErrorType.CONNECTION_TIME_LIMIT_EXCEEDED,
+        ErrorType.NO_MATCHING_ERROR,
+    }
+    assert flow.name == export["Metadata"]["name"]
+    assert flow.source == export
+
+
+def test_an_unknown_action_type_is_named(export: dict[str, Any]) -> None:
+    document = export
+    document["Actions"][0]["Type"] = "InvokeFlowModule"
+    (problem,) = problems_of(document)
+    assert problem == f"action {document['Actions'][0]['Identifier']}: unknown action type 'InvokeFlowModule'"
+
+
+def test_a_transition_to_a_missing_action_is_named(export: dict[str, Any]) -> None:
+    document = export
+    lambda_action = action_of_type(document, "InvokeLambdaFunction")
+    lambda_action["Transitions"]["NextAction"] = "nowhere"
+    problems = problems_of(document)
+    assert problems == [
+        f"action {lambda_action['Identifier']} (InvokeLambdaFunction): NextAction points at 'nowhere', "
+        "which is not an action in the flow"
+    ]
+
+
+def test_a_dangling_error_branch_is_named(export: dict[str, Any]) -> None:
+    document = export
+    transfer = action_of_type(document, "TransferParticipantToThirdParty")
+    transfer["Transitions"]["Errors"][0]["NextAction"] = "gone"
+    (problem,) = problems_of(document)
+    assert transfer["Identifier"] in problem and "the CallFailed branch points at 'gone'" in problem
+
+
+def test_a_missing_or_unknown_start_is_refused(export: dict[str, Any]) -> None:
+    document = export
+    del document["StartAction"]
+    assert problems_of(document) == ["StartAction is missing"]
+    document["StartAction"] = "not-there"
+    assert problems_of(document) == ["StartAction 'not-there' names no action in the flow"]
+
+
+def test_an_error_type_the_action_cannot_raise_is_refused(export: dict[str, Any]) -> None:
+    document = export
+    message = action_of_type(document, "MessageParticipant")
+    message["Transitions"]["Errors"].append(
+        {"NextAction": message["Transitions"]["NextAction"], "ErrorType": "CallFailed"}
+    )
+    (problem,) = problems_of(document)
+    assert problem.endswith("MessageParticipant cannot raise CallFailed (it raises: NoMatchingError)")
+
+
+def test_a_malformed_reference_is_named_with_where_it_is(export: dict[str, Any]) -> None:
+    document = export
+    attributes = action_of_type(document, "UpdateContactAttributes")
+    attributes["Parameters"]["Attributes"]["customData"] = "$.External.body text"
+    (problem,) = problems_of(document)
+    assert "Parameters.Attributes.customData" in problem and "'$.External.body text'" in problem
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (
+            lambda d: action_of_type(d, "MessageParticipant")["Parameters"].update(SSML="<speak/>"),
+            "exactly one of",
+        ),
+        (
+            lambda d: action_of_type(d, "InvokeLambdaFunction")["Parameters"].update(
+                InvocationTimeLimitSeconds="9"
+            ),
+            "InvocationTimeLimitSeconds must be whole seconds from 1 to 8",
+        ),
+        (
+            lambda d: action_of_type(d, "InvokeLambdaFunction")["Parameters"].update(
+                ResponseValidation={"ResponseType": "XML"}
+            ),
+            "ResponseType must be JSON or STRING_MAP",
+        ),
+        (
+            lambda d: action_of_type(d, "UpdateContactAttributes")["Parameters"]["Attributes"].update(
+                {"bad key": "x"}
+            ),
+            "key 'bad key' may hold only letters, digits",
+        ),
+        (
+            lambda d: action_of_type(d, "TransferParticipantToThirdParty")["Parameters"].update(
+                ContinueFlowExecution="yes"
+            ),
+            "ContinueFlowExecution must be 'True' or 'False'",
+        ),
+        (
+            lambda d: action_of_type(d, "TransferParticipantToThirdParty")["Parameters"][
+                "VoiceConnector"
+            ].pop("ToUser"),
+            "VoiceConnector.ToUser is missing",
+        ),
+        (
+            lambda d: action_of_type(d, "UpdateContactTargetQueue")["Parameters"].pop("QueueId"),
+            "QueueId is missing",
+        ),
+    ],
+)
+def test_parameters_connect_would_refuse_are_named(
+    mutate: Any, expected: str, export: dict[str, Any]
+) -> None:
+    document = export
+    mutate(document)
+    (problem,) = problems_of(document)
+    assert expected in problem
+
+
+def test_an_unknown_condition_operator_is_refused() -> None:
+    from kore_connect.contactflow.render import render_flow
+    from tests.deploy.test_flow_render import OPTIONS
+
+    document = render_flow(OPTIONS)
+    compare = next(a for a in document["Actions"] if a["Type"] == "Compare")
+    compare["Transitions"]["Conditions"][0]["Condition"]["Operator"] = "Equal"
+    (problem,) = problems_of(document)
+    assert "unknown condition operator 'Equal'" in problem and "Equals" in problem
+
+
+def test_the_documented_timeout_name_is_accepted_too(export: dict[str, Any]) -> None:
+    # AWS's reference page says ThirdPartyConnectionTimeoutSeconds; console exports say ...TimeLimitSeconds.
+    document = export
+    parameters = action_of_type(document, "TransferParticipantToThirdParty")["Parameters"]
+    parameters["ThirdPartyConnectionTimeoutSeconds"] = parameters.pop("ThirdPartyConnectionTimeLimitSeconds")
+    Flow.parse(document)
+
+
+def test_every_problem_is_reported_at_once(export: dict[str, Any]) -> None:
+    document = export
+    document["Version"] = "2018-01-01"
+    document["Actions"][0]["Transitions"]["NextAction"] = "a"
+    document["Actions"][1]["Transitions"]["NextAction"] = "b"
+    assert len(problems_of(document)) == 3
+
+
+@pytest.mark.parametrize("document", [None, [], "text", {"Version": "2019-10-30"}, {"Actions": [1]}])
+def test_documents_that_are_not_flows_get_a_clear_error(document: Any) -> None:
+    problems = problems_of(copy.deepcopy(document))
+    assert problems and all(isinstance(p, str) and p for p in problems)
+
+
+def test_text_that_is_not_json_is_refused_clearly() -> None:
+    with pytest.raises(FlowError, match="not valid JSON"):
+        Flow.loads(b'{"Version": ')
+
+
+@pytest.mark.parametrize(
+    ("text", "namespace", "name"),
+    [
+        ("$.ContactId", "System", "ContactId"),
+        ("$.CustomerEndpoint.Address", "System", "CustomerEndpoint.Address"),
+        ("$.Attributes.customData", "Attributes", "customData"),
+        ("$.External.kore-instanceSessionId", "External", "kore-instanceSessionId"),
+    ],
+)
+def test_references_connect_resolves_parse(text: str, namespace: str, name: str) -> None:
+    reference_ = parse_reference(text)
+    assert (reference_.namespace, reference_.name, str(reference_)) == (namespace, name, text)
+
+
+@pytest.mark.parametrize(
+    "text", ["$.", "$.Nope", "$.Attributes.", "$.External.a.b c", "$.Attributes.k!", "ContactId"]
+)
+def test_malformed_references_are_refused(text: str) -> None:
+    with pytest.raises(BadReference):
+        parse_reference(text)
