@@ -52,7 +52,6 @@ import logging
 import os
 import re
 import stat
-import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -159,17 +158,23 @@ def _text(node: ast.expr | None) -> bytes | None:
 
 
 def tokens_of_modules(folders: Iterable[Path]) -> list[Secret]:
-    """The tokens defined in every imported module whose source lies in one of `folders`."""
-    roots = [folder.resolve() for folder in folders]
+    """The tokens defined in every module whose source lies in one of `folders` (read from the
+    files: under pytest-xdist the session that sweeps imported none of the tests)."""
     found = []
-    for name, module in list(sys.modules.items()):
-        file = getattr(module, "__file__", None)
-        if not file or not file.endswith(".py"):
-            continue
-        path = Path(file).resolve()
-        if any(path.is_relative_to(root) for root in roots):
-            found += tokens_in_source(path.read_text(encoding="utf-8"), name)
+    for folder in {folder.resolve() for folder in folders}:
+        for path in sorted(folder.rglob("*.py")):
+            found += tokens_in_source(path.read_text(encoding="utf-8"), _module_name(path))
     return found
+
+
+def _module_name(path: Path) -> str:
+    """The name Python imports `path` by: its packages (folders with __init__.py), then its stem."""
+    parts = [path.stem]
+    folder = path.parent
+    while (folder / "__init__.py").is_file():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return ".".join(parts)
 
 
 def is_token_file(path: Path) -> bool:
@@ -346,7 +351,10 @@ class SecretSweepPlugin:
         if not self.ran or hasattr(self.config, "workerinput"):  # (each xdist worker would see a part)
             return
         files = list(files_under(self.root))
-        folders = {item.path.parent for item in session.items}
+        # The tests' folders; under pytest-xdist this session collected none: the configured ones.
+        root = Path(str(self.config.rootpath))
+        configured = [root / path for path in self.config.getini("testpaths")] or [root]
+        folders = {item.path.parent for item in session.items} or set(configured)
         tokens = merged(tokens_of_modules(folders) + tokens_in_token_files(files, self.root))
         self.result = sweep(files, tokens, merged(metadata_values(_store_request())))
         if self.result.findings and session.exitstatus == pytest.ExitCode.OK:

@@ -159,10 +159,32 @@ def test_dev_test_times_each_step_and_keeps_pytest_s_exit_code(tmp_path: Path) -
     stub(venv_bin / "python", f'echo "$@" > {pytest_args}; exit 3')
     result = run_dev(repo, fake_bin(tmp_path, {peer: "exit 0" for peer in PEERS}), "test", "-k", "dev")
     assert result.returncode == 3, result.stderr
-    assert pytest_args.read_text().split() == ["-m", "pytest", "-k", "dev"]
+    assert pytest_args.read_text().split() == ["-m", "pytest", "-n", "auto", "-k", "dev"]
     for name in ["ruff check", "ruff format --check", "mypy --strict"]:
         assert re.search(rf"==> {name}\n    done in \d+ s\n", result.stderr), result.stderr
     assert re.fullmatch(r"\./dev test: \d+ s in all .*exit code 3", result.stderr.splitlines()[-1])
+
+
+def test_dev_test_fast_installs_no_peer_and_leaves_out_the_marked_tests(tmp_path: Path) -> None:
+    """With no peer on the machine and apt-get failing, --fast still runs: only the Python step."""
+    repo = checkout(tmp_path)
+    venv_bin = installed_already(repo)
+    for tool in ["ruff", "mypy"]:
+        stub(venv_bin / tool, "exit 0")
+    pytest_args = tmp_path / "pytest-args"
+    stub(venv_bin / "python", f'printf "%s\\n" "$@" > {pytest_args}; exit 0')
+    result = run_dev(repo, fake_bin(tmp_path, {"apt-get": "exit 100"}), "test", "--fast", "-x")
+    assert result.returncode == 0, result.stderr
+    assert pytest_args.read_text().splitlines() == [
+        "-m",
+        "pytest",
+        "-n",
+        "auto",
+        "-m",
+        "not (sipp or dynalite or chromium or kamailio or baresip or sipvicious or slow)",
+        "-x",
+    ]
+    assert "Debian packages" not in result.stderr and "npm" not in result.stderr
 
 
 @pytest.mark.parametrize(("results", "rc"), [("killed", 0), ("survived", 1)])

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
 from tests.secret_sweep import (
     SESSION_LOG,
     Secret,
@@ -199,3 +200,16 @@ def test_a_clean_session_passes_with_the_measures(pytester: pytest.Pytester) -> 
     result = pytester.runpytest("-p", "tests.secret_sweep", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(["secret sweep: * files, * MB, 0 findings, * s", "*1 passed*"])
+
+
+def test_under_xdist_the_sweep_still_knows_the_tests_tokens(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the leaky test run by two workers (./dev test runs pytest -n auto): the session that
+    # sweeps imported no test module, so it reads the tokens from the tests' files
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    token = f"e2e-{secrets.token_hex(16)}"
+    pytester.makepyfile(test_leaky=LEAKY_TEST.format(token=token, what="TOKEN"))
+    result = pytester.runpytest_subprocess("-p", "tests.secret_sweep", "-p", "no:cacheprovider", "-n", "2")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([f"  test_leaky.TOKEN in popen-gw*/{SESSION_LOG} at byte *"])

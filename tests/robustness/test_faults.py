@@ -86,7 +86,7 @@ def test_a_part_killed_mid_load_and_restarted_loses_no_committed_metadata(
 ) -> None:
     # A call the killed gateway took never gets its record: Connect's side waits for it this long,
     # not the default 40 s (which only made this test wait, 64 s in all).
-    monkeypatch.setattr("kore_connect.twin.local.twin.INTERACTION_WAIT_SECONDS", 5.0)
+    monkeypatch.setattr("kore_connect.twin.local.report.INTERACTION_WAIT_SECONDS", 5.0)
 
     # An INVITE the dead gateway never answers ends at the flow's transfer time limit: 5 s here,
     # not the rendered flow's 60 s, which only made this test wait (62 s in all when one did).

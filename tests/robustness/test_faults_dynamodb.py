@@ -17,6 +17,7 @@ from typing import Any
 
 import boto3
 import httpx
+import pytest
 
 from kore_connect import config
 from kore_connect.sessions.dynamodb import DynamoDBSessionStore, ensure_table
@@ -30,6 +31,8 @@ from kore_connect.twin.local.twin import LocalTwin
 from tests.faulty_dynamodb import FaultyDynamoDB
 from tests.peers import Dynalite, free_port, peer, wait_for_port
 from tests.servers import serving
+
+pytestmark = pytest.mark.dynalite
 
 TOKEN = "dynamo-fault-token-0123456789"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}  # dynalite takes any

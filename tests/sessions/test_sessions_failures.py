@@ -39,6 +39,7 @@ def test_a_missing_table_is_unavailable(dynalite: Dynalite) -> None:
     assert str(raised.value) == "DynamoDB refused reading the session: ResourceNotFoundException"
 
 
+@pytest.mark.dynalite
 def test_a_stopped_dynalite_makes_the_store_unavailable_until_it_returns() -> None:
     # GIVEN a store working against a real server
     server = Dynalite().start()
@@ -135,6 +136,7 @@ def test_the_factory_opens_the_backend_settings_name(tmp_path: Path) -> None:
     assert dynamo_store.table_name == "t"
 
 
+@pytest.mark.dynalite
 def test_ensure_table_waits_for_a_table_another_process_is_still_creating() -> None:
     # GIVEN a server where a new table stays CREATING for a while, and one just created by another
     server = Dynalite(create_table_ms=1500).start()
