@@ -351,10 +351,11 @@ class SecretSweepPlugin:
         if not self.ran or hasattr(self.config, "workerinput"):  # (each xdist worker would see a part)
             return
         files = list(files_under(self.root))
-        # The tests' folders; under pytest-xdist this session collected none: the configured ones.
+        # The configured test folders (with their helpers and conftest), and any test run from
+        # elsewhere; under pytest-xdist this session collected no item.
         root = Path(str(self.config.rootpath))
         configured = [root / path for path in self.config.getini("testpaths")] or [root]
-        folders = {item.path.parent for item in session.items} or set(configured)
+        folders = {item.path.parent for item in session.items} | set(configured)
         tokens = merged(tokens_of_modules(folders) + tokens_in_token_files(files, self.root))
         self.result = sweep(files, tokens, merged(metadata_values(_store_request())))
         if self.result.findings and session.exitstatus == pytest.ExitCode.OK:

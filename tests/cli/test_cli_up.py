@@ -216,7 +216,6 @@ def test_the_dashboard_lists_searches_and_shows_a_call_over_http(
         assert "No call matches" in hostile
 
 
-@pytest.mark.chromium
 def test_the_dashboard_refuses_a_page_from_elsewhere_posing_as_it(up: Up) -> None:
     # A DNS-rebinding page: its own name points at 127.0.0.1, so the browser sends that name as Host.
     port = up.url.rsplit(":", 1)[1]

@@ -176,3 +176,42 @@ def test_a_caller_that_stops_waiting_leaves_the_function_running_and_its_contain
     # THEN the first was told so, and the container served the next event, warm (its third)
     assert gave_up.unanswered and gave_up.error_message == "no answer within 0.1 s"
     assert after.ok and after.result["invocations"] == 3
+
+
+def test_a_waiter_cancelled_as_it_is_handed_the_free_container_passes_it_on(tmp_path: Path) -> None:
+    # GIVEN one container, busy, and two callers waiting for it
+    async def body(function: LocalFunction) -> Any:
+        busy = asyncio.ensure_future(function.invoke({"action": "sleep", "seconds": 0.3}))
+        await asyncio.sleep(0.1)
+        first = asyncio.ensure_future(function.invoke({}))
+        second = asyncio.ensure_future(function.invoke({}))
+        await asyncio.sleep(0.05)
+        # WHEN the first is cancelled (its contact hung up) in the moment the container is handed
+        # to it: the notify that wakes it, then the cancel, before it runs again
+        condition = function._changed  # white-box: the moment cannot be reached from outside
+        real_notify = condition.notify
+
+        def notify_then_cancel(n: int = 1) -> None:
+            real_notify(n)
+            first.cancel()
+
+        condition.notify = notify_then_cancel  # type: ignore[method-assign]
+        await busy
+        # THEN the second still gets the container, and is answered
+        return await asyncio.wait_for(second, 5)
+
+    answered = run(LocalFunction(spec(tmp_path), containers=1, max_containers=1), body)
+    assert answered.ok
+
+
+def test_stopping_the_function_mid_invocation_answers_it_as_a_failure(tmp_path: Path) -> None:
+    async def body(function: LocalFunction) -> Any:
+        running = asyncio.ensure_future(function.invoke({"action": "sleep", "seconds": 5}))
+        await asyncio.sleep(0.2)
+        await function.close()
+        return await asyncio.wait_for(running, 5)
+
+    # WHEN the runtime stops while an event runs; THEN the caller gets a failed invocation, never
+    # an exception (the flow takes its error branch), as when a container dies
+    stopped = run(LocalFunction(spec(tmp_path), containers=1), body)
+    assert stopped.error_type == "Runtime.ExitError" and "stopping" in (stopped.error_message or "")

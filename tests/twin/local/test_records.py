@@ -105,3 +105,60 @@ def test_a_failing_store_is_said_in_the_report_and_its_json() -> None:
     )
     assert report.metadata == Handback(None, None, "throttled")
     assert report.to_json()["metadata"]["storeError"] == "throttled"
+
+
+# A call log row as kore-connect wrote it before the typed records (2026-12-02): a `kore-connect up`
+# home keeps its calls.db from one version to the next, and the dashboard must still show them.
+EARLIER_REPORT = {
+    "contactId": "c-1",
+    "initialContactId": "c-1",
+    "customer": "+14155550123",
+    "ended": "queued",
+    "queue": "arn:local/queue/q",
+    "attributes": {"customData": "{}"},
+    "heard": [],
+    "actions": [
+        {"identifier": "t", "type": "TransferParticipantToThirdParty", "branch": "Success", "reason": "r"}
+    ],
+    "sip": [[{"direction": "sent", "firstLine": "INVITE sip:+1@h SIP/2.0", "at": 0.0, "message": "INVITE"}]],
+    "did": "+12065551118",
+    "kore": {
+        "callId": "call-1",
+        "did": "+12065551118",
+        "source": "127.0.0.1:5061",
+        "nodes": [
+            {
+                "node": "Store",
+                "kind": "service",
+                "status": "ok",
+                "detail": "d",
+                "httpStatus": 200,
+                "request": None,
+            }
+        ],
+        "serviceStatus": 200,
+        "instanceSessionId": "6744a1f2c0ffee0011223344",
+        "ended": "agent transfer (SIP BYE, answered 200)",
+        "sip": [{"direction": "received", "firstLine": "INVITE sip:+1@h SIP/2.0", "at": 1.0}],
+        "rtp": {"port": 40000, "packets": 0, "octets": 0, "other": 0, "from": None},
+    },
+    "metadata": {"stored": {}, "customData": {}},
+    "timings": {"setupMs": None, "handoffMs": None, "totalMs": 1.0},
+}
+
+
+def test_a_report_written_before_the_typed_records_still_reads() -> None:
+    report = CallReport.from_json(EARLIER_REPORT)
+    assert report.kore is not None and report.kore.started_at is None and report.kore.contact_id is None
+    assert report.kore.nodes[0].http_status == 200 and report.kore.nodes[0].attempts == 0
+    assert report.contact.transfers[0][0].text == "INVITE"
+
+
+def test_a_transfer_that_sent_nothing_still_counts_as_the_contacts_transfer() -> None:
+    contact = a_contact()
+    contact.trace.insert(
+        0, Step("x", "TransferParticipantToThirdParty", "CallFailed", "no gateway", (), at=9.9)
+    )
+    report = call_report(contact, did="+1", interaction=None, stored=None, started=9.5)
+    assert report.to_json()["sip"][0] == []  # as before: one list per transfer, empty or not
+    assert report.timings.setup_ms is None  # the first transfer is the one that sent nothing

@@ -28,7 +28,7 @@ class Step:
     action_type: str
     branch: str  # "Success", an error type ("NoMatchingError"...), or "Condition: Equals 200"
     reason: str  # one readable line
-    sip: tuple[TracedMessage, ...] = ()  # a transfer's SIP messages
+    sip: tuple[TracedMessage, ...] | None = None  # a transfer's SIP messages (None: no transfer)
     at: float = field(default_factory=time.monotonic)  # when the action ended (monotonic seconds)
 
 
@@ -108,7 +108,7 @@ class ContactRecord:
             attributes=dict(contact.attributes),
             heard=tuple(contact.heard),
             actions=tuple(ActionTaken(s.action_id, s.action_type, s.branch, s.reason) for s in contact.trace),
-            transfers=tuple(step.sip for step in contact.trace if step.sip),
+            transfers=tuple(step.sip for step in contact.trace if step.sip is not None),
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -101,7 +101,7 @@ class _Branch:
     name: str
     reason: str
     next_action: str | None
-    sip: tuple[TracedMessage, ...] = ()  # a transfer's SIP messages
+    sip: tuple[TracedMessage, ...] | None = None  # a transfer's SIP messages (None: no transfer)
 
 
 async def _unavailable_lambda(
@@ -355,11 +355,13 @@ def _holds(name: str, value: str, operand: str) -> bool:
     return name in _TEXT and _TEXT[name](value, operand)
 
 
-def _success(action: Action, reason: str, sip: tuple[TracedMessage, ...] = ()) -> _Branch:
+def _success(action: Action, reason: str, sip: tuple[TracedMessage, ...] | None = None) -> _Branch:
     return _Branch("Success", reason, action.next_action, sip)
 
 
-def _error(action: Action, error: ErrorType, reason: str, sip: tuple[TracedMessage, ...] = ()) -> _Branch:
+def _error(
+    action: Action, error: ErrorType, reason: str, sip: tuple[TracedMessage, ...] | None = None
+) -> _Branch:
     target = action.errors.get(error)
     if target is None:
         reason = f"{reason} (the flow has no {error} branch here: it ends)"

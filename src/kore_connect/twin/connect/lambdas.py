@@ -100,7 +100,7 @@ class LocalLambdas:
             # a failure is each waiting contact's to report; seen here so that none goes unretrieved
             starting.add_done_callback(lambda done: done.cancelled() or done.exception())
             self._starting[name] = starting
-        # shielded: a contact that stops waiting (its time limit) does not cancel the start for the others
+        # shielded: a contact that stops waiting (it hung up) does not cancel the start for the others
         return await asyncio.shield(starting)
 
     async def _start(self, name: str, spec: FunctionSpec) -> LocalFunction:

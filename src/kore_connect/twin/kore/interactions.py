@@ -87,7 +87,7 @@ class Interaction:
     contact_id: str | None  # the INVITE's X-Amzn-ConnectContactId
     did: str
     source: str  # host:port the INVITE came from
-    started_at: float  # wall clock
+    started_at: float | None  # wall clock (None in reports written before it was kept)
     sip: list[TracedMessage] = field(default_factory=list)  # first lines only
     nodes: list[NodeResult] = field(default_factory=list)
     service_status: int | None = None  # the last service node's HTTP status
@@ -120,7 +120,7 @@ class Interaction:
             contact_id=document.get("contactId"),
             did=document["did"],
             source=document["source"],
-            started_at=document["startedAt"],
+            started_at=document.get("startedAt"),
             sip=[TracedMessage.from_json(message) for message in document["sip"]],
             nodes=[NodeResult.from_json(node) for node in document["nodes"]],
             service_status=document.get("serviceStatus"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -33,6 +34,7 @@ from kore_connect.errors import KoreConnectError
 from kore_connect.private_files import open_private
 from kore_connect.twin.lambda_runtime.invocation import Invocation
 
+logger = logging.getLogger(__name__)
 # What a process needs from its parent's environment to run at all; the rest is the function's.
 _PROCESS_BASICS = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT")
 _START_TIMEOUT_SECONDS = 60.0
@@ -118,13 +120,23 @@ class LocalFunction:
         # A task of its own, so that a caller who stops waiting never strands the container.
         running = asyncio.ensure_future(self._run(container, event))
         self._background.add(running)
-        running.add_done_callback(self._background.discard)
-        if time_limit is None:
-            return await asyncio.shield(running)
+        running.add_done_callback(self._ran)
         try:
             return await asyncio.wait_for(asyncio.shield(running), time_limit)
         except TimeoutError:
+            assert time_limit is not None
             return Invocation.no_answer_within(time_limit)
+        except asyncio.CancelledError:
+            if not running.cancelled():
+                raise  # the caller itself was cancelled
+            # `close` stopped the run: the invocation failed, as when a container dies
+            return Invocation(error_type="Runtime.ExitError", error_message=f"{self.spec.name} is stopping")
+
+    def _ran(self, running: asyncio.Future[Invocation]) -> None:
+        self._background.discard(running)
+        failure = None if running.cancelled() else running.exception()
+        if failure is not None:  # a fault of the runtime's own, which a caller that gave up never saw
+            logger.error("%s: an invocation failed in the runtime: %r", self.spec.name, failure)
 
     async def _run(self, container: _Container, event: Any) -> Invocation:
         started = time.perf_counter()
@@ -184,7 +196,13 @@ class LocalFunction:
                     self._background.add(task)
                     task.add_done_callback(self._background.discard)
                     asked_for_one = True
-                await self._changed.wait()
+                try:
+                    await self._changed.wait()
+                except asyncio.CancelledError:
+                    # A notify meant for this waiter would be lost with it (3.11's Condition does not
+                    # pass it on): pass it to the next, so that a free container never sits idle.
+                    self._changed.notify()
+                    raise
 
     async def _scale_out(self) -> None:
         fresh: _Container | None = None

@@ -147,7 +147,7 @@ async def _interaction(
 def dialled_number(contact: Contact) -> str:
     """The number the contact's first transfer dialled (its INVITE's Request-URI user); "" if none."""
     for step in contact.trace:
-        for message in step.sip:
+        for message in step.sip or ():
             found = _INVITED.match(message.first_line)
             if message.direction == "sent" and found is not None:
                 return found.group(1)
@@ -156,13 +156,13 @@ def dialled_number(contact: Contact) -> str:
 
 def _transferred(contact: Contact) -> bool:
     """Did the gateway answer the transfer at all (then it records the call, and we wait for that)?"""
-    return any(message.direction == "received" for step in contact.trace for message in step.sip)
+    return any(message.direction == "received" for step in contact.trace for message in step.sip or ())
 
 
 def _timings(trace: list[Step], started: float) -> Timings:
-    transfer = next((step for step in trace if step.sip), None)
+    transfer = next((step for step in trace if step.sip is not None), None)
     setup = None
-    if transfer is not None:
+    if transfer is not None and transfer.sip is not None:
         invite = next((m.at for m in transfer.sip if m.first_line.startswith("INVITE")), None)
         answer = next((m.at for m in transfer.sip if m.first_line.startswith("SIP/2.0 200")), None)
         if invite is not None and answer is not None:

@@ -48,8 +48,8 @@ _READY = {  # the log line that says a part is ready
 }
 GATEWAY_TRANSPORTS = ["udp", "tcp"]  # on one port, as `serve gateway` listens by default
 # Each function's containers, all started before the twin says it is ready: a burst of calls then
-# never waits for a cold start of ours (seconds here, a fraction of one in AWS), which would fail
-# calls AWS would not fail. Four: more workers than the two cores only add contention.
+# never waits for a cold start of ours (seconds here, a fraction of one in AWS; the flow's limit
+# does not count it, but the caller would wait). Four: more workers than two cores only add contention.
 WARM_CONTAINERS = 4
 # A transferred call the gateway never ends (it died mid-call: over UDP nothing says so) is hung up
 # by Connect's side after this long; Connect itself would notice the media stop, which we have none of.
