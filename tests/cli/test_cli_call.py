@@ -170,3 +170,33 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None
     result = kore_connect("call", *args, timeout=60)
     assert result.returncode == 2
     assert message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_a_report_from_a_running_up_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
+    from kore_connect.private_files import private_folder
+    from tests.servers import serving
+    from tests.twin.local.test_local_files import announce
+
+    # GIVEN a running `up` (of another version, say) whose answer to a call is not a call report
+    async def up(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = (
+            b"<html>dashboard</html>" if scope["method"] == "GET" else json.dumps({"contactId": "x"}).encode()
+        )
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    home = tmp_path / ".kore-connect"
+    private_folder(home)
+    with serving(up) as url:
+        announce(home, url)
+        (home / "api-token").write_text("a-token-of-the-running-up-0123456789")
+        (home / "api-token").chmod(0o600)
+        # WHEN a call is placed through it
+        result = subprocess.run(
+            [COMMAND, "call"], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+        )
+    # THEN one line says so, and nothing crashed
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == f"error: the running kore-connect up ({url}) answered a report we cannot read\n"
