@@ -130,3 +130,68 @@ def test_a_flows_function_can_be_mapped_to_a_template_function(tmp_path: Path) -
     assert outcomes == {False: "NoMatchingError", True: "Success"}
     bad = connect_run(str(path), "--gateway", "127.0.0.1:5060", "--function", "x=Nope", cwd=tmp_path)
     assert bad.returncode == 2 and "expected NAME=FUNCTION" in bad.stderr
+
+
+QUEUE = "arn:aws:connect:eu-west-2:111122223333:instance/11111111-2222-4333-8444-555555555555/queue/q1"
+TEMPLATED_FLOW = {  # as a CloudFormation template keeps it, before Fn::Sub fills ${QueueArn}
+    "Version": "2019-10-30",
+    "StartAction": "queue",
+    "Metadata": {"note": "${LayoutOnly} is the editor's, never a placeholder to fill"},
+    "Actions": [
+        {
+            "Identifier": "queue",
+            "Type": "UpdateContactTargetQueue",
+            "Parameters": {"QueueId": "${QueueArn}"},
+            "Transitions": {
+                "NextAction": "transfer",
+                "Errors": [{"ErrorType": "NoMatchingError", "NextAction": "end"}],
+            },
+        },
+        {
+            "Identifier": "transfer",
+            "Type": "TransferContactToQueue",
+            "Parameters": {},
+            "Transitions": {
+                "NextAction": "end",
+                "Errors": [
+                    {"ErrorType": "QueueAtCapacity", "NextAction": "end"},
+                    {"ErrorType": "NoMatchingError", "NextAction": "end"},
+                ],
+            },
+        },
+        {"Identifier": "end", "Type": "DisconnectParticipant", "Parameters": {}, "Transitions": {}},
+    ],
+}
+
+
+def test_a_templates_placeholder_is_filled_by_set_and_named_when_it_is_not(tmp_path: Path) -> None:
+    path = tmp_path / "templated.json"
+    path.write_text(json.dumps(TEMPLATED_FLOW))
+    # WHEN it runs with --set; THEN the queue is the value given, and nothing is said
+    filled = connect_run(
+        str(path), "--gateway", "127.0.0.1:9", "--set", f"QueueArn={QUEUE}", "--json", cwd=tmp_path
+    )
+    assert filled.returncode == 0, filled.stderr
+    assert json.loads(filled.stdout)["queue"] == QUEUE and "warning" not in filled.stderr
+    # WHEN it runs without; THEN it still loads and runs, and one warning names the placeholder
+    unset = connect_run(str(path), "--gateway", "127.0.0.1:9", "--json", cwd=tmp_path)
+    assert unset.returncode == 0, unset.stderr
+    warnings = [line for line in unset.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: the flow leaves ${QueueArn} unset (a deployment template's placeholder): "
+        "--set QueueArn=VALUE fills it"
+    ]
+    # WHEN --set names what the flow does not hold; THEN a warning says so
+    stray = connect_run(
+        str(path), "--gateway", "127.0.0.1:9", "--set", f"QueueArn={QUEUE}", "--set", "Queue=x", cwd=tmp_path
+    )
+    assert "warning: --set Queue: the flow has no ${Queue}" in stray.stderr
+
+
+@pytest.mark.parametrize("pair", ["QueueArn", "=value", "Queue Arn=x", "QueueArn=${Other}"])
+def test_a_bad_set_is_one_line_and_exit_2(tmp_path: Path, pair: str) -> None:
+    path = tmp_path / "templated.json"
+    path.write_text(json.dumps(TEMPLATED_FLOW))
+    result = connect_run(str(path), "--gateway", "127.0.0.1:9", "--set", pair, cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"error: --set {pair!r}: ")

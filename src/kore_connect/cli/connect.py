@@ -72,11 +72,18 @@ def run(
     contact_id: Annotated[
         str | None, typer.Option(help="The contact ID to use (default: a fresh UUID, as Connect makes).")
     ] = None,
+    assignments: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="NAME=VALUE: fill the flow's ${NAME}, a placeholder a deployment template left in it "
+            "(repeatable). One left unset stays as it is, named in a warning.",
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document instead.")] = False,
 ) -> None:
     """Run one inbound call through FLOW.json: prompts, the SIP transfer, Lambda calls, attributes, queue."""
     from kore_connect.cli.up import private_home
-    from kore_connect.contactflow.model import Flow
     from kore_connect.private_files import FOLDER_MODE
     from kore_connect.twin.connect.connector import Gateway
     from kore_connect.twin.connect.local import LocalContactSettings
@@ -87,12 +94,7 @@ def run(
         fail(f"--transport {transport!r}: use udp or tcp")
     if contact_id is not None and not _UUID.fullmatch(contact_id):
         fail(f"--contact-id {contact_id!r}: a contact ID is a lower-case UUID")
-    try:
-        flow = Flow.loads(flow_file.read_bytes())
-    except OSError as exc:
-        fail(f"cannot read {flow_file}: {exc.strerror}")
-    except KoreConnectError as exc:
-        fail(f"{flow_file}: {'; '.join(str(exc).splitlines()[1:]) or exc}")
+    flow = _load(flow_file, assignments or [])
     sip_transport: Literal["udp", "tcp"] = "tcp" if transport == "tcp" else "udp"
     host, port = _host_port(gateway)
     try:
@@ -164,6 +166,34 @@ async def _run(
         for closable in (store, interactions, calls):
             closable.close()
     return report.contact
+
+
+def _load(flow_file: Path, assignments: list[str]) -> Flow:
+    """The flow in `flow_file`, its placeholders filled from `assignments`; one line and exit 2 when
+    it cannot be read or loaded, a warning for each placeholder left unset or set in vain."""
+    from kore_connect.contactflow.model import Flow, FlowError
+    from kore_connect.contactflow.placeholders import BadAssignment, fill, parse_assignments, placeholders
+
+    try:
+        values = parse_assignments(assignments)
+    except BadAssignment as exc:
+        fail(f"--set {exc}")
+    try:
+        document = json.loads(flow_file.read_bytes())
+    except OSError as exc:
+        fail(f"cannot read {flow_file}: {exc.strerror}")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        fail(f"{flow_file}: the flow is not valid JSON: {exc}")
+    used = placeholders(document.get("Actions") if isinstance(document, dict) else document)
+    for name in sorted(set(values) - used):
+        warn(f"--set {name}: the flow has no ${{{name}}}")
+    for name in sorted(used - set(values)):
+        template = "a deployment template's placeholder"
+        warn(f"the flow leaves ${{{name}}} unset ({template}): --set {name}=VALUE fills it")
+    try:
+        return Flow.parse(fill(document, values))
+    except FlowError as exc:
+        fail(f"{flow_file}: {'; '.join(exc.problems)}")
 
 
 def note(message: str) -> None:

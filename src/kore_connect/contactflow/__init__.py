@@ -1,2 +1,3 @@
 """Amazon Connect contact flows: the flow language (`language`), typed and validated flows
-(`model`), and the default kore-connect flow (`render`)."""
+(`model`), the placeholders deployment templates leave in them (`placeholders`), and the default
+kore-connect flow (`render`)."""
