@@ -198,7 +198,7 @@ class Interpreter:
             else None,
         )
         result = await self.transfer(contact, request)
-        sip = result.messages
+        sip = result.messages  # the transfer's trace, whichever branch it takes
         if result.outcome is TransferOutcome.FAR_END_HUNG_UP:
             if parameters.get("ContinueFlowExecution") == "True":
                 return _success(action, f"{result.reason}; the flow resumes", sip)

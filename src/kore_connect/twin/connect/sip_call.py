@@ -29,7 +29,7 @@ from kore_connect.twin.sip.endpoint import SipEndpoint
 from kore_connect.twin.sip.fields import uri_host
 from kore_connect.twin.sip.message import Headers, Message, Request, Response
 from kore_connect.twin.sip.rules import bare_response, new_tag
-from kore_connect.twin.sip.trace import TracedMessage
+from kore_connect.twin.sip.trace import Direction, TracedMessage
 from kore_connect.twin.sip.transactions import cancel_for
 from kore_connect.twin.sip.transport import HostPort
 
@@ -276,12 +276,11 @@ class TransferCall:
             return self.remote
         return host, port or 5060
 
-    def _record(self, direction: str, message: Message) -> None:
+    def _record(self, direction: Direction, message: Message) -> None:
         text = bytes(message).decode("utf-8", "replace")
         first_line = text.split("\r\n", 1)[0]
-        at = round(time.monotonic() - self.started, 4)
         self.messages.append(
-            TracedMessage("sent" if direction == "sent" else "received", first_line, at, text)
+            TracedMessage(direction, first_line, round(time.monotonic() - self.started, 4), text)
         )
 
     def result(self, outcome: TransferOutcome, reason: str) -> TransferResult:

@@ -42,7 +42,7 @@ from kore_connect.twin.sip.fields import Address, FieldError, uri_host, uri_user
 from kore_connect.twin.sip.message import Message, Request, Response
 from kore_connect.twin.sip.quiet_log import QuietLog
 from kore_connect.twin.sip.rules import new_tag, refusal
-from kore_connect.twin.sip.trace import TracedMessage
+from kore_connect.twin.sip.trace import Direction, TracedMessage
 from kore_connect.twin.sip.transport import HostPort
 
 logger = logging.getLogger(__name__)
@@ -271,7 +271,7 @@ class KoreGateway:
 
     # ------------------------------------------------------------------ the interaction record
 
-    def _note(self, direction: str, message: Message) -> None:
+    def _note(self, direction: Direction, message: Message) -> None:
         record = self._records.get(message.call_id)
         if record is not None:
             record.sip.append(_traced(direction, message))
@@ -315,10 +315,8 @@ def _to_tag(request: Request) -> str | None:
         return None
 
 
-def _traced(direction: str, message: Message) -> TracedMessage:
-    return TracedMessage(
-        "sent" if direction == "sent" else "received", first_line(message), round(time.time(), 4)
-    )
+def _traced(direction: Direction, message: Message) -> TracedMessage:
+    return TracedMessage(direction, first_line(message), round(time.time(), 4))
 
 
 def first_line(message: Message) -> str:

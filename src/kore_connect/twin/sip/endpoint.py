@@ -22,6 +22,7 @@ from kore_connect.twin.sip.fields import Via, reply_address, stamp
 from kore_connect.twin.sip.message import Message, ParseError, Request, Response
 from kore_connect.twin.sip.quiet_log import QuietLog
 from kore_connect.twin.sip.rules import bare_response, reply_via, response_problem
+from kore_connect.twin.sip.trace import Direction
 from kore_connect.twin.sip.transactions import (
     Deliver,
     Effect,
@@ -57,7 +58,7 @@ class SipEndpoint:
         allowed: Callable[[str], bool] = lambda host: True,
         on_icmp_error: Callable[[OSError], None] | None = None,
         on_connection_closed: Callable[[HostPort], None] | None = None,
-        observer: Callable[[str, Message], None] | None = None,
+        observer: Callable[[Direction, Message], None] | None = None,
         log: QuietLog | None = None,
     ) -> None:
         self.user = user
