@@ -195,3 +195,12 @@ def test_a_bad_set_is_one_line_and_exit_2(tmp_path: Path, pair: str) -> None:
     result = connect_run(str(path), "--gateway", "127.0.0.1:9", "--set", pair, cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert result.stderr.startswith(f"error: --set {pair!r}: ")
+
+
+@pytest.mark.parametrize("text", ["{not json", "\xff\xfe", ""])
+def test_a_flow_file_that_is_not_json_is_one_line_and_exit_2(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "flow.json"
+    path.write_bytes(text.encode("latin-1"))
+    result = connect_run(str(path), "--gateway", "127.0.0.1:9", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"error: {path}: the flow is not valid JSON: ")
