@@ -58,10 +58,48 @@ class Softphone:
                         return message
 
 
+START_ATTEMPTS = 5  # a free port picked here may be taken before baresip binds it (another test)
+
+
 @contextlib.asynccontextmanager
 async def softphone(folder: Path) -> AsyncIterator[Softphone]:
     """baresip on loopback, with a config of its own in `folder`; stopped at the end."""
     folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "baresip.log"
+    for attempt in range(1, START_ATTEMPTS + 1):
+        process, control = await _start(folder, log)
+        try:
+            reader, writer = await _controlled(process, control, log)
+            break
+        except BaseException as failure:
+            await _stop(process)
+            if not isinstance(failure, _PortTaken) or attempt == START_ATTEMPTS:
+                raise
+    try:
+        phone = Softphone(process, reader, writer, log)
+        try:
+            yield phone
+        finally:
+            writer.close()
+    finally:
+        await _stop(process)
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), 10)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+class _PortTaken(RuntimeError):
+    """baresip could not bind a port picked for it: another program took it meanwhile."""
+
+
+async def _start(folder: Path, log: Path) -> tuple[asyncio.subprocess.Process, int]:
     control = free_port()
     (folder / "config").write_text(
         "\n".join(
@@ -84,33 +122,25 @@ async def softphone(folder: Path) -> AsyncIterator[Softphone]:
         )
     )
     (folder / "accounts").write_text("<sip:caller@127.0.0.1>;regint=0\n")
-    log = folder / "baresip.log"
     with log.open("wb") as out:
         process = await asyncio.create_subprocess_exec(
             peer("baresip"), "-f", str(folder), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
         )
-    try:
-        async with asyncio.timeout(15):
-            while True:
-                try:
-                    reader, writer = await asyncio.open_connection("127.0.0.1", control)
-                    break
-                except OSError:
-                    if process.returncode is not None:
-                        raise RuntimeError(
-                            f"baresip ended at start: {log.read_text(errors='replace')}"
-                        ) from None
-                    await asyncio.sleep(0.05)
-        phone = Softphone(process, reader, writer, log)
-        try:
-            yield phone
-        finally:
-            writer.close()
-    finally:
-        if process.returncode is None:
-            process.terminate()
+    return process, control
+
+
+async def _controlled(
+    process: asyncio.subprocess.Process, control: int, log: Path
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """The connection to baresip's ctrl_tcp, once it listens; _PortTaken if it could not bind."""
+    async with asyncio.timeout(15):
+        while True:
             try:
-                await asyncio.wait_for(process.wait(), 10)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+                return await asyncio.open_connection("127.0.0.1", control)
+            except OSError:
+                if process.returncode is not None:
+                    said = log.read_text(errors="replace")
+                    if "Address already in use" in said:
+                        raise _PortTaken(said) from None
+                    raise RuntimeError(f"baresip ended at start: {said}") from None
+                await asyncio.sleep(0.05)
