@@ -2,16 +2,18 @@
 
 `Flow.parse` takes the JSON exactly as the Amazon Connect console exports it and either returns a
 `Flow` or raises `FlowError` listing every problem found, each naming the action it is about:
-unknown action types, transitions to actions that do not exist, error types an action cannot
-raise, malformed `$.` references, and parameters Connect would refuse. `Metadata` (the editor's
-layout) is kept as it is and never read.
+action types outside the flow language, transitions to actions that do not exist, error types an
+action cannot raise, and parameters Connect would refuse. What Connect imports but cannot resolve
+(a `$.` reference to nothing Connect knows) loads, with a warning in `Flow.warnings`: Connect
+resolves it to nothing at run time. `Metadata` (the editor's layout) is kept as it is and never
+read.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,11 +22,12 @@ from kore_connect.contactflow.language import (
     CONDITION_OPERATORS,
     ERRORS,
     LAMBDA_TIME_LIMIT_SECONDS,
+    REFERENCE_TEXT,
     VERSION,
     ActionType,
     BadReference,
     ErrorType,
-    is_reference,
+    is_whole_reference,
     parse_reference,
 )
 from kore_connect.errors import KoreConnectError
@@ -65,6 +68,7 @@ class Flow:
     actions: Mapping[str, Action]
     metadata: Mapping[str, Any]
     source: Mapping[str, Any]  # the document as given, for writing back unchanged
+    warnings: tuple[str, ...] = ()  # what loads but Connect would resolve to nothing, one line each
 
     @property
     def name(self) -> str:
@@ -108,8 +112,11 @@ class Flow:
             problems.extend(_check_action(action, identifiers))
         if problems:
             raise FlowError(problems)
+        warnings = [warning for action in actions.values() for warning in _unresolvable(action)]
         metadata = document.get("Metadata")
-        return cls(str(start), actions, metadata if isinstance(metadata, dict) else {}, document)
+        return cls(
+            str(start), actions, metadata if isinstance(metadata, dict) else {}, document, tuple(warnings)
+        )
 
     @classmethod
     def loads(cls, text: str | bytes) -> Flow:
@@ -133,7 +140,7 @@ def _parse_action(index: int, raw: Any, problems: list[str]) -> Action | None:
     try:
         action_type = ActionType(str(raw.get("Type")))
     except ValueError:
-        problems.append(f"{where}: unknown action type {raw.get('Type')!r}")
+        problems.append(f"{where}: unknown action type {raw.get('Type')!r} (not in the flow language)")
         return None
     parameters = raw.get("Parameters", {})
     transitions = raw.get("Transitions", {})
@@ -190,13 +197,31 @@ def _check_action(action: Action, identifiers: set[Any]) -> Iterator[str]:
         if error not in ERRORS[action.type]:
             allowed = ", ".join(ERRORS[action.type]) or "none"
             yield f"{label}: {action.type} cannot raise {error} (it raises: {allowed})"
-    for path, value in _strings(action.parameters):
-        if is_reference(value):
-            try:
-                parse_reference(value)
-            except BadReference as exc:
-                yield f"{label}: {path}: {exc}"
+    for condition in action.conditions:
+        if condition.operator not in CONDITION_OPERATORS:
+            known = ", ".join(sorted(CONDITION_OPERATORS))
+            yield f"{label}: unknown condition operator {condition.operator!r} (operators: {known})"
+        elif len(condition.operands) != 1:
+            yield f"{label}: the condition {condition.operator} needs exactly one operand"
     yield from _PARAMETER_CHECKS.get(action.type, _no_checks)(action)
+
+
+def _unresolvable(action: Action) -> Iterator[str]:
+    """A warning for each `$.` reference, whole or within text, that Connect resolves to nothing,
+    and for a resource the action needs and does not name."""
+    names = _RESOURCES.get(action.type, ())
+    if names and not any(action.parameters.get(name) for name in names):
+        yield f"{action.label}: {' or '.join(names)} names nothing: it takes its error branch when it runs"
+    texts = list(_strings(action.parameters)) + [
+        (f"the condition {c.operator}", operand) for c in action.conditions for operand in c.operands
+    ]
+    for path, value in texts:
+        for found in REFERENCE_TEXT.finditer(value):
+            try:
+                parse_reference(found.group(0))
+            except BadReference as exc:
+                whole = "" if is_whole_reference(value) else " (within text: left as written)"
+                yield f"{action.label}: {path}: {exc}; it resolves to nothing{whole}"
 
 
 def _strings(value: Any, path: str = "Parameters") -> Iterator[tuple[str, str]]:
@@ -226,11 +251,15 @@ def _check_third_party(action: Action) -> Iterator[str]:
     limit = p.get("ThirdPartyConnectionTimeLimitSeconds", p.get("ThirdPartyConnectionTimeoutSeconds"))
     if limit is None or not re.fullmatch(r"[0-9]{1,9}", str(limit)) or int(limit) < 1:
         yield f"{action.label}: ThirdPartyConnectionTimeLimitSeconds must be a whole number of seconds >= 1"
-    if p.get("ContinueFlowExecution") not in ("True", "False"):
+    if p.get("ContinueFlowExecution", "True") not in ("True", "False"):
         yield f"{action.label}: ContinueFlowExecution must be 'True' or 'False'"
+    if "ThirdPartyPhoneNumber" in p and "VoiceConnector" not in p:
+        if not isinstance(p["ThirdPartyPhoneNumber"], str) or not p["ThirdPartyPhoneNumber"]:
+            yield f"{action.label}: ThirdPartyPhoneNumber must be a phone number or a $. reference"
+        return
     connector = p.get("VoiceConnector")
     if not isinstance(connector, dict):
-        yield f"{action.label}: VoiceConnector is missing"
+        yield f"{action.label}: a ThirdPartyPhoneNumber or a VoiceConnector is needed"
         return
     if connector.get("VoiceConnectorType") not in ("CallTransferConnector", "ChimeConnector"):
         yield f"{action.label}: VoiceConnector.VoiceConnectorType must be CallTransferConnector"
@@ -241,8 +270,8 @@ def _check_third_party(action: Action) -> Iterator[str]:
 
 def _check_lambda(action: Action) -> Iterator[str]:
     p = action.parameters
-    if not isinstance(p.get("LambdaFunctionARN"), str) or not p["LambdaFunctionARN"]:
-        yield f"{action.label}: LambdaFunctionARN is missing"
+    if not isinstance(p.get("LambdaFunctionARN", ""), str):
+        yield f"{action.label}: LambdaFunctionARN must be an ARN or a $. reference"
     limit = str(p.get("InvocationTimeLimitSeconds", ""))
     if not re.fullmatch(r"[0-9]{1,9}", limit) or int(limit) not in LAMBDA_TIME_LIMIT_SECONDS:
         yield f"{action.label}: InvocationTimeLimitSeconds must be whole seconds from 1 to 8, found {limit!r}"
@@ -268,15 +297,16 @@ def _check_keys(action: Action, parameter: str) -> Iterator[str]:
         yield f"{action.label}: {parameter} must be an object of keys to values"
         return
     for key, value in values.items():
-        if not ATTRIBUTE_KEY.fullmatch(key):
+        if not ATTRIBUTE_KEY.fullmatch(REFERENCE_TEXT.sub("x", key)):  # a key may hold references
             yield f"{action.label}: {parameter} key {key!r} may hold only letters, digits, '-' and '_'"
         if not isinstance(value, str):
             yield f"{action.label}: {parameter}.{key} must be a string or a $. reference"
 
 
 def _check_queue(action: Action) -> Iterator[str]:
-    if not isinstance(action.parameters.get("QueueId"), str) or not action.parameters["QueueId"]:
-        yield f"{action.label}: QueueId is missing"
+    for key in ("QueueId", "AgentId"):
+        if not isinstance(action.parameters.get(key, ""), str):
+            yield f"{action.label}: {key} must be an ARN, an ID or a $. reference"
 
 
 def _check_compare(action: Action) -> Iterator[str]:
@@ -284,12 +314,52 @@ def _check_compare(action: Action) -> Iterator[str]:
         yield f"{action.label}: ComparisonValue is missing"
     if not action.conditions:
         yield f"{action.label}: a Compare needs at least one condition"
-    for condition in action.conditions:
-        if condition.operator not in CONDITION_OPERATORS:
-            known = ", ".join(sorted(CONDITION_OPERATORS))
-            yield f"{action.label}: unknown condition operator {condition.operator!r} (operators: {known})"
-        if len(condition.operands) != 1:
-            yield f"{action.label}: the condition {condition.operator} needs exactly one operand"
+
+
+def _check_input(action: Action) -> Iterator[str]:
+    limit = str(action.parameters.get("InputTimeLimitSeconds", "5"))
+    if not is_whole_reference(limit) and not re.fullmatch(r"[0-9]{1,4}", limit):
+        yield f"{action.label}: InputTimeLimitSeconds must be whole seconds, found {limit!r}"
+    if action.parameters.get("StoreInput", "False") not in ("True", "False"):
+        yield f"{action.label}: StoreInput must be 'True' or 'False'"
+
+
+def _check_loop(action: Action) -> Iterator[str]:
+    count = str(action.parameters.get("LoopCount", ""))
+    if not is_whole_reference(count) and not re.fullmatch(r"[0-9]{1,4}", count):
+        yield f"{action.label}: LoopCount must be a whole number or a $. reference, found {count!r}"
+
+
+def _check_named(parameter: str) -> Callable[[Action], Iterator[str]]:
+    """A check that `parameter`, which names a resource (a flow, a module), is a string."""
+
+    def check(action: Action) -> Iterator[str]:
+        if not isinstance(action.parameters.get(parameter, ""), str):
+            yield f"{action.label}: {parameter} must be an ARN, an ID, a name or a $. reference"
+
+    return check
+
+
+# The parameters that name a resource of the instance. One left empty (a sample whose author
+# removed their own ARN) loads: the action takes its error branch at run time, as in Connect.
+_RESOURCES: dict[ActionType, tuple[str, ...]] = {
+    ActionType.INVOKE_LAMBDA_FUNCTION: ("LambdaFunctionARN",),
+    ActionType.TRANSFER_TO_FLOW: ("ContactFlowId",),
+    ActionType.INVOKE_FLOW_MODULE: ("FlowModuleId",),
+    ActionType.UPDATE_CONTACT_TARGET_QUEUE: ("QueueId", "AgentId"),
+}
+
+
+def _check_flow_attributes(action: Action) -> Iterator[str]:
+    values = action.parameters.get("FlowAttributes")
+    if not isinstance(values, dict) or not values:
+        yield f'{action.label}: FlowAttributes must be an object of keys to {{"Value": ...}}'
+        return
+    for key, value in values.items():
+        if not key:
+            yield f"{action.label}: a FlowAttributes key is empty"
+        if not isinstance(value, dict) or not isinstance(value.get("Value"), str):
+            yield f'{action.label}: FlowAttributes.{key} must be {{"Value": a string or a $. reference}}'
 
 
 _PARAMETER_CHECKS = {
@@ -299,4 +369,9 @@ _PARAMETER_CHECKS = {
     ActionType.UPDATE_CONTACT_ATTRIBUTES: _check_attributes,
     ActionType.UPDATE_CONTACT_TARGET_QUEUE: _check_queue,
     ActionType.COMPARE: _check_compare,
+    ActionType.GET_PARTICIPANT_INPUT: _check_input,
+    ActionType.LOOP: _check_loop,
+    ActionType.TRANSFER_TO_FLOW: _check_named("ContactFlowId"),
+    ActionType.INVOKE_FLOW_MODULE: _check_named("FlowModuleId"),
+    ActionType.UPDATE_FLOW_ATTRIBUTES: _check_flow_attributes,
 }
