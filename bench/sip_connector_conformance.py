@@ -26,9 +26,9 @@ import time
 from collections import Counter
 from typing import Any
 
+from kore_connect.twin.connect.collaborators import TransferRequest
 from kore_connect.twin.connect.connector import Gateway, SipConnector
 from kore_connect.twin.connect.contact import Contact
-from kore_connect.twin.connect.interpreter import TransferRequest
 from sip_corpus import PROTOS, ProtosCase, protos_cases
 
 CONCURRENCY = 100  # transfers at once

@@ -98,12 +98,12 @@ def test_bad_options_are_one_line_and_exit_2(tmp_path: Path, args: list[str], ex
 
 def test_a_broken_flow_is_named_in_one_line(tmp_path: Path) -> None:
     flow = load_flow(HANDOFF_EXPORT)
-    flow["Actions"][0]["Type"] = "InvokeFlowModule"
+    flow["Actions"][0]["Type"] = "InvokeFlowModul"  # not in the flow language
     path = tmp_path / "broken.json"
     path.write_text(json.dumps(flow))
     result = connect_run(str(path), "--gateway", "127.0.0.1:5060", cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.count("\n") == 1
-    assert "unknown action type 'InvokeFlowModule'" in result.stderr and "Traceback" not in result.stderr
+    assert "unknown action type 'InvokeFlowModul'" in result.stderr and "Traceback" not in result.stderr
     missing = connect_run(str(tmp_path / "nope.json"), "--gateway", "127.0.0.1:5060", cwd=tmp_path)
     assert missing.returncode == 2 and "cannot read" in missing.stderr
 
@@ -204,3 +204,103 @@ def test_a_flow_file_that_is_not_json_is_one_line_and_exit_2(tmp_path: Path, tex
     result = connect_run(str(path), "--gateway", "127.0.0.1:9", cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(f"error: {path}: the flow is not valid JSON: ")
+
+
+MENU_EXPORT = HANDOFF_EXPORT.parent / "dtmf-menu-to-kore-export.json"
+
+
+@pytest.mark.parametrize(
+    ("keys", "branch", "ended"),
+    [(["--input", "2"], "Condition: Equals 2", "queued"), ([], "InputTimeLimitExceeded", "disconnected")],
+)
+def test_the_scripted_caller_presses_keys_and_the_trace_shows_every_input(
+    tmp_path: Path, keys: list[str], branch: str, ended: str
+) -> None:
+    # no gateway is needed when the caller's choice does not reach the voice connector
+    result = connect_run(str(MENU_EXPORT), *keys, "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    menu = next(a for a in document["actions"] if a["type"] == "GetParticipantInput")
+    assert menu["branch"] == branch and document["ended"] == ended and document["endedBecause"]
+    assert document["inputs"][0]["kind"] == "dtmf" and document["inputs"][0]["value"] == (
+        keys[1] if keys else None
+    )
+    assert "To talk to our virtual assistant, press 1." in " ".join(document["heard"])
+    assert document["seconds"] > 5  # the prompt and, for silence, the input's time limit, not slept
+
+
+def test_a_world_file_gives_the_flow_its_resources_and_names_what_it_lacks(tmp_path: Path) -> None:
+    flow = {
+        "Version": "2019-10-30",
+        "StartAction": "hours",
+        "Metadata": {},
+        "Actions": [
+            {
+                "Identifier": "hours",
+                "Type": "CheckHoursOfOperation",
+                "Parameters": {"HoursOfOperationId": "Office"},
+                "Transitions": {
+                    "NextAction": "end",
+                    "Conditions": [
+                        {"NextAction": "open", "Condition": {"Operator": "Equals", "Operands": ["True"]}},
+                        {"NextAction": "end", "Condition": {"Operator": "Equals", "Operands": ["False"]}},
+                    ],
+                    "Errors": [{"NextAction": "end", "ErrorType": "NoMatchingError"}],
+                },
+            },
+            {
+                "Identifier": "open",
+                "Type": "InvokeLambdaFunction",
+                "Parameters": {
+                    "LambdaFunctionARN": "arn:aws:lambda:us-east-1:111122223333:function:missing",
+                    "InvocationTimeLimitSeconds": "3",
+                },
+                "Transitions": {
+                    "NextAction": "end",
+                    "Errors": [{"NextAction": "end", "ErrorType": "NoMatchingError"}],
+                },
+            },
+            {"Identifier": "end", "Type": "DisconnectParticipant", "Parameters": {}, "Transitions": {}},
+        ],
+    }
+    (tmp_path / "flow.json").write_text(json.dumps(flow))
+    (tmp_path / "world.yaml").write_text(
+        "clock: 2026-11-30T10:30:00-05:00\n"
+        "hours: {Office: {timezone: America/New_York, open: {Monday: ['09:00-17:00']}}}\n"
+    )
+    result = connect_run("flow.json", "--world", "world.yaml", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    branches = [a["branch"] for a in json.loads(result.stdout)["actions"]]
+    assert branches[:2] == ["Condition: Equals True", "NoMatchingError"]
+    assert "warning: the Lambda function missing is not in the local world" in result.stderr
+    (tmp_path / "bad.yaml").write_text("hours: {Office: {timezone: Nowhere/Land}}\n")
+    bad = connect_run("flow.json", "--world", "bad.yaml", cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "hours.Office.timezone" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--input", "1a"], "--input/--say '1a': a DTMF entry holds only 0-9, * and #"),
+        (["--say", " "], "an utterance cannot be empty"),
+        (["--hang-up-at", "nowhere"], "--hang-up-at 'nowhere': neither seconds nor an action identifier"),
+        (["--hang-up-at", "-3"], "--hang-up-at '-3': seconds must be 0 or more"),
+        (["--world", "missing.yaml"], "cannot read missing.yaml"),
+    ],
+)
+def test_a_bad_caller_or_world_option_is_one_line_and_exit_2(
+    tmp_path: Path, args: list[str], expected: str
+) -> None:
+    result = connect_run(str(MENU_EXPORT), *args, cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and expected in result.stderr, (
+        result.stderr
+    )
+
+
+def test_the_caller_hangs_up_at_the_action_named(tmp_path: Path) -> None:
+    menu = next(
+        a["Identifier"] for a in load_flow(MENU_EXPORT)["Actions"] if a["Type"] == "GetParticipantInput"
+    )
+    result = connect_run(str(MENU_EXPORT), "--hang-up-at", menu, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"Ended: caller hung up (the caller hung up on reaching action {menu})" in result.stdout

@@ -186,6 +186,43 @@ def test_call_sends_an_exported_flow_to_the_running_twin(up: Up) -> None:
     assert bad.status_code == 400 and bad.json()["error"].startswith("flow:")
 
 
+def test_a_dtmf_menu_before_the_transfer_reaches_the_bot_on_its_key_and_the_queue_with_its_data(
+    up: Up,
+) -> None:
+    """Issue 17: a real flow puts a menu before the transfer to the Kore DID; on key 1 the caller
+    reaches the running twin's bot, whose metadata the flow reads back after the BYE."""
+    from tests.conftest import HANDOFF_EXPORT
+
+    running = json.loads((up.folder / ".kore-connect" / "up.json").read_text())
+    menu = HANDOFF_EXPORT.parent / "dtmf-menu-to-kore-export.json"
+    gateway = f"127.0.0.1:{running['sip_port']}"
+    result = subprocess.run(
+        [COMMAND, "connect", "run", str(menu), "--gateway", gateway, "--input", "1", "--json"],
+        cwd=up.folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    steps = [(a["type"], a["branch"]) for a in document["actions"]]
+    assert ("GetParticipantInput", "Condition: Equals 1") in steps
+    assert ("TransferParticipantToThirdParty", "Success") in steps and document["ended"] == "queued"
+    assert document["inputs"][0]["value"] == "1"
+    # the running twin's record of the call: the bot had it, and the agent gets what the bot stored
+    from kore_connect.twin.local.call_log import CallLog
+
+    calls = CallLog(up.folder / ".kore-connect" / "calls.db")
+    try:
+        report = calls.get(document["contactId"])
+    finally:
+        calls.close()
+    assert report is not None and report.kore is not None and report.kore.contact_id == document["contactId"]
+    assert report.kore.nodes and report.metadata.handed_back
+    assert json.loads(document["attributes"]["customData"]) == report.metadata.stored
+
+
 def test_the_place_call_endpoint_needs_the_token_and_a_sound_body(up: Up) -> None:
     with httpx.Client() as http:
         assert http.post(f"{up.url}/api/calls", json={}).status_code == 401

@@ -298,9 +298,9 @@ _RESPONSE_HEADERS = st.sampled_from(
 def test_the_connector_ends_every_transfer_whatever_the_gateway_answers(
     hostile_gateway: HostileGateway, caplog: pytest.LogCaptureFixture, answers: list[bytes]
 ) -> None:
+    from kore_connect.twin.connect.collaborators import TransferRequest
     from kore_connect.twin.connect.connector import Gateway, SipConnector
     from kore_connect.twin.connect.contact import Contact
-    from kore_connect.twin.connect.interpreter import TransferRequest
 
     hostile_gateway.answers = answers
     contact = Contact.inbound(customer="+14155550123", system="+18005550100", instance_arn="arn")

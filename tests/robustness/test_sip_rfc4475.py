@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from kore_connect.twin.connect.collaborators import TransferOutcome, TransferRequest
 from kore_connect.twin.connect.connector import Gateway, SipConnector
 from kore_connect.twin.connect.contact import Contact
-from kore_connect.twin.connect.interpreter import TransferOutcome, TransferRequest
 from tests.sip_peers import DID, HostileGateway, Running, fresh, header, request
 
 US = f"sip:{DID}@127.0.0.1"

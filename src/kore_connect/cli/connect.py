@@ -22,7 +22,9 @@ from kore_connect.twin.connect.local import run_contact
 
 if TYPE_CHECKING:
     from kore_connect.contactflow.model import Flow
+    from kore_connect.twin.connect.caller import ScriptedCaller
     from kore_connect.twin.connect.local import LocalContactSettings
+    from kore_connect.twin.connect.world import World
     from kore_connect.twin.local.running import RunningUp
     from kore_connect.twin.local.store import LocalStore
 
@@ -37,7 +39,12 @@ def run(
     flow_file: Annotated[
         Path, typer.Argument(metavar="FLOW.json", help="A contact flow as Connect exports it.")
     ],
-    gateway: Annotated[str, typer.Option(help="The voice gateway the flow's connector calls: HOST:PORT.")],
+    gateway: Annotated[
+        str | None,
+        typer.Option(
+            help="The voice gateway the flow's connector calls: HOST:PORT (none: such a transfer fails)."
+        ),
+    ] = None,
     transport: Annotated[str, typer.Option(help="SIP transport to the gateway: udp or tcp.")] = "udp",
     caller: Annotated[
         str, typer.Option(help="The caller's number ($.CustomerEndpoint.Address).")
@@ -80,9 +87,36 @@ def run(
             "(repeatable). One left unset stays as it is, named in a warning.",
         ),
     ] = None,
+    world_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--world",
+            metavar="WORLD.yaml",
+            help="The local world: hours, queues and metrics, Lambda functions, Lex bots, flows, phone "
+            "numbers, the clock (see docs/local-connect.md). Without one, any queue exists and nothing else.",
+        ),
+    ] = None,
+    keys: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input",
+            help="DTMF the caller enters, in order, one entry per input block (e.g. 1, 12#; repeatable).",
+        ),
+    ] = None,
+    utterances: Annotated[
+        list[str] | None,
+        typer.Option("--say", help="What the caller says to a Lex bot, in order (repeatable)."),
+    ] = None,
+    hang_up_at: Annotated[
+        str | None,
+        typer.Option(
+            help="When the caller hangs up: SECONDS on the contact's clock, or an action identifier "
+            "the flow reaches (default: after 600 s)."
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document instead.")] = False,
 ) -> None:
-    """Run one inbound call through FLOW.json: prompts, the SIP transfer, Lambda calls, attributes, queue."""
+    """Run one inbound call through FLOW.json: prompts, input, Lambda calls, transfers, attributes, queue."""
     from kore_connect.cli.up import private_home
     from kore_connect.private_files import FOLDER_MODE
     from kore_connect.twin.connect.connector import Gateway
@@ -95,10 +129,12 @@ def run(
     if contact_id is not None and not _UUID.fullmatch(contact_id):
         fail(f"--contact-id {contact_id!r}: a contact ID is a lower-case UUID")
     flow = _load(flow_file, assignments or [])
+    world = _world(world_file, assignments or [])
+    script = _caller(flow, keys or [], utterances or [], hang_up_at)
     sip_transport: Literal["udp", "tcp"] = "tcp" if transport == "tcp" else "udp"
-    host, port = _host_port(gateway)
+    host, port = _host_port(gateway) if gateway is not None else ("", 0)
     try:
-        running = running_at(port) if db is None and _is_this_machine(host) else None
+        running = running_at(port) if gateway is not None and db is None and _is_this_machine(host) else None
     except IgnoredRunningUp as exc:
         warn(f"{exc}; the flow runs on a store of its own")
         running = None
@@ -115,11 +151,11 @@ def run(
                 function_log.parent.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
         except (KoreConnectError, OSError) as exc:
             fail(f"cannot keep the store and the functions' log in {function_log.parent}: {exc}")
-        why = "" if db is not None else f" (no kore-connect up serves {gateway})"
+        why = "" if db is not None or gateway is None else f" (no kore-connect up serves {gateway})"
         note(f"Session store: {store.describe()}{why}")
     note(f"Function logs: {function_log.absolute()}")
     settings = LocalContactSettings(
-        gateway=Gateway(host, port, sip_transport),
+        gateway=Gateway(host, port, sip_transport) if gateway is not None else None,
         caller=caller,
         store=store,
         caller_hangs_up_after=caller_hangs_up_after,
@@ -128,11 +164,15 @@ def run(
         contact_id=contact_id,
         aliases=_aliases(function or []),
         function_log=function_log,
+        world=world,
+        caller_script=script,
     )
     try:
         record = asyncio.run(_run(flow, settings, running, store))
     except KoreConnectError as exc:
         fail(str(exc))
+    for warning in record.warnings:
+        warn(warning)
     if json_output:
         typer.echo(json.dumps(record.to_json(), indent=2))
     else:
@@ -191,9 +231,44 @@ def _load(flow_file: Path, assignments: list[str]) -> Flow:
         template = "a deployment template's placeholder"
         warn(f"the flow leaves ${{{name}}} unset ({template}): --set {name}=VALUE fills it")
     try:
-        return Flow.parse(fill(document, values))
+        flow = Flow.parse(fill(document, values))
     except FlowError as exc:
         fail(f"{flow_file}: {'; '.join(exc.problems)}")
+    for warning in flow.warnings:
+        warn(f"{flow_file.name}: {warning}")
+    return flow
+
+
+def _world(path: Path | None, assignments: list[str]) -> World:
+    """The local world of `--world` (the default one without); one line and exit 2 when it is wrong."""
+    from kore_connect.twin.connect.world import World, WorldError, load_world
+
+    if path is None:
+        return World()
+    try:
+        return load_world(path)
+    except WorldError as exc:
+        fail(str(exc))
+
+
+def _caller(flow: Flow, keys: list[str], utterances: list[str], hang_up_at: str | None) -> ScriptedCaller:
+    from kore_connect.twin.connect.caller import BadScript, ScriptedCaller
+
+    seconds: float | None = None
+    action: str | None = None
+    if hang_up_at is not None:
+        try:
+            seconds = float(hang_up_at)
+        except ValueError:
+            action = hang_up_at
+        if seconds is not None and not 0 <= seconds < float("inf"):
+            fail(f"--hang-up-at {hang_up_at!r}: seconds must be 0 or more")
+        if action is not None and action not in flow.actions:
+            fail(f"--hang-up-at {hang_up_at!r}: neither seconds nor an action identifier of the flow")
+    try:
+        return ScriptedCaller.of(keys, utterances, hang_up_after=seconds, hang_up_at_action=action)
+    except BadScript as exc:
+        fail(f"--input/--say {exc}")
 
 
 def note(message: str) -> None:
@@ -232,14 +307,21 @@ def _host_port(text: str) -> tuple[str, int]:
 
 def _print(record: ContactRecord) -> None:
     console.print(f"Contact {record.contact_id} from {record.customer}")
-    steps = wrapping_table("#", "Action", "Branch", "Why", whole=("#", "Action"))
+    steps = wrapping_table("#", "Clock", "Action", "Branch", "Why", whole=("#", "Clock", "Action"))
     for number, action in enumerate(record.actions, 1):
-        steps.add_row(str(number), action.type, action.branch, action.reason)
+        steps.add_row(str(number), f"{action.clock:.1f}s", action.type, action.branch, action.reason)
     console.print(steps)
+    for heard in record.heard:
+        console.print(f"Heard: {heard}")
+    for given in record.inputs:
+        value = given.value if given.value is not None else "nothing"
+        console.print(f"Input ({given.kind}) at {given.clock:.1f}s: {value}")
     for transfer in record.transfers:
         console.print("SIP:")
         for message in transfer:
             console.print(f"  {message.at:7.3f}s {message}")
     console.print(f"Attributes: {json.dumps(record.attributes)}")
+    if record.flow_attributes:
+        console.print(f"Flow attributes: {json.dumps(record.flow_attributes)}")
     console.print(f"Queue: {record.queue or 'none'}")
-    console.print(f"Ended: {record.ended}")
+    console.print(f"Ended: {record.ended} ({record.ended_because}) after {record.clock:.1f} s")

@@ -19,14 +19,14 @@ from kore_connect.bridge.retrieve import lambda_handler as retrieve_handler
 from kore_connect.contactflow.model import Flow
 from kore_connect.contactflow.render import render_flow
 from kore_connect.sessions.sqlite import SQLiteSessionStore
-from kore_connect.twin.connect.contact import Contact, ContactState
-from kore_connect.twin.connect.interpreter import (
-    Interpreter,
+from kore_connect.twin.connect.collaborators import (
     LocalQueues,
     TransferOutcome,
     TransferRequest,
     TransferResult,
 )
+from kore_connect.twin.connect.contact import Contact, ContactState
+from kore_connect.twin.connect.interpreter import Interpreter
 from kore_connect.twin.lambda_runtime.invocation import Invocation
 from kore_connect.twin.sip.trace import TracedMessage
 from tests.conftest import context

@@ -19,9 +19,10 @@ import pytest
 from kore_connect.bridge import container
 from kore_connect.contactflow.model import Flow
 from kore_connect.sessions.sqlite import SQLiteSessionStore
+from kore_connect.twin.connect.collaborators import TransferOutcome, TransferRequest
 from kore_connect.twin.connect.connector import Gateway, SipConnector
 from kore_connect.twin.connect.contact import Contact, ContactState
-from kore_connect.twin.connect.interpreter import Interpreter, TransferOutcome, TransferRequest
+from kore_connect.twin.connect.interpreter import Interpreter
 from kore_connect.twin.connect.lambdas import LocalLambdas
 from kore_connect.twin.connect.local import template_functions
 from kore_connect.twin.local.store import LocalStore

@@ -75,13 +75,18 @@ def test_the_json_form_keeps_the_names_call_json_has_always_printed() -> None:
     document = call_report(contact, did="+1", interaction=None, stored=None, started=9.5).to_json()
     assert list(document) == [
         "contactId", "initialContactId", "customer", "ended", "queue", "attributes", "heard",
-        "actions", "sip", "did", "kore", "metadata", "timings",
+        "actions", "sip",
+        # added with the whole flow language: how it ended, its clock, flow attributes, what the
+        # caller gave, recorded settings, and what the local world lacked
+        "endedBecause", "seconds", "flowAttributes", "inputs", "settings", "warnings",
+        "did", "kore", "metadata", "timings",
     ]  # fmt: skip
     assert document["actions"][0] == {
         "identifier": "t",
         "type": "TransferParticipantToThirdParty",
         "branch": "Success",
         "reason": "bye",
+        "clock": 0.0,
     }
     assert document["sip"][0][1] == {
         "direction": "received",

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from kore_connect.aws_events import LOCAL_ACCOUNT
+from kore_connect.twin.connect.collaborators import TransferOutcome, TransferRequest, TransferResult
 from kore_connect.twin.connect.contact import Contact
-from kore_connect.twin.connect.interpreter import TransferOutcome, TransferRequest, TransferResult
 from kore_connect.twin.connect.sip_call import TransferCall
 
 LONGEST_CALL_SECONDS = 3600.0  # a transferred call the far end never ends is dropped after this

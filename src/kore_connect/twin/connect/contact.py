@@ -1,5 +1,9 @@
 """A contact as Amazon Connect keeps it while a flow runs, with the trace of everything it did, and
-the record of it that reports show (`ContactRecord`, whose JSON form `connect run --json` prints)."""
+the record of it that reports show (`ContactRecord`, whose JSON form `connect run --json` prints).
+
+Time on a contact is the contact's own clock (`Contact.clock`, seconds since it arrived): prompts,
+waits and input time limits advance it without sleeping; real network legs (a Lambda function, a
+SIP transfer) add the time they really took."""
 
 from __future__ import annotations
 
@@ -14,10 +18,11 @@ from kore_connect.twin.sip.trace import TracedMessage
 
 class ContactState(StrEnum):
     IN_FLOW = "in flow"
-    QUEUED = "queued"  # transferred to a queue: an agent's desktop would show it
+    QUEUED = "queued"  # transferred to a queue (or an agent, or a callback): an agent's desktop would show it
+    TRANSFERRED = "transferred"  # joined to a third party, and the flow did not resume
     DISCONNECTED = "disconnected"  # the flow hung up (DisconnectParticipant, or the flow ended)
     CALLER_HUNG_UP = "caller hung up"
-    FLOW_ERROR = "flow error"  # the flow could not go on (a loop, an action that cannot run)
+    FLOW_ERROR = "flow error"  # the flow could not go on (it ran the most actions a contact may)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +35,29 @@ class Step:
     reason: str  # one readable line
     sip: tuple[TracedMessage, ...] | None = None  # a transfer's SIP messages (None: no transfer)
     at: float = field(default_factory=time.monotonic)  # when the action ended (monotonic seconds)
+    clock: float = 0.0  # the contact's clock when the action ended
+
+
+@dataclass(frozen=True, slots=True)
+class CallerInput:
+    """What the caller gave an action: keys pressed, words said, or nothing (None: silence)."""
+
+    action_id: str
+    kind: str  # "dtmf" or "speech"
+    value: str | None
+    clock: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": self.action_id,
+            "kind": self.kind,
+            "value": self.value,
+            "clock": round(self.clock, 3),
+        }
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> CallerInput:
+        return cls(document["action"], document["kind"], document["value"], float(document["clock"]))
 
 
 @dataclass
@@ -43,10 +71,18 @@ class Contact:
     attributes: dict[str, str] = field(default_factory=dict)
     external: dict[str, Any] = field(default_factory=dict)  # the latest Lambda response
     queue_arn: str | None = None
-    heard: list[str] = field(default_factory=list)  # what the caller was played
+    heard: list[str] = field(default_factory=list)  # what the caller was played, as text
     trace: list[Step] = field(default_factory=list)
     state: ContactState = ContactState.IN_FLOW
     logging_enabled: bool = False
+    clock: float = 0.0  # seconds since the contact arrived, on the contact's own clock
+    ended_because: str = ""  # one line: how the contact ended
+    flow_attributes: dict[str, str] = field(default_factory=dict)  # the running flow's ($.FlowAttributes)
+    inputs: list[CallerInput] = field(default_factory=list)
+    system: dict[str, str] = field(default_factory=dict)  # values actions set: $.StoredCustomerInput...
+    keyed: dict[str, dict[str, Any]] = field(default_factory=dict)  # $.Lex.Slots, $.Customer... by namespace
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # recorded actions' parameters, by type
+    warnings: list[str] = field(default_factory=list)  # what the flow named and the local world lacks
 
     @classmethod
     def inbound(
@@ -69,18 +105,26 @@ class ActionTaken:
     type: str
     branch: str
     reason: str
+    clock: float = 0.0  # the contact's clock when the action ended
 
-    def to_json(self) -> dict[str, str]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "identifier": self.identifier,
             "type": self.type,
             "branch": self.branch,
             "reason": self.reason,
+            "clock": round(self.clock, 3),
         }
 
     @classmethod
     def from_json(cls, document: dict[str, Any]) -> ActionTaken:
-        return cls(document["identifier"], document["type"], document["branch"], document["reason"])
+        return cls(
+            document["identifier"],
+            document["type"],
+            document["branch"],
+            document["reason"],
+            float(document.get("clock", 0.0)),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +140,12 @@ class ContactRecord:
     heard: tuple[str, ...]
     actions: tuple[ActionTaken, ...]
     transfers: tuple[tuple[TracedMessage, ...], ...]  # each transfer's SIP messages, in order
+    ended_because: str = ""
+    clock: float = 0.0  # how long the contact lasted on its own clock
+    flow_attributes: dict[str, str] = field(default_factory=dict)
+    inputs: tuple[CallerInput, ...] = ()
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, contact: Contact) -> ContactRecord:
@@ -107,8 +157,16 @@ class ContactRecord:
             queue=contact.queue_arn,
             attributes=dict(contact.attributes),
             heard=tuple(contact.heard),
-            actions=tuple(ActionTaken(s.action_id, s.action_type, s.branch, s.reason) for s in contact.trace),
+            actions=tuple(
+                ActionTaken(s.action_id, s.action_type, s.branch, s.reason, s.clock) for s in contact.trace
+            ),
             transfers=tuple(step.sip for step in contact.trace if step.sip is not None),
+            ended_because=contact.ended_because,
+            clock=contact.clock,
+            flow_attributes=dict(contact.flow_attributes),
+            inputs=tuple(contact.inputs),
+            settings={kind: dict(values) for kind, values in contact.settings.items()},
+            warnings=tuple(contact.warnings),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -122,6 +180,12 @@ class ContactRecord:
             "heard": list(self.heard),
             "actions": [action.to_json() for action in self.actions],
             "sip": [[message.to_json() for message in transfer] for transfer in self.transfers],
+            "endedBecause": self.ended_because,
+            "seconds": round(self.clock, 3),
+            "flowAttributes": dict(self.flow_attributes),
+            "inputs": [given.to_json() for given in self.inputs],
+            "settings": {kind: dict(values) for kind, values in self.settings.items()},
+            "warnings": list(self.warnings),
         }
 
     @classmethod
@@ -139,4 +203,11 @@ class ContactRecord:
                 tuple(TracedMessage.from_json(message) for message in transfer)
                 for transfer in document["sip"]
             ),
+            # absent from the rows of versions before the whole flow language (calls.db outlives them)
+            ended_because=document.get("endedBecause", ""),
+            clock=float(document.get("seconds", 0.0)),
+            flow_attributes=dict(document.get("flowAttributes", {})),
+            inputs=tuple(CallerInput.from_json(given) for given in document.get("inputs", [])),
+            settings={kind: dict(values) for kind, values in document.get("settings", {}).items()},
+            warnings=tuple(document.get("warnings", [])),
         )

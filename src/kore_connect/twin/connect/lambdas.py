@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
+from kore_connect.twin.connect.world import LambdaFunction, World
 from kore_connect.twin.lambda_runtime.invocation import Invocation
 from kore_connect.twin.lambda_runtime.runtime import FunctionSpec, FunctionStartError, LocalFunction
 
@@ -108,3 +110,41 @@ class LocalLambdas:
         await function.start()
         self._running[name] = function
         return function
+
+
+class WorldLambdas:
+    """The local world's functions (`World.lambdas`: a canned response, a template function, a
+    Python callable, an error) in front of the template's functions; usable as `invoke_lambda`."""
+
+    def __init__(self, world: World, local: LocalLambdas) -> None:
+        self._world = world
+        self._local = local
+
+    async def __call__(
+        self, function_arn: str, event: dict[str, Any], time_limit: float | None = None
+    ) -> Invocation:
+        entry = self._world.lambdas.get(function_arn) or self._by_name(function_arn)
+        if entry is None:
+            return await self._local(function_arn, event, time_limit)
+        if entry.function is not None:
+            return await self._local(entry.function, event, time_limit)
+        if entry.error is not None:
+            return Invocation(error_type="Error", error_message=entry.error)
+        if entry.python is None:
+            return Invocation(result=entry.response)
+        started = time.monotonic()
+        try:
+            result = await asyncio.wait_for(asyncio.to_thread(entry.python, event, None), time_limit)
+        except TimeoutError:
+            return Invocation.no_answer_within(time_limit or 0.0)
+        except Exception as exc:  # the callable's failure is the function's, as Lambda reports it
+            return Invocation(
+                error_type=type(exc).__name__,
+                error_message=str(exc),
+                duration_ms=(time.monotonic() - started) * 1000,
+            )
+        return Invocation(result=result, duration_ms=(time.monotonic() - started) * 1000)
+
+    def _by_name(self, function_arn: str) -> LambdaFunction | None:
+        wanted = function_name(function_arn)
+        return next((e for arn, e in self._world.lambdas.items() if function_name(arn) == wanted), None)

@@ -1,5 +1,5 @@
 """One contact through a flow on the local twin: the template's functions on the embedded store,
-the SIP connector to a voice gateway, the interpreter; and the contact as one JSON document."""
+the SIP connector to a voice gateway, the local world and the caller, the interpreter."""
 
 from __future__ import annotations
 
@@ -9,17 +9,20 @@ from pathlib import Path
 
 from kore_connect.aws_events import LOCAL_INSTANCE_ARN
 from kore_connect.contactflow.model import Flow
+from kore_connect.twin.connect.caller import ScriptedCaller
+from kore_connect.twin.connect.collaborators import LocalQueues
 from kore_connect.twin.connect.connector import Gateway, SipConnector
 from kore_connect.twin.connect.contact import Contact
-from kore_connect.twin.connect.interpreter import Interpreter, LocalQueues
-from kore_connect.twin.connect.lambdas import LocalLambdas
+from kore_connect.twin.connect.interpreter import Interpreter
+from kore_connect.twin.connect.lambdas import LocalLambdas, WorldLambdas
+from kore_connect.twin.connect.world import World
 from kore_connect.twin.lambda_runtime.runtime import FunctionSpec, StoreChoice
 from kore_connect.twin.template import describe_api, load_template
 
 
 @dataclass(frozen=True, slots=True)
 class LocalContactSettings:
-    gateway: Gateway
+    gateway: Gateway | None  # None: no voice gateway (a transfer to a voice connector fails)
     store: StoreChoice  # which session store the template's functions use
     caller: str = "+14155550123"
     system: str = "+18005550100"
@@ -29,6 +32,8 @@ class LocalContactSettings:
     contact_id: str | None = None  # None: a fresh one, as Connect makes
     aliases: Mapping[str, str] = field(default_factory=dict)  # a flow's function name -> a template function
     function_log: Path | None = None  # where the functions' log goes (None: our stderr)
+    world: World = field(default_factory=World)
+    caller_script: ScriptedCaller | None = None  # None: the default caller
 
 
 def template_functions(store: StoreChoice, log_path: Path | None = None) -> dict[str, FunctionSpec]:
@@ -71,11 +76,15 @@ async def run_contact(
         functions = template_functions(settings.store, log_path=settings.function_log)
         lambdas = LocalLambdas(functions, aliases=settings.aliases)
         await lambdas.warm(invoked_functions([flow]))  # before the contact: the twin's start is not its
-    connector = SipConnector(
-        settings.gateway,
-        local_host=settings.local_host,
-        caller_hangs_up_after=settings.caller_hangs_up_after,
-        max_call_seconds=settings.max_call_seconds,
+    connector = (
+        None
+        if settings.gateway is None
+        else SipConnector(
+            settings.gateway,
+            local_host=settings.local_host,
+            caller_hangs_up_after=settings.caller_hangs_up_after,
+            max_call_seconds=settings.max_call_seconds,
+        )
     )
     contact = Contact.inbound(
         customer=settings.caller,
@@ -86,9 +95,11 @@ async def run_contact(
     try:
         interpreter = Interpreter(
             flow,
-            invoke_lambda=lambdas,
+            invoke_lambda=WorldLambdas(settings.world, lambdas),
             transfer=connector,
             queues=LocalQueues(),
+            world=settings.world,
+            caller=settings.caller_script or ScriptedCaller(),
         )
         await interpreter.run(contact)
     finally:

@@ -22,8 +22,8 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from kore_connect.log_text import printable
+from kore_connect.twin.connect.collaborators import TransferOutcome, TransferRequest, TransferResult
 from kore_connect.twin.connect.contact import Contact
-from kore_connect.twin.connect.interpreter import TransferOutcome, TransferRequest, TransferResult
 from kore_connect.twin.sip.dialog import DialogError, SipDialog, new_branch
 from kore_connect.twin.sip.endpoint import SipEndpoint
 from kore_connect.twin.sip.fields import uri_host
