@@ -1,5 +1,5 @@
-"""The 131 real Connect flows of ../shared/corpus (issue 17's measure): the bench that counts what
-loads and what the rest need, run as docs/reliability.md records it."""
+"""The 131 real Connect flows of ../shared/corpus (issue 17's measure): each loads and runs with the
+default caller to an end that is said, as docs/benchmarks.md records it."""
 
 from __future__ import annotations
 
@@ -7,24 +7,32 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO, SHARED, needs_shared
 
 
+@pytest.mark.slow
 @needs_shared
-def test_the_corpus_bench_accounts_for_every_flow_and_names_what_is_missing() -> None:
+def test_at_least_95_percent_of_the_corpus_runs_to_an_end_and_the_rest_are_named() -> None:
     result = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "connect_flow_corpus.py"), "--json", "--no-run"],
+        [sys.executable, str(REPO / "bench" / "flow_corpus.py"), "--json"],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
         check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
     figures = json.loads(result.stdout)
     flows = len(list((SHARED / "corpus" / "connect-flows").glob("*.json")))
-    # every flow is counted once: loaded, or refused for its first problem
-    assert figures["flows"] == flows and figures["loaded"] + sum(figures["refusedBy"].values()) == flows
-    # the model's own action types are known; a type the corpus uses and the model lacks is named
-    assert "TransferParticipantToThirdParty" in figures["actionTypesKnown"]
-    assert set(figures["actionTypesUnknown"]).isdisjoint(figures["actionTypesKnown"])
-    assert all(count > 0 for count in figures["actionTypesUnknown"].values())
+    assert figures["flows"] == flows == len(figures["perFlow"])
+    assert figures["ranToAnEnd"] >= 0.95 * flows, figures["notRun"]
+    # a flow that did not run to an end is named with the reason
+    assert all(row["because"] for row in figures["notRun"])
+    for row in figures["perFlow"]:
+        if row["ended"] is not None:  # an end is one of the contact's states, and why is said
+            assert row["ended"] in {"queued", "transferred", "disconnected", "caller hung up", "flow error"}
+            assert row["because"], row
+    # every action type the corpus uses is known to the model
+    assert figures["actionTypesUnknown"] == {}
