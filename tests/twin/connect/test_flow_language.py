@@ -394,6 +394,28 @@ def test_a_loop_continues_its_count_then_is_done_and_starts_again() -> None:
     assert contact.heard == ["Again.", "Again.", "Done."]
 
 
+def test_a_loop_reached_again_after_it_is_done_counts_from_the_start() -> None:
+    flow = export(
+        action(
+            "loop",
+            "Loop",
+            {"LoopCount": "1"},
+            next_action="done",
+            conditions=[("Equals", "ContinueLooping", "body"), ("Equals", "DoneLooping", "done")],
+        ),
+        say("body", "Again.", next_action="loop"),
+        action(
+            "done",
+            "GetParticipantInput",
+            {"Text": "Press 1 to hear it again.", "StoreInput": "False", "InputTimeLimitSeconds": "5"},
+            conditions=[("Equals", "1", "loop")],
+            errors={"InputTimeLimitExceeded": END, "NoMatchingCondition": END, "NoMatchingError": END},
+        ),
+    )
+    contact = run_flow(flow, caller=caller("1"))
+    assert contact.heard.count("Again.") == 2  # once per pass: the count started again
+
+
 def test_a_flow_that_never_ends_is_stopped_at_the_action_limit_with_the_reason() -> None:
     flow = export(
         action("a", "UpdateFlowLoggingBehavior", {"FlowLoggingBehavior": "Enabled"}, next_action="b"),
@@ -630,6 +652,15 @@ def test_hours_of_operation_by_the_worlds_clock_and_time_zone(hours: str | None,
     assert path(contact)[1] == ("hours", branch)
     if hours == "Nightshift":
         assert contact.warnings == ["the hours of operation Nightshift are not in the local world"]
+
+
+def test_hours_are_read_in_their_own_time_zone() -> None:
+    # 13:30 UTC on a Monday is 08:30 in New York: before the office opens
+    early = world(**{**HOURS_WORLD, "clock": "2026-11-30T13:30:00Z"})
+    assert path(run_flow(hours_flow("Office"), world=early))[1] == ("hours", "Condition: Equals False")
+    # and 14:30 UTC is 09:30 there: open
+    opened = world(**{**HOURS_WORLD, "clock": "2026-11-30T14:30:00Z"})
+    assert path(run_flow(hours_flow("Office"), world=opened))[1] == ("hours", "Condition: Equals True")
 
 
 def test_hours_close_as_the_clock_moves_past_closing_time() -> None:
@@ -967,6 +998,7 @@ def test_a_recorded_action_is_kept_on_the_contact_and_takes_success_by_default()
     )
     contact = run_flow(flow)
     assert [branch for _, branch in path(contact)][:3] == ["Success", "Success", "Success"]
+    assert contact.warnings == []  # the default branch is no choice of the world's
     assert contact.settings["UpdateContactRecordingBehavior"] == {
         "RecordingBehavior": {"RecordedParticipants": ["Agent", "Customer"]}
     }
@@ -1027,3 +1059,33 @@ def test_a_contacts_clock_starts_at_the_worlds_time() -> None:
     flow = export(say("a", "Hello."))
     contact = run_flow(flow, world=world(clock=MONDAY_MORNING))
     assert contact.clock == pytest.approx(0.5) and dt.datetime.fromisoformat(MONDAY_MORNING).weekday() == 0
+
+
+def test_a_recorded_prompt_takes_five_seconds_and_is_named() -> None:
+    flow = export(
+        action(
+            "play",
+            "MessageParticipant",
+            {"PromptId": "arn:aws:connect:::prompt/welcome"},
+            errors={"NoMatchingError": END},
+        )
+    )
+    contact = run_flow(flow)
+    assert contact.heard == ["[prompt arn:aws:connect:::prompt/welcome]"] and contact.trace[0].clock == 5.0
+
+
+def test_a_world_function_may_be_a_template_function_under_another_name() -> None:
+    from kore_connect.twin.connect.lambdas import WorldLambdas
+
+    asked: list[str] = []
+
+    class Template:
+        async def __call__(self, arn: str, event: dict[str, Any], time_limit: float | None = None) -> Any:
+            from kore_connect.twin.lambda_runtime.invocation import Invocation
+
+            asked.append(arn)
+            return Invocation(result={"status": "from the template"})
+
+    functions = world(lambdas={ARN: {"function": "KoreRetrieveSessionMetadata"}})
+    contact = run_flow(lambda_flow(), world=functions, invoke_lambda=WorldLambdas(functions, Template()))  # type: ignore[arg-type]
+    assert asked == ["KoreRetrieveSessionMetadata"] and contact.heard == ["Status: from the template."]

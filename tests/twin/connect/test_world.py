@@ -132,3 +132,20 @@ def test_a_flow_in_the_library_that_does_not_load_is_named(tmp_path: Path) -> No
     (tmp_path / "flows" / "broken.json").write_text('{"Version": "2019-10-30"}')
     with pytest.raises(WorldError, match=r"flows: broken\.json: Actions must be a non-empty list"):
         parse_world({"flows": "flows"}, base=tmp_path, name="world.yaml")
+
+
+def test_the_world_the_docs_show_loads(tmp_path: Path) -> None:
+    """docs/local-connect.md's example is a world that loads, with its flow library in place."""
+    from tests.conftest import REPO
+
+    docs = (REPO / "docs" / "local-connect.md").read_text()
+    example = (
+        docs.split("## The local world (`--world world.yaml`)", 1)[1]
+        .split("```yaml\n", 1)[1]
+        .split("```", 1)[0]
+    )
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "world.yaml").write_text(example)
+    world = load_world(tmp_path / "world.yaml")
+    assert world.find_hours("Office") is not None and world.find_queue("Support") is not None
+    assert world.lambdas and world.lex_bots and world.phone_outcome("+15551230000") == "busy"
