@@ -221,6 +221,11 @@ def test_a_dtmf_menu_before_the_transfer_reaches_the_bot_on_its_key_and_the_queu
     assert report is not None and report.kore is not None and report.kore.contact_id == document["contactId"]
     assert report.kore.nodes and report.metadata.handed_back
     assert json.loads(document["attributes"]["customData"]) == report.metadata.stored
+    # and its page on the dashboard says what the caller heard and pressed, and why the contact ended
+    with httpx.Client() as http:
+        page = http.get(f"{up.url}/calls/{document['contactId']}").text
+    assert "Pressed at " in page and ": 1</li>" in page and "Heard: Thank you for calling." in page
+    assert "queued: in queue" in page
 
 
 def test_the_place_call_endpoint_needs_the_token_and_a_sound_body(up: Up) -> None:
