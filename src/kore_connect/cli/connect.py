@@ -240,13 +240,15 @@ def _load(flow_file: Path, assignments: list[str]) -> Flow:
 
 
 def _world(path: Path | None, assignments: list[str]) -> World:
-    """The local world of `--world` (the default one without); one line and exit 2 when it is wrong."""
+    """The local world of `--world` (the default one without), its library's placeholders filled by
+    the same `--set`s as the flow's; one line and exit 2 when it is wrong."""
+    from kore_connect.contactflow.placeholders import parse_assignments
     from kore_connect.twin.connect.world import World, WorldError, load_world
 
     if path is None:
         return World()
     try:
-        return load_world(path)
+        return load_world(path, parse_assignments(assignments))  # the pairs were checked with the flow
     except WorldError as exc:
         fail(str(exc))
 

@@ -149,3 +149,23 @@ def test_the_world_the_docs_show_loads(tmp_path: Path) -> None:
     world = load_world(tmp_path / "world.yaml")
     assert world.find_hours("Office") is not None and world.find_queue("Support") is not None
     assert world.lambdas and world.lex_bots and world.phone_outcome("+15551230000") == "busy"
+
+
+def test_the_librarys_placeholders_are_filled_as_the_flows_are(tmp_path: Path) -> None:
+    import json
+
+    from tests.console_flows import action, export
+
+    (tmp_path / "flows").mkdir()
+    module = export(
+        action("q", "UpdateContactTargetQueue", {"QueueId": "${QueueArn}"}, errors={"NoMatchingError": "end"})
+    )
+    (tmp_path / "flows" / "module.json").write_text(json.dumps(module))
+    (tmp_path / "flows" / "broken.txt").write_text("not a flow, not read")
+    (tmp_path / "world.yaml").write_text("flows: flows\n")
+    world = load_world(tmp_path / "world.yaml", {"QueueArn": "arn:aws:connect:::queue/q1"})
+    flow = world.find_flow("module")
+    assert flow is not None and flow.action("q").parameters["QueueId"] == "arn:aws:connect:::queue/q1"
+    (tmp_path / "flows" / "bad.json").write_text("{")
+    with pytest.raises(WorldError, match=r"flows: bad\.json: not valid JSON"):
+        load_world(tmp_path / "world.yaml")

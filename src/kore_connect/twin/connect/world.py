@@ -53,6 +53,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from kore_connect.contactflow.model import Flow, FlowError
+from kore_connect.contactflow.placeholders import fill
 from kore_connect.errors import KoreConnectError
 
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -168,18 +169,21 @@ def _find(table: Mapping[str, _T], wanted: str) -> _T | None:
     return None
 
 
-def load_world(path: Path) -> World:
-    """The world in the YAML file `path`; raises WorldError naming the first bad key."""
+def load_world(path: Path, placeholders: Mapping[str, str] | None = None) -> World:
+    """The world in the YAML file `path`; raises WorldError naming the first bad key.
+    `placeholders` fill the `${NAME}`s of the flows in its library, as `--set` fills the flow's."""
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise WorldError(f"cannot read {path}: {exc.strerror}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise WorldError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
-    return parse_world(document or {}, base=path.parent, name=str(path))
+    return parse_world(document or {}, base=path.parent, name=str(path), placeholders=placeholders)
 
 
-def parse_world(document: Any, *, base: Path, name: str = "the world") -> World:
+def parse_world(
+    document: Any, *, base: Path, name: str = "the world", placeholders: Mapping[str, str] | None = None
+) -> World:
     reader = _Reader(name)
     top = reader.mapping(document, "")
     reader.only(
@@ -210,7 +214,7 @@ def parse_world(document: Any, *, base: Path, name: str = "the world") -> World:
     for key, raw in reader.mapping(top.get("lex_bots", {}), "lex_bots").items():
         world.lex_bots[key] = _lex_bot(reader, key, raw)
     if "flows" in top:
-        world.flows = _flows(reader, top["flows"], base)
+        world.flows = _flows(reader, top["flows"], base, placeholders or {})
     for number, outcome in reader.mapping(top.get("phone_numbers", {}), "phone_numbers").items():
         if outcome not in PHONE_OUTCOMES:
             raise WorldError(
@@ -325,14 +329,16 @@ def _lex_bot(reader: _Reader, key: str, raw: Any) -> LexBot:
     return LexBot(key, tuple(intents), slots)
 
 
-def _flows(reader: _Reader, raw: Any, base: Path) -> dict[str, Flow]:
+def _flows(reader: _Reader, raw: Any, base: Path, placeholders: Mapping[str, str]) -> dict[str, Flow]:
     folder = base / reader.text(raw, "flows")
     if not folder.is_dir():
         raise WorldError(f"{reader.name}: flows: {folder} is not a folder of exported flows")
     flows: dict[str, Flow] = {}
     for path in sorted(folder.glob("*.json")):
         try:
-            flow = Flow.loads(path.read_bytes())
+            flow = Flow.parse(fill(json.loads(path.read_bytes()), placeholders))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise WorldError(f"{reader.name}: flows: {path.name}: not valid JSON: {exc}") from None
         except FlowError as exc:
             raise WorldError(f"{reader.name}: flows: {path.name}: {'; '.join(exc.problems)}") from None
         flows[path.stem] = flow
