@@ -304,3 +304,22 @@ def test_the_caller_hangs_up_at_the_action_named(tmp_path: Path) -> None:
     result = connect_run(str(MENU_EXPORT), "--hang-up-at", menu, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"Ended: caller hung up (the caller hung up on reaching action {menu})" in result.stdout
+
+
+def test_a_flow_whose_transitions_are_not_objects_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    flow = {
+        "Version": "2019-10-30",
+        "StartAction": "a",
+        "Actions": [
+            {
+                "Identifier": "a",
+                "Type": "DisconnectParticipant",
+                "Parameters": {},
+                "Transitions": {"Conditions": [5]},
+            }
+        ],
+    }
+    (tmp_path / "flow.json").write_text(json.dumps(flow))
+    result = connect_run("flow.json", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "each of Transitions.Conditions must be an object" in result.stderr

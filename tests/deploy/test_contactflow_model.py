@@ -240,3 +240,84 @@ def test_a_resource_left_unnamed_loads_and_is_named_in_a_warning(export: dict[st
     action_of_type(document, "InvokeLambdaFunction")["Parameters"]["LambdaFunctionARN"] = ""
     warnings = Flow.parse(document).warnings
     assert len(warnings) == 2 and all("names nothing: it takes its error branch" in w for w in warnings)
+
+
+def one_action(
+    type_: str, parameters: dict[str, Any], transitions: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return {
+        "Version": "2019-10-30",
+        "StartAction": "a",
+        "Actions": [
+            {"Identifier": "a", "Type": type_, "Parameters": parameters, "Transitions": transitions or {}}
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        (
+            one_action("DisconnectParticipant", {}, {"Conditions": [5]}),
+            "each of Transitions.Conditions must be an object",
+        ),
+        (
+            one_action(
+                "Compare",
+                {"ComparisonValue": "x"},
+                {"Conditions": [{"Condition": {"Operator": "Equals", "Operands": [{"a": 1}]}}]},
+            ),
+            "a list of strings",
+        ),
+        (
+            one_action("MessageParticipantIteratively", {"Messages": [{}]}),
+            "Messages[0]: exactly one of Text, SSML",
+        ),
+        (
+            one_action("MessageParticipantIteratively", {"Messages": 5}),
+            "Messages must be a non-empty list of prompts",
+        ),
+        (one_action("MessageParticipant", {"Text": 5}), "Text must be text or a $. reference"),
+        (one_action("MessageParticipant", {"Media": "s3://x"}), "Media must be an object"),
+        (
+            one_action("ConnectParticipantWithLexBot", {"LexSessionAttributes": ["x"]}),
+            "LexSessionAttributes must be an object",
+        ),
+        (one_action("ConnectParticipantWithLexBot", {"LexV2Bot": "arn"}), "LexV2Bot must be an object"),
+        (
+            one_action("GetParticipantInput", {"DTMFConfiguration": "#"}),
+            "DTMFConfiguration must be an object",
+        ),
+        (
+            one_action(
+                "GetParticipantInput",
+                {"StoreInput": "True", "InputValidation": {"CustomValidation": {"MaximumLength": "x"}}},
+            ),
+            "MaximumLength must be digits",
+        ),
+        (one_action("Wait", {"TimeLimitSeconds": {"x": 1}}), "TimeLimitSeconds must be whole seconds"),
+        (one_action("Loop", {"LoopCount": "1000"}), "LoopCount must be 0 to 100"),
+        (
+            one_action(
+                "TransferParticipantToThirdParty",
+                {
+                    "ThirdPartyConnectionTimeLimitSeconds": "30",
+                    "ContinueFlowExecution": "True",
+                    "VoiceConnector": {
+                        "VoiceConnectorType": "CallTransferConnector",
+                        "VoiceConnectorArn": "a",
+                        "ToUser": "1",
+                        "FromUser": 5,
+                    },
+                },
+            ),
+            "VoiceConnector.FromUser must be text",
+        ),
+    ],
+)
+def test_parameters_of_a_shape_connect_would_not_take_are_refused_in_one_line(
+    document: dict[str, Any], expected: str
+) -> None:
+    problems = problems_of(document)
+    assert any(expected in problem for problem in problems), problems
+    assert all("\n" not in problem for problem in problems)

@@ -212,6 +212,10 @@ ACTIONS: dict[ActionType, ActionSpec] = {
 # The error types each action can raise, in the order the console exports them.
 ERRORS: dict[ActionType, tuple[ErrorType, ...]] = {kind: spec.errors for kind, spec in ACTIONS.items()}
 
+# What a prompt can be: exactly one of these (Media: an S3 audio file, an object).
+PROMPT_KEYS = ("Text", "SSML", "PromptId", "Media")
+LOOP_COUNT_LIMIT = 100  # LoopCount: 0..100
+
 # The operators of Transitions.Conditions (Check contact attributes / Compare).
 CONDITION_OPERATORS = frozenset(
     {

@@ -22,6 +22,8 @@ from kore_connect.contactflow.language import (
     CONDITION_OPERATORS,
     ERRORS,
     LAMBDA_TIME_LIMIT_SECONDS,
+    LOOP_COUNT_LIMIT,
+    PROMPT_KEYS,
     REFERENCE_TEXT,
     VERSION,
     ActionType,
@@ -164,10 +166,18 @@ def _parse_action(index: int, raw: Any, problems: list[str]) -> Action | None:
         errors[error_type] = str(error.get("NextAction", ""))
     conditions = []
     for condition in raw_conditions:
-        body = condition.get("Condition", {}) if isinstance(condition, dict) else {}
-        operands = body.get("Operands", []) if isinstance(body, dict) else []
-        if not isinstance(body, dict) or not isinstance(operands, list):
-            problems.append(f"{where} ({action_type}): a condition must have Condition.Operator and Operands")
+        body = condition.get("Condition") if isinstance(condition, dict) else None
+        operands = body.get("Operands", []) if isinstance(body, dict) else None
+        if (
+            not isinstance(condition, dict)
+            or not isinstance(body, dict)
+            or not isinstance(operands, list)
+            or not all(isinstance(operand, str) for operand in operands)
+        ):
+            problems.append(
+                f"{where} ({action_type}): each of Transitions.Conditions must be an object with "
+                "Condition.Operator and Condition.Operands (a list of strings)"
+            )
             continue
         conditions.append(
             Condition(
@@ -240,10 +250,49 @@ def _no_checks(action: Action) -> Iterator[str]:
 
 
 def _check_message(action: Action) -> Iterator[str]:
-    given = [key for key in ("Text", "SSML", "PromptId", "Media") if key in action.parameters]
-    if len(given) != 1:
+    yield from _check_prompt(action, action.parameters, "", required=True)
+
+
+def _check_prompt(
+    action: Action, parameters: Mapping[str, Any], where: str, *, required: bool
+) -> Iterator[str]:
+    """A prompt: one of Text, SSML or PromptId (text) or Media (an object); `required` or not."""
+    given = [key for key in PROMPT_KEYS if key in parameters]
+    if len(given) > 1 or (required and not given):
         found = ", ".join(given) or "none"
-        yield f"{action.label}: exactly one of Text, SSML, PromptId or Media is needed, found {found}"
+        yield f"{action.label}: {where}exactly one of Text, SSML, PromptId or Media is needed, found {found}"
+    for key in given:
+        if (key == "Media") != isinstance(parameters[key], dict) or (
+            key != "Media" and not isinstance(parameters[key], str)
+        ):
+            kind = "an object" if key == "Media" else "text or a $. reference"
+            yield f"{action.label}: {where}{key} must be {kind}"
+
+
+def _check_iterative_messages(action: Action) -> Iterator[str]:
+    messages = action.parameters.get("Messages")
+    if not isinstance(messages, list) or not messages:
+        yield f"{action.label}: Messages must be a non-empty list of prompts"
+        return
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            yield f"{action.label}: Messages[{index}] must be an object holding one prompt"
+        else:
+            yield from _check_prompt(action, message, f"Messages[{index}]: ", required=True)
+    interval = action.parameters.get("InterruptFrequencySeconds", "1")
+    if not isinstance(interval, str) or not re.fullmatch(r"[0-9]{1,6}", interval) or int(interval) < 1:
+        yield f"{action.label}: InterruptFrequencySeconds must be whole seconds >= 1"
+
+
+def _check_lex(action: Action) -> Iterator[str]:
+    p = action.parameters
+    yield from _check_prompt(action, p, "", required=False)
+    for key in ("LexV2Bot", "LexBot", "LexTimeoutSeconds"):
+        if key in p and not isinstance(p[key], dict):
+            yield f"{action.label}: {key} must be an object"
+    attributes = p.get("LexSessionAttributes", {})
+    if not isinstance(attributes, dict) or not all(isinstance(v, str) for v in attributes.values()):
+        yield f"{action.label}: LexSessionAttributes must be an object of keys to text or $. references"
 
 
 def _check_third_party(action: Action) -> Iterator[str]:
@@ -266,6 +315,9 @@ def _check_third_party(action: Action) -> Iterator[str]:
     for key in ("VoiceConnectorArn", "ToUser"):
         if not isinstance(connector.get(key), str) or not connector[key]:
             yield f"{action.label}: VoiceConnector.{key} is missing"
+    for key in ("FromUser", "UserToUserInformation"):
+        if key in connector and not isinstance(connector[key], str):
+            yield f"{action.label}: VoiceConnector.{key} must be text or a $. reference"
 
 
 def _check_lambda(action: Action) -> Iterator[str]:
@@ -317,17 +369,37 @@ def _check_compare(action: Action) -> Iterator[str]:
 
 
 def _check_input(action: Action) -> Iterator[str]:
-    limit = str(action.parameters.get("InputTimeLimitSeconds", "5"))
-    if not is_whole_reference(limit) and not re.fullmatch(r"[0-9]{1,4}", limit):
+    p = action.parameters
+    yield from _check_prompt(action, p, "", required=False)
+    limit = p.get("InputTimeLimitSeconds", "5")
+    if not isinstance(limit, str) or not (is_whole_reference(limit) or re.fullmatch(r"[0-9]{1,4}", limit)):
         yield f"{action.label}: InputTimeLimitSeconds must be whole seconds, found {limit!r}"
-    if action.parameters.get("StoreInput", "False") not in ("True", "False"):
+    if p.get("StoreInput", "False") not in ("True", "False"):
         yield f"{action.label}: StoreInput must be 'True' or 'False'"
+    for key in ("DTMFConfiguration", "InputValidation"):
+        if key in p and not isinstance(p[key], dict):
+            yield f"{action.label}: {key} must be an object"
+    validation = p.get("InputValidation", {})
+    custom = validation.get("CustomValidation", {}) if isinstance(validation, dict) else {}
+    maximum = custom.get("MaximumLength", "1") if isinstance(custom, dict) else None
+    if not isinstance(maximum, str) or not re.fullmatch(r"[0-9]{1,3}", maximum):
+        yield f"{action.label}: InputValidation.CustomValidation.MaximumLength must be digits"
+    phone = validation.get("PhoneNumberValidation", {}) if isinstance(validation, dict) else {}
+    if not isinstance(phone, dict) or phone.get("NumberFormat", "E164") not in ("E164", "Local"):
+        yield f"{action.label}: InputValidation.PhoneNumberValidation.NumberFormat must be E164 or Local"
+
+
+def _check_wait(action: Action) -> Iterator[str]:
+    limit = action.parameters.get("TimeLimitSeconds", action.parameters.get("TimeoutSeconds", "0"))
+    if not isinstance(limit, str) or not (is_whole_reference(limit) or re.fullmatch(r"[0-9]{1,7}", limit)):
+        yield f"{action.label}: TimeLimitSeconds must be whole seconds or a $. reference, found {limit!r}"
 
 
 def _check_loop(action: Action) -> Iterator[str]:
-    count = str(action.parameters.get("LoopCount", ""))
-    if not is_whole_reference(count) and not re.fullmatch(r"[0-9]{1,4}", count):
-        yield f"{action.label}: LoopCount must be a whole number or a $. reference, found {count!r}"
+    count = action.parameters.get("LoopCount", "")
+    static = isinstance(count, str) and re.fullmatch(r"[0-9]{1,3}", count) and int(count) <= LOOP_COUNT_LIMIT
+    if not static and not (isinstance(count, str) and is_whole_reference(count)):
+        yield f"{action.label}: LoopCount must be 0 to {LOOP_COUNT_LIMIT} or a $. reference, found {count!r}"
 
 
 def _check_named(parameter: str) -> Callable[[Action], Iterator[str]]:
@@ -370,6 +442,9 @@ _PARAMETER_CHECKS = {
     ActionType.UPDATE_CONTACT_TARGET_QUEUE: _check_queue,
     ActionType.COMPARE: _check_compare,
     ActionType.GET_PARTICIPANT_INPUT: _check_input,
+    ActionType.MESSAGE_PARTICIPANT_ITERATIVELY: _check_iterative_messages,
+    ActionType.CONNECT_PARTICIPANT_WITH_LEX_BOT: _check_lex,
+    ActionType.WAIT: _check_wait,
     ActionType.LOOP: _check_loop,
     ActionType.TRANSFER_TO_FLOW: _check_named("ContactFlowId"),
     ActionType.INVOKE_FLOW_MODULE: _check_named("FlowModuleId"),

@@ -123,11 +123,17 @@ def test_messages_play_in_turn_until_the_interrupt_or_until_the_caller_hangs_up(
     contact = run_flow(endless, caller=caller(hang_up_after=120))
     assert contact.state is ContactState.CALLER_HUNG_UP and "while messages played" in contact.ended_because
     assert 120 <= contact.clock < 130
-    empty = export(
-        action("hold", "MessageParticipantIteratively", {"Messages": []}, errors={"NoMatchingError": "x"}),
+    assert contact.clock == 120  # the clock stops when the caller hangs up, part-way through a message
+    unresolved = export(
+        action(
+            "hold",
+            "MessageParticipantIteratively",
+            {"Messages": [{"Text": "$.External.none"}]},
+            errors={"NoMatchingError": "x"},
+        ),
         say("x", "x"),
     )
-    assert path(run_flow(empty))[0] == ("hold", "NoMatchingError")
+    assert path(run_flow(unresolved))[0] == ("hold", "NoMatchingError")
 
 
 # ------------------------------------------------------------------ DTMF
@@ -1049,10 +1055,12 @@ def test_the_caller_hangs_up_at_an_action_or_a_time() -> None:
     ]
     assert at_action.ended_because == "the caller hung up on reaching action sales"
     at_time = run_flow(flow, caller=caller(hang_up_after=2))
-    assert (
-        at_time.state is ContactState.CALLER_HUNG_UP
-        and at_time.ended_because == "the caller hung up after 2 s"
-    )
+    # the caller hangs up part-way through the menu's prompt: they heard only part of it
+    assert at_time.state is ContactState.CALLER_HUNG_UP and at_time.clock == 2
+    assert at_time.ended_because == "the caller hung up during the prompt (at 2 s)"
+    assert at_time.heard[0].endswith("[the caller hung up during this]") and at_time.inputs == []
+    between = run_flow(export(say("a", "One."), say("b", "Two.")), caller=caller(hang_up_after=0.5))
+    assert between.ended_because == "the caller hung up after 0.5 s" and between.heard == ["One."]
 
 
 def test_a_contacts_clock_starts_at_the_worlds_time() -> None:
@@ -1089,3 +1097,115 @@ def test_a_world_function_may_be_a_template_function_under_another_name() -> Non
     functions = world(lambdas={ARN: {"function": "KoreRetrieveSessionMetadata"}})
     contact = run_flow(lambda_flow(), world=functions, invoke_lambda=WorldLambdas(functions, Template()))  # type: ignore[arg-type]
     assert asked == ["KoreRetrieveSessionMetadata"] and contact.heard == ["Status: from the template."]
+
+
+# ------------------------------------------------------------------ found by review
+
+
+def test_an_error_the_flow_has_no_branch_for_takes_its_no_matching_error_branch() -> None:
+    # 28 of the corpus's input blocks have no InputTimeLimitExceeded branch: Connect's NoMatchingError
+    # is the branch "if no other Error matches"
+    flow = export(
+        action(
+            "menu",
+            "GetParticipantInput",
+            {"Text": "Press 1.", "StoreInput": "False", "InputTimeLimitSeconds": "5"},
+            conditions=[("Equals", "1", END)],
+            errors={"NoMatchingCondition": END, "NoMatchingError": "sorry"},
+        ),
+        say("sorry", "Sorry."),
+    )
+    contact = run_flow(flow)
+    assert path(contact)[:2] == [("menu", "NoMatchingError"), ("sorry", "Success")]
+    assert contact.trace[0].reason.startswith("InputTimeLimitExceeded: no key within 5 s")
+
+
+def test_a_phone_number_entered_in_e164_or_as_any_countrys_local_number() -> None:
+    e164 = {"PhoneNumberValidation": {"NumberFormat": "E164"}}
+    assert run_flow(stored_input(InputValidation=e164), caller=caller("14155550100#")).attributes == {
+        "account": "+14155550100"
+    }
+    new_zealand = {"PhoneNumberValidation": {"NumberFormat": "Local", "CountryCode": "NZ"}}
+    assert run_flow(stored_input(InputValidation=new_zealand), caller=caller("0211234567#")).attributes == {
+        "account": "+64211234567"
+    }
+    nowhere = {"PhoneNumberValidation": {"NumberFormat": "Local", "CountryCode": "XX"}}
+    assert path(run_flow(stored_input(InputValidation=nowhere), caller=caller("0211234567#")))[0] == (
+        "account",
+        "InvalidPhoneNumber",
+    )
+
+
+def test_a_queue_is_full_with_the_contacts_the_world_says_are_in_it() -> None:
+    full = world(queues={"Support": {"id": QUEUE, "capacity": 5, "contacts": 5}})
+    assert path(run_flow(queue_flow(QUEUE), world=full))[1] == ("enqueue", "QueueAtCapacity")
+    roomy = world(queues={"Support": {"id": QUEUE, "capacity": 500}})
+    queues = LocalQueues()
+    for _ in range(101):  # beyond the local queues' own 100
+        assert run_flow(queue_flow(QUEUE), world=roomy, queues=queues).state is ContactState.QUEUED
+
+
+def test_a_module_that_runs_out_of_actions_ends_the_contact(tmp_path: Path) -> None:
+    import json
+
+    (tmp_path / "flows").mkdir()
+    module = {
+        "Version": "2019-10-30",
+        "StartAction": "m",
+        "Actions": [action("m", "MessageParticipant", {"Text": "In the module."}, next_action=None)],
+    }
+    (tmp_path / "flows" / "mod.json").write_text(json.dumps(module))
+    flow = export(
+        action(
+            "call",
+            "InvokeFlowModule",
+            {"FlowModuleId": "mod"},
+            next_action="after",
+            errors={"NoMatchingError": END},
+        ),
+        say("after", "Back."),
+    )
+    contact = run_flow(flow, world=parse_world({"flows": "flows"}, base=tmp_path))
+    assert contact.heard == ["In the module."] and contact.state is ContactState.DISCONNECTED
+
+
+def test_a_lex_bot_sharing_an_alias_id_with_the_worlds_is_not_taken_for_it() -> None:
+    other = BOT.replace("PIZZA", "OTHERBOT")
+    flow = lex_flow()
+    flow["Actions"][0]["Parameters"]["LexV2Bot"]["AliasArn"] = other
+    contact = run_flow(flow, world=world(**PIZZA_WORLD), caller=caller(says=("I want a large pizza",)))
+    assert path(contact)[0] == ("bot", "NoMatchingError") and contact.warnings
+
+
+def test_a_silent_second_bot_leaves_no_intent_of_the_first() -> None:
+    flow = export(
+        action(
+            "first",
+            "ConnectParticipantWithLexBot",
+            {"LexV2Bot": {"AliasArn": BOT}},
+            next_action="second",
+            conditions=[("Equals", "OrderPizza", "second")],
+            errors={"InputTimeLimitExceeded": END, "NoMatchingCondition": END, "NoMatchingError": END},
+        ),
+        action(
+            "second",
+            "ConnectParticipantWithLexBot",
+            {"LexV2Bot": {"AliasArn": BOT}},
+            next_action=END,
+            errors={"InputTimeLimitExceeded": "say", "NoMatchingCondition": END, "NoMatchingError": END},
+        ),
+        say("say", "Intent: $.Lex.IntentName."),
+    )
+    contact = run_flow(flow, world=world(**PIZZA_WORLD), caller=caller(says=("order a pizza",)))
+    assert contact.heard == ["Intent: ."]
+
+
+def test_an_empty_agent_with_a_queue_targets_the_queue() -> None:
+    flow = queue_flow(QUEUE)
+    flow["Actions"][0]["Parameters"]["AgentId"] = ""
+    assert run_flow(flow).queue_arn == QUEUE
+
+
+def test_an_entry_of_only_the_termination_key_is_no_input() -> None:
+    flow = stored_input(InputValidation={"CustomValidation": {"MaximumLength": "10"}})
+    assert path(run_flow(flow, caller=caller("#")))[0] == ("account", "InputTimeLimitExceeded")

@@ -169,3 +169,33 @@ def test_the_librarys_placeholders_are_filled_as_the_flows_are(tmp_path: Path) -
     (tmp_path / "flows" / "bad.json").write_text("{")
     with pytest.raises(WorldError, match=r"flows: bad\.json: not valid JSON"):
         load_world(tmp_path / "world.yaml")
+
+
+def test_a_python_function_beside_the_world_file_is_found_and_one_that_fails_to_load_is_one_line(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "rules_for_world_test.py").write_text(
+        "def handler(event, context):\n    return {'ok': 'yes'}\n"
+    )
+    (tmp_path / "broken_for_world_test.py").write_text("raise RuntimeError('boom at import')\n")
+    (tmp_path / "world.yaml").write_text("lambdas: {arn:x: {python: 'rules_for_world_test:handler'}}\n")
+    entry = load_world(tmp_path / "world.yaml").lambdas["arn:x"]
+    assert entry.python is not None and entry.python({}, None) == {"ok": "yes"}
+    (tmp_path / "world.yaml").write_text("lambdas: {arn:x: {python: 'broken_for_world_test:handler'}}\n")
+    with pytest.raises(WorldError) as raised:
+        load_world(tmp_path / "world.yaml")
+    assert "lambdas.arn:x.python: cannot import" in str(raised.value) and "boom at import" in str(
+        raised.value
+    )
+
+
+@pytest.mark.parametrize("text", ["0\n", "false\n", "'text'\n"])
+def test_a_document_that_is_not_a_mapping_is_refused_and_an_empty_file_is_the_empty_world(
+    tmp_path: Path, text: str
+) -> None:
+    path = tmp_path / "world.yaml"
+    path.write_text(text)
+    with pytest.raises(WorldError, match="must be a mapping"):
+        load_world(path)
+    path.write_text("")
+    assert load_world(path).given

@@ -11,6 +11,8 @@
 - `caller`: the scripted caller: keys, utterances, when they hang up;
 - `world`: the local world file: hours, queues and metrics, functions, Lex bots, flows, the clock;
 - `speech`: what a prompt says as text (SSML rendered) and how long saying it takes;
+- `lex`: what a local Lex bot understands of an utterance (intents and slots, by sample utterances);
+- `phone`: phone numbers as Connect reads them (E.164, or a country's local number);
 - `lambdas`: the flow's Lambda invocations on the local runtime (the template's functions) and
   the world's functions in front of them;
 - `connector`: the external voice connector (`TransferParticipantToThirdParty`) as a SIP client;

@@ -14,7 +14,7 @@ from kore_connect.twin.sip.trace import TracedMessage
 
 @dataclass(frozen=True, slots=True)
 class Branch:
-    """`next_action` None: the flow ends here (or, in a module, the module does)."""
+    """`next_action` None: the flow ends here (in a module too: the contact's flow ends)."""
 
     name: str  # "Success", an error type, or "Condition: Equals 1"
     reason: str
@@ -29,10 +29,25 @@ def success(action: Action, reason: str, sip: tuple[TracedMessage, ...] | None =
 def error(
     action: Action, kind: ErrorType, reason: str, sip: tuple[TracedMessage, ...] | None = None
 ) -> Branch:
+    """The branch of the error `kind`; without one, NoMatchingError's ("if no other Error
+    matches"); without that either, the flow ends."""
     target = action.errors.get(kind)
-    if target is None:
-        reason = f"{reason} (the flow has no {kind} branch here: it ends)"
-    return Branch(str(kind), reason, target, sip)
+    if target is not None:
+        return Branch(str(kind), reason, target, sip)
+    fallback = action.errors.get(ErrorType.NO_MATCHING_ERROR)
+    if fallback is not None:
+        return Branch(
+            str(ErrorType.NO_MATCHING_ERROR), f"{kind}: {reason} (no {kind} branch here)", fallback, sip
+        )
+    return Branch(str(kind), f"{reason} (the flow has no {kind} branch here: it ends)", None, sip)
+
+
+def hung_up(reason: str) -> Branch:
+    """The caller hung up while the action ran: the contact ends."""
+    return Branch(CALLER_HUNG_UP, reason, None)
+
+
+CALLER_HUNG_UP = "CallerHungUp"
 
 
 def by_condition(action: Action, value: str, reason: str, resolve: Callable[[str], str | None]) -> Branch:

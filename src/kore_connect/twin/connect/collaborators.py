@@ -64,10 +64,13 @@ class LocalQueues:
         self.capacity = capacity
         self.waiting: dict[str, list[Contact]] = {}
 
-    def enqueue(self, contact: Contact, queue_arn: str, capacity: int | None = None) -> bool:
-        """Put `contact` in the queue; False when the queue is at capacity."""
+    def enqueue(
+        self, contact: Contact, queue_arn: str, capacity: int | None = None, *, already_waiting: int = 0
+    ) -> bool:
+        """Put `contact` in the queue; False when the queue is at capacity: `capacity` (else this
+        one's), counting `already_waiting` contacts besides the ones queued here."""
         waiting = self.waiting.setdefault(queue_arn, [])
-        if len(waiting) >= (self.capacity if capacity is None else min(capacity, self.capacity)):
+        if already_waiting + len(waiting) >= (self.capacity if capacity is None else capacity):
             return False
         waiting.append(contact)
         return True

@@ -38,6 +38,7 @@ class ContactRun:
     frames: list[Frame]
     asynchronous: set[asyncio.Future[Invocation]] = field(default_factory=set)
     started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    caller_gone: bool = False  # the caller hung up during the action running
 
     @property
     def frame(self) -> Frame:
@@ -54,8 +55,28 @@ class ContactRun:
         """The wall-clock time on the contact's clock (the world's clock, advanced as it runs)."""
         return self.started_at + dt.timedelta(seconds=self.contact.clock)
 
-    def advance(self, seconds: float) -> None:
-        self.contact.clock += max(0.0, seconds)
+    def advance(self, seconds: float) -> bool:
+        """Move the contact's clock on; False when the caller hangs up on the way (the clock then
+        stops at the moment they did, and `caller_gone` says so)."""
+        until = self.contact.clock + max(0.0, seconds)
+        if until > self.caller.hang_up_after:  # at that very moment they heard it all
+            self.contact.clock = max(self.contact.clock, self.caller.hang_up_after)
+            self.caller_gone = True
+            return False
+        self.contact.clock = until
+        return True
+
+    def seconds(self, raw: object, default: float) -> float | None:
+        """A time limit as a flow gives it (whole seconds, or a reference to them); None when it
+        is not a number of seconds."""
+        if raw is None:
+            return default
+        value = self.resolve(raw) if isinstance(raw, str) else None
+        try:
+            seconds = float(value) if value not in (None, "") else None
+        except ValueError:
+            return None
+        return seconds if seconds is not None and 0 <= seconds < float("inf") else None
 
     def warn(self, message: str) -> None:
         """What the flow named and the local world lacks: shown with the contact, once each."""

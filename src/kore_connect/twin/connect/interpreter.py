@@ -16,12 +16,13 @@ twin passes the Lambda runtime and the SIP connector.
 from __future__ import annotations
 
 import asyncio
+import copy
 from dataclasses import dataclass, field
 
 from kore_connect.contactflow.language import ErrorType
 from kore_connect.contactflow.model import Flow
 from kore_connect.twin.connect.actions import HANDLERS
-from kore_connect.twin.connect.branch import Branch, error
+from kore_connect.twin.connect.branch import CALLER_HUNG_UP, Branch, error
 from kore_connect.twin.connect.caller import ScriptedCaller
 from kore_connect.twin.connect.collaborators import (
     LambdaInvoker,
@@ -48,10 +49,11 @@ class Interpreter:
 
     async def run(self, contact: Contact) -> Contact:
         """Run `contact` through the flow until it ends; the contact holds the outcome and the trace."""
+        caller = copy.deepcopy(self.caller)  # each contact's caller gives the whole script
         run = ContactRun(
             contact,
             self.world,
-            self.caller,
+            caller,
             self.invoke_lambda,
             self.transfer,
             self.queues,
@@ -63,7 +65,7 @@ class Interpreter:
         for _ in range(MAX_STEPS):
             if action_id is None or contact.ended:
                 break
-            hangs_up = self.caller.hangs_up_before(action_id, contact.clock)
+            hangs_up = caller.hangs_up_before(action_id, contact.clock)
             if hangs_up is not None:
                 contact.state = ContactState.CALLER_HUNG_UP
                 contact.ended_because = hangs_up
@@ -71,8 +73,11 @@ class Interpreter:
             action = run.flow.action(action_id)
             try:
                 branch = await HANDLERS[action.type](run, action)
-            except Exception as exc:  # a collaborator failed: the action fails, the contact goes on
+            except Exception as exc:  # the action fails, the contact goes on, and the trace says why
+                # (a collaborator's failure, or a defect of ours: the hostile-flow tests look for these)
                 branch = error(action, ErrorType.NO_MATCHING_ERROR, f"{type(exc).__name__}: {exc}")
+            if run.caller_gone and branch.name != CALLER_HUNG_UP:
+                branch = Branch(CALLER_HUNG_UP, f"the caller hung up during it ({branch.reason})", None)
             contact.trace.append(
                 Step(
                     action.identifier,
@@ -98,9 +103,10 @@ class Interpreter:
 
     @staticmethod
     def _next(run: ContactRun, branch: Branch) -> str | None:
-        if branch.name == "CallerHungUp":
+        if branch.name == CALLER_HUNG_UP:
             run.contact.state = ContactState.CALLER_HUNG_UP
-            run.contact.ended_because = branch.reason
+            if not run.contact.ended_because:
+                run.contact.ended_because = f"{branch.reason} (at {run.contact.clock:g} s)"
         return branch.next_action
 
 

@@ -57,7 +57,7 @@ def _system(name: str, contact: Contact) -> str | None:
     values = {
         "ContactId": contact.contact_id,
         "InitialContactId": contact.initial_contact_id,
-        "PreviousContactId": contact.contact_id,
+        "PreviousContactId": contact.contact_id,  # as Connect's own sample event has it
         "Channel": contact.channel,
         "InstanceARN": contact.instance_arn,
         "InitiationMethod": "INBOUND",

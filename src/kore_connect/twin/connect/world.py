@@ -22,7 +22,8 @@ every key is checked, and a mistake is one line naming it (`WorldError`).
       arn:aws:lambda:us-east-1:111122223333:function:lookup:
         response: {status: gold}          # a canned answer; or
         # function: KoreRetrieveSessionMetadata   (a function of the template), or
-        # python: my_module:handler              (a callable given (event, context)), or
+        # python: my_module:handler              (a callable given (event, context); the module
+        #                                         beside this file, or installed), or
         # error: "the text of an exception"
     lex_bots:
       arn:aws:lex:us-east-1:111122223333:bot-alias/BOT/ALIAS:
@@ -40,11 +41,13 @@ queue a flow names exists (with no hours of its own: always open, and no agents)
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib
 import json
 import re
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -82,7 +85,7 @@ class Queue:
     name: str
     arn: str
     hours: str | None = None
-    capacity: int = 100
+    capacity: int | None = None  # None: the local queues' own (100)
     agents: Mapping[str, int] = field(default_factory=dict)  # online, available, staffed...
     contacts: int = 0
     oldest_contact_age: int = 0
@@ -157,16 +160,23 @@ _T = TypeVar("_T")
 
 
 def _find(table: Mapping[str, _T], wanted: str) -> _T | None:
-    """By its key, or by an ARN whose last part is the key (`.../queue/<id>`), or the reverse."""
+    """By its key exactly; or, when one side is a bare name or ID, by the other's last part (a flow
+    names `arn:...:queue/<id>` where the world says `<id>`, or the reverse). Two ARNs must be
+    equal: Lex aliases share their last part (`TSTALIASID`) across bots."""
     if not wanted:
         return None
     if wanted in table:
         return table[wanted]
-    tail = wanted.rpartition("/")[2].split(":")[0]
     for key, value in table.items():
-        if key.rpartition("/")[2] == tail or tail == key:
+        if _bare(wanted) and key.rpartition("/")[2] == wanted:
+            return value
+        if _bare(key) and wanted.rpartition("/")[2] == key:
             return value
     return None
+
+
+def _bare(name: str) -> bool:
+    return "/" not in name and ":" not in name
 
 
 def load_world(path: Path, placeholders: Mapping[str, str] | None = None) -> World:
@@ -178,7 +188,8 @@ def load_world(path: Path, placeholders: Mapping[str, str] | None = None) -> Wor
         raise WorldError(f"cannot read {path}: {exc.strerror}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise WorldError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
-    return parse_world(document or {}, base=path.parent, name=str(path), placeholders=placeholders)
+    empty = document is None  # an empty file is the empty world; `0` or `false` is a mistake
+    return parse_world({} if empty else document, base=path.parent, name=str(path), placeholders=placeholders)
 
 
 def parse_world(
@@ -210,7 +221,7 @@ def parse_world(
         reader.text(a, f"agents[{i}]") for i, a in enumerate(reader.list(top.get("agents", []), "agents"))
     )
     for key, raw in reader.mapping(top.get("lambdas", {}), "lambdas").items():
-        world.lambdas[key] = _lambda(reader, key, raw)
+        world.lambdas[key] = _lambda(reader, key, raw, base)
     for key, raw in reader.mapping(top.get("lex_bots", {}), "lex_bots").items():
         world.lex_bots[key] = _lex_bot(reader, key, raw)
     if "flows" in top:
@@ -278,14 +289,23 @@ def _queue(reader: _Reader, key: str, raw: Any) -> Queue:
         name=key,
         arn=reader.text(raw.get("id", key), f"{where}.id"),
         hours=reader.text(raw["hours"], f"{where}.hours") if "hours" in raw else None,
-        capacity=reader.count(raw.get("capacity", 100), f"{where}.capacity"),
+        capacity=reader.count(raw["capacity"], f"{where}.capacity") if "capacity" in raw else None,
         agents={state: reader.count(n, f"{where}.agents.{state}") for state, n in agents.items()},
         contacts=reader.count(raw.get("contacts", 0), f"{where}.contacts"),
         oldest_contact_age=reader.count(raw.get("oldest_contact_age", 0), f"{where}.oldest_contact_age"),
     )
 
 
-def _lambda(reader: _Reader, key: str, raw: Any) -> LambdaFunction:
+@contextlib.contextmanager
+def _importable_from(folder: Path) -> Iterator[None]:
+    sys.path.insert(0, str(folder.resolve()))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(folder.resolve()))
+
+
+def _lambda(reader: _Reader, key: str, raw: Any, base: Path) -> LambdaFunction:
     where = f"lambdas.{key}"
     raw = reader.mapping(raw, where)
     reader.only(raw, where, {"response", "function", "python", "error"})
@@ -300,8 +320,9 @@ def _lambda(reader: _Reader, key: str, raw: Any) -> LambdaFunction:
     target = reader.text(raw["python"], f"{where}.python")
     module_name, _, attribute = target.partition(":")
     try:
-        handler = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError, ValueError) as exc:
+        with _importable_from(base):  # a module beside the world file, or installed
+            handler = getattr(importlib.import_module(module_name), attribute)
+    except Exception as exc:  # the user's module may raise anything as it loads: one line, not a traceback
         raise WorldError(f"{reader.name}: {where}.python: cannot import {target!r}: {exc}") from None
     if not callable(handler):
         raise WorldError(f"{reader.name}: {where}.python: {target!r} is not callable")
@@ -337,6 +358,8 @@ def _flows(reader: _Reader, raw: Any, base: Path, placeholders: Mapping[str, str
     for path in sorted(folder.glob("*.json")):
         try:
             flow = Flow.parse(fill(json.loads(path.read_bytes()), placeholders))
+        except OSError as exc:
+            raise WorldError(f"{reader.name}: flows: cannot read {path.name}: {exc.strerror}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise WorldError(f"{reader.name}: flows: {path.name}: not valid JSON: {exc}") from None
         except FlowError as exc:

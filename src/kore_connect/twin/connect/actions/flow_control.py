@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import hashlib
 
-from kore_connect.contactflow.language import ErrorType
+from kore_connect.contactflow.language import LOOP_COUNT_LIMIT, ErrorType
 from kore_connect.contactflow.model import Action
-from kore_connect.twin.connect.branch import Branch, by_condition, condition_target, error, success
+from kore_connect.twin.connect.branch import Branch, by_condition, condition_target, error, hung_up, success
 from kore_connect.twin.connect.contact_run import ContactRun
 from kore_connect.twin.connect.world import Queue
 
-# CheckMetricData's metric types and GetMetricData's $.Metrics references, by the queue's figures.
+# CheckMetricData's agent metrics, by the world's name for each figure of the queue.
 METRICS = {
     "NumberOfAgentsAvailable": "available",
     "NumberOfAgentsStaffed": "staffed",
@@ -42,7 +42,7 @@ async def loop(run: ContactRun, action: Action) -> Branch:
             f"LoopCount {raw} = {resolved!r} is not a count",
             condition_target(action, "DoneLooping") or action.next_action,
         )
-    count, done = int(resolved), run.frame.loops.get(action.identifier, 0)
+    count, done = min(int(resolved), LOOP_COUNT_LIMIT), run.frame.loops.get(action.identifier, 0)
     if done < count:
         run.frame.loops[action.identifier] = done + 1
         target = condition_target(action, "ContinueLooping") or action.next_action
@@ -109,17 +109,11 @@ async def flow_attributes(run: ContactRun, action: Action) -> Branch:
 async def wait(run: ContactRun, action: Action) -> Branch:
     parameters = action.parameters
     raw = parameters.get("TimeLimitSeconds", parameters.get("TimeoutSeconds", "0"))
-    seconds = run.resolve(str(raw)) or ""
-    try:
-        limit = float(seconds)
-    except ValueError:
-        return error(
-            action, ErrorType.NO_MATCHING_ERROR, f"the time limit {raw} = {seconds!r} is not seconds"
-        )
-    if run.contact.clock + limit > run.caller.hang_up_after:
-        run.contact.clock = max(run.contact.clock, run.caller.hang_up_after)
-        return Branch("CallerHungUp", f"the caller hung up during a wait of {limit:g} s", None)
-    run.advance(limit)
+    limit = run.seconds(raw, 0.0)
+    if limit is None:
+        return error(action, ErrorType.NO_MATCHING_ERROR, f"the time limit {raw} is not a number of seconds")
+    if not run.advance(limit):
+        return hung_up(f"the caller hung up during a wait of {limit:g} s")
     target = condition_target(action, "WaitCompleted") or action.next_action
     return Branch("Condition: Equals WaitCompleted", f"waited {limit:g} s", target)
 

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import re
-
 from kore_connect.contactflow.language import ErrorType
 from kore_connect.contactflow.model import Action
 from kore_connect.twin.connect.branch import Branch, error, success
 from kore_connect.twin.connect.contact import ContactState
 from kore_connect.twin.connect.contact_run import ContactRun
-
-_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+from kore_connect.twin.connect.phone import is_e164
 
 
 async def target_queue(run: ContactRun, action: Action) -> Branch:
-    agent = run.resolve(str(action.parameters.get("AgentId", ""))) if "AgentId" in action.parameters else None
-    if agent is not None or "AgentId" in action.parameters:
+    if action.parameters.get("AgentId") or not action.parameters.get("QueueId"):
+        agent = run.resolve(str(action.parameters.get("AgentId", "")))
         found = run.world.find_agent(agent or "")
         if found is None:
             run.warn(f"the agent {agent or '(none named)'} is not in the local world")
@@ -38,8 +35,9 @@ async def to_queue(run: ContactRun, action: Action) -> Branch:
     if run.contact.queue_arn is None:
         return error(action, ErrorType.NO_MATCHING_ERROR, "no target queue was set")
     queue = run.world.find_queue(run.contact.queue_arn)
-    capacity = queue.capacity if queue is not None else None
-    if not run.queues.enqueue(run.contact, run.contact.queue_arn, capacity):
+    # the world's figures for the queue: its capacity, and the contacts already in it
+    capacity, queued = (queue.capacity, queue.contacts) if queue is not None else (None, 0)
+    if not run.queues.enqueue(run.contact, run.contact.queue_arn, capacity, already_waiting=queued):
         return error(action, ErrorType.QUEUE_AT_CAPACITY, f"{run.contact.queue_arn} is at capacity")
     run.contact.state = ContactState.QUEUED
     # Transferring to a queue ends the flow: the contact now waits for an agent.
@@ -70,7 +68,7 @@ async def dequeue(run: ContactRun, action: Action) -> Branch:
 async def callback_number(run: ContactRun, action: Action) -> Branch:
     raw = str(action.parameters.get("CallbackNumber", ""))
     number = run.resolve(raw) or ""
-    if not _E164.fullmatch(number):
+    if not is_e164(number):
         return error(
             action, ErrorType.INVALID_CALLBACK_NUMBER, f"{raw} = {number!r} is not a number in E.164 form"
         )
