@@ -70,7 +70,7 @@ async def invoke_lambda(run: ContactRun, action: Action) -> Branch:
     for key, value in parameters.get("LambdaInvocationAttributes", {}).items():
         resolved = run.resolve(value)
         invocation_parameters[key] = "" if resolved is None else resolved
-    event = contact_flow_event(run.contact, invocation_parameters)
+    event = flow_lambda_event(run.contact, invocation_parameters)
     if parameters.get("InvocationType") == "ASYNCHRONOUS":
         task = asyncio.ensure_future(run.invoke_lambda(arn, event))  # the flow does not wait
         run.asynchronous.add(task)
@@ -103,7 +103,7 @@ async def invoke_lambda(run: ContactRun, action: Action) -> Branch:
     return error(action, ErrorType.NO_MATCHING_ERROR, f"{function_name(arn)} failed: " + "; ".join(problems))
 
 
-def contact_flow_event(contact: Contact, parameters: dict[str, str]) -> dict[str, Any]:
+def flow_lambda_event(contact: Contact, parameters: dict[str, str]) -> dict[str, Any]:
     """The event Connect sends a Lambda function from the Invoke AWS Lambda function block."""
     return connect_lambda_event(
         contact_id=contact.contact_id,
