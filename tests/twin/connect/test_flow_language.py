@@ -1209,3 +1209,63 @@ def test_an_empty_agent_with_a_queue_targets_the_queue() -> None:
 def test_an_entry_of_only_the_termination_key_is_no_input() -> None:
     flow = stored_input(InputValidation={"CustomValidation": {"MaximumLength": "10"}})
     assert path(run_flow(flow, caller=caller("#")))[0] == ("account", "InputTimeLimitExceeded")
+
+
+# ------------------------------------------------------------------ the remaining error branches
+
+
+def test_end_module_outside_a_module_ends_the_flow() -> None:
+    contact = run_flow(
+        export(action("end-mod", "EndFlowModuleExecution", next_action=None), say("never", "Never."))
+    )
+    assert path(contact) == [("end-mod", "Success")] and contact.state is ContactState.DISCONNECTED
+
+
+def test_metrics_without_a_queue_or_of_an_unknown_type_take_the_error_branch() -> None:
+    no_queue = export(action("get", "GetMetricData", {}, errors={"NoMatchingError": "x"}), say("x", "x"))
+    assert path(run_flow(no_queue))[0] == ("get", "NoMatchingError")
+    unknown = metric_flow("NumberGreaterThan", "0", metric="NumberOfUnicorns")
+    assert path(run_flow(unknown, world=world(**HOURS_WORLD)))[0] == ("metric", "NoMatchingError")
+
+
+def test_dequeue_to_a_queue_the_world_lacks_or_that_is_full() -> None:
+    other = QUEUE.replace("5d2cba7e", "7a57b363")
+    mover = export(
+        action(
+            "move",
+            "DequeueContactAndTransferToQueue",
+            {"QueueId": other},
+            errors={"QueueAtCapacity": "full", "NoMatchingError": "lost"},
+        ),
+        say("full", "Full."),
+        say("lost", "Lost."),
+    )
+    assert path(run_flow(mover, world=world(queues={"Support": {"id": QUEUE}})))[0] == (
+        "move",
+        "NoMatchingError",
+    )
+    full = world(queues={"Other": {"id": other, "capacity": 0}})
+    assert path(run_flow(mover, world=full))[0] == ("move", "QueueAtCapacity")
+
+
+def test_attributes_that_resolve_to_nothing_or_to_a_bad_key_take_the_error_branch() -> None:
+    flow_attribute = export(
+        action(
+            "set",
+            "UpdateFlowAttributes",
+            {"FlowAttributes": {"a": {"Value": "$.External.none"}}},
+            errors={"NoMatchingError": "x"},
+        ),
+        say("x", "x"),
+    )
+    assert path(run_flow(flow_attribute))[0] == ("set", "NoMatchingError")
+    bad_key = export(
+        action(
+            "set",
+            "UpdateContactAttributes",
+            {"Attributes": {"$.External.none": "v"}},
+            errors={"NoMatchingError": "x"},
+        ),
+        say("x", "x"),
+    )
+    assert path(run_flow(bad_key))[0] == ("set", "NoMatchingError")
