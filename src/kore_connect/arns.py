@@ -56,3 +56,38 @@ CONNECT_INSTANCE = ArnKind(
     "arn:aws:connect:us-east-1:123456789012:instance/<instance id>",
     re.compile(rf"arn:{_PARTITION}:connect:{_REGION}:{_ACCOUNT}:instance/{_UUID}"),
 )
+
+
+# Where a Connect instance can use an external voice transfer connector: the Regions with both
+# Amazon Connect (Administrator Guide, "Availability of Amazon Connect features by Region") and
+# Chime SDK Voice Connectors, which the connector is (the ListAvailableVoiceConnectorRegions API's
+# valid values). af-south-1 and us-gov-west-1 have Connect and no Voice Connector; eu-west-1 has
+# Voice Connectors and no Connect.
+EXTERNAL_VOICE_TRANSFER_REGIONS = (
+    "us-east-1",
+    "us-west-2",
+    "ca-central-1",
+    "eu-central-1",
+    "eu-west-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where an ARN's resource lives: its Region and its account."""
+
+    region: str
+    account: str
+
+    @classmethod
+    def of(cls, arn: str) -> Place:
+        """The Region and account of an ARN already checked by its kind (`arn:partition:service:region:account:...`)."""
+        parts = arn.split(":")
+        return cls(parts[3], parts[4])
+
+    def __str__(self) -> str:
+        return f"{self.region}, account {self.account}"

@@ -5,6 +5,7 @@ same options."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -289,3 +290,65 @@ def test_a_missing_option_and_an_unwritable_output_are_one_line_each(tmp_path: P
     )
     assert unwritable.returncode == 2 and unwritable.stderr.startswith("error: cannot write")
     assert not (tmp_path / "no").exists()
+
+
+def elsewhere(arn: str, *, region: str | None = None, account: str | None = None) -> str:
+    parts = arn.split(":")
+    parts[3], parts[4] = region or parts[3], account or parts[4]
+    return ":".join(parts)
+
+
+@pytest.mark.parametrize(
+    ("change", "option", "message"),
+    [
+        (
+            {"connector_arn": elsewhere(OPTIONS.connector_arn, region="us-east-1")},
+            "connector_arn",
+            "the connector is in us-east-1, account 123456789012 and the queue (the Connect instance) in "
+            "us-west-2, account 123456789012",
+        ),
+        (
+            {"connector_arn": elsewhere(OPTIONS.connector_arn, account="111122223333")},
+            "connector_arn",
+            "the connector is in us-west-2, account 111122223333",
+        ),
+        (
+            {"retrieve_function_arn": elsewhere(OPTIONS.retrieve_function_arn, region="eu-west-2")},
+            "retrieve_function_arn",
+            "the function is in eu-west-2, account 123456789012 and the queue",
+        ),
+        (
+            {
+                "connector_arn": elsewhere(OPTIONS.connector_arn, region="af-south-1"),
+                "queue_arn": elsewhere(OPTIONS.queue_arn, region="af-south-1"),
+                "retrieve_function_arn": elsewhere(OPTIONS.retrieve_function_arn, region="af-south-1"),
+            },
+            "connector_arn",
+            "af-south-1 has no external voice transfer",
+        ),
+    ],
+)
+def test_the_arns_must_share_the_instances_region_and_account(
+    change: dict[str, Any], option: str, message: str
+) -> None:
+    with pytest.raises(FlowOptionError) as raised:
+        render_flow(dataclasses.replace(OPTIONS, **change))
+    assert raised.value.option == option and message in str(raised.value)
+
+
+def test_a_function_elsewhere_is_accepted_when_asked_for(tmp_path: Path) -> None:
+    function = elsewhere(OPTIONS.retrieve_function_arn, region="eu-west-2", account="111122223333")
+    flow = render_flow(dataclasses.replace(OPTIONS, retrieve_function_arn=function, function_elsewhere=True))
+    assert function in json.dumps(flow)
+    refused = run(
+        "flow", *cli_options(dataclasses.replace(OPTIONS, retrieve_function_arn=function)), cwd=tmp_path
+    )
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    assert "--retrieve-function-arn: the function is in eu-west-2, account 111122223333" in refused.stderr
+    accepted = run(
+        "flow",
+        *cli_options(dataclasses.replace(OPTIONS, retrieve_function_arn=function)),
+        "--function-elsewhere",
+        cwd=tmp_path,
+    )
+    assert accepted.returncode == 0 and function in accepted.stdout

@@ -79,6 +79,13 @@ def flow(
         str, typer.Option(help="Played when the queue is full.")
     ] = _DEFAULT.queue_full,
     name: Annotated[str, typer.Option(help="The flow's name in Amazon Connect.")] = DEFAULT_FLOW_NAME,
+    function_elsewhere: Annotated[
+        bool,
+        typer.Option(
+            help="Accept a retrieve function in another Region or account than the Connect instance "
+            "(Connect invokes it only once you have granted connect.amazonaws.com leave to)."
+        ),
+    ] = False,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Write the flow to this file instead of printing it."),
@@ -107,6 +114,7 @@ def flow(
             queue_full=queue_full_prompt,
         ),
         name=name,
+        function_elsewhere=function_elsewhere,
     )
     try:
         text = flow_json(render_flow(options))

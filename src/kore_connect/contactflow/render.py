@@ -77,6 +77,7 @@ class FlowOptions:
     queue_name: str = "BasicQueue"  # how the flow designer labels the queue block
     name: str = DEFAULT_FLOW_NAME
     description: str = "Rendered by kore-connect flow."
+    function_elsewhere: bool = False  # the retrieve function may be in another Region or account
 
     def check(self) -> None:
         """Raise FlowOptionError naming the first option Connect would refuse."""
@@ -89,6 +90,7 @@ class FlowOptions:
                 kind.check(getattr(self, option))
             except arns.BadArn as exc:
                 raise FlowOptionError(option, str(exc)) from None
+        self._check_places()
         _check_sip_user("to_user", self.to_user)
         if is_reference(self.from_user):
             try:
@@ -111,6 +113,33 @@ class FlowOptions:
         for option in ("queue_name", "name"):
             if not getattr(self, option).strip():
                 raise FlowOptionError(option, "must not be empty")
+
+    def _check_places(self) -> None:
+        """The connector belongs to the instance (its Region and account, which the queue ARN
+        names); the function too unless `function_elsewhere`; and the Region has external voice
+        transfer."""
+        instance = arns.Place.of(self.queue_arn)
+        connector = arns.Place.of(self.connector_arn)
+        if connector != instance:
+            raise FlowOptionError(
+                "connector_arn",
+                f"the connector is in {connector} and the queue (the Connect instance) in {instance}: "
+                "an external voice transfer connector serves the instance of its own Region and account",
+            )
+        if instance.region not in arns.EXTERNAL_VOICE_TRANSFER_REGIONS:
+            regions = ", ".join(arns.EXTERNAL_VOICE_TRANSFER_REGIONS)
+            raise FlowOptionError(
+                "connector_arn",
+                f"{instance.region} has no external voice transfer (Regions that have it: {regions})",
+            )
+        function = arns.Place.of(self.retrieve_function_arn)
+        if function != instance and not self.function_elsewhere:
+            raise FlowOptionError(
+                "retrieve_function_arn",
+                f"the function is in {function} and the queue (the Connect instance) in {instance}: "
+                "deploy the stack where the instance is, or, having granted connect.amazonaws.com "
+                "leave to invoke it yourself, pass --function-elsewhere",
+            )
 
 
 def _check_sip_user(option: str, value: str) -> None:
