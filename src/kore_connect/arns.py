@@ -85,7 +85,7 @@ class Place:
 
     @classmethod
     def of(cls, arn: str) -> Place:
-        """The Region and account of an ARN already checked by its kind (`arn:partition:service:region:account:...`)."""
+        """The Region and account of an ARN its kind has checked (`arn:partition:service:region:account:`)."""
         parts = arn.split(":")
         return cls(parts[3], parts[4])
 

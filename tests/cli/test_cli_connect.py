@@ -323,3 +323,28 @@ def test_a_flow_whose_transitions_are_not_objects_is_one_line_and_exit_2(tmp_pat
     result = connect_run("flow.json", cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert "each of Transitions.Conditions must be an object" in result.stderr
+
+
+def test_a_set_that_only_the_worlds_flows_use_is_not_called_unused(tmp_path: Path) -> None:
+    (tmp_path / "flows").mkdir()
+    module = {
+        "Version": "2019-10-30",
+        "StartAction": "q",
+        "Actions": [
+            {
+                "Identifier": "q",
+                "Type": "UpdateContactTargetQueue",
+                "Parameters": {"QueueId": "${QueueArn}"},
+                "Transitions": {},
+            }
+        ],
+    }
+    (tmp_path / "flows" / "module.json").write_text(json.dumps(module))
+    (tmp_path / "world.yaml").write_text("flows: flows\n")
+    (tmp_path / "flow.json").write_text(json.dumps(TEMPLATED_FLOW))
+    result = connect_run(
+        "flow.json", "--world", "world.yaml", "--set", "QueueArn=" + QUEUE, "--set", "Nowhere=x", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--set QueueArn" not in result.stderr
+    assert "--set Nowhere: neither the flow nor the world's flows have ${Nowhere}" in result.stderr

@@ -128,8 +128,9 @@ def run(
         fail(f"--transport {transport!r}: use udp or tcp")
     if contact_id is not None and not _UUID.fullmatch(contact_id):
         fail(f"--contact-id {contact_id!r}: a contact ID is a lower-case UUID")
-    flow = _load(flow_file, assignments or [])
+    flow, used = _load(flow_file, assignments or [])
     world = _world(world_file, assignments or [])
+    _unused_assignments(assignments or [], used | world.placeholders_used, world_file is not None)
     script = _caller(flow, keys or [], utterances or [], hang_up_at)
     sip_transport: Literal["udp", "tcp"] = "tcp" if transport == "tcp" else "udp"
     host, port = _host_port(gateway) if gateway is not None else ("", 0)
@@ -208,9 +209,9 @@ async def _run(
     return report.contact
 
 
-def _load(flow_file: Path, assignments: list[str]) -> Flow:
-    """The flow in `flow_file`, its placeholders filled from `assignments`; one line and exit 2 when
-    it cannot be read or loaded, a warning for each placeholder left unset or set in vain."""
+def _load(flow_file: Path, assignments: list[str]) -> tuple[Flow, set[str]]:
+    """The flow in `flow_file`, its placeholders filled from `assignments`, and the placeholders it
+    holds; one line and exit 2 when it cannot be read or loaded, a warning for each left unset."""
     from kore_connect.contactflow.model import Flow, FlowError
     from kore_connect.contactflow.placeholders import BadAssignment, fill, parse_assignments, placeholders
 
@@ -225,8 +226,6 @@ def _load(flow_file: Path, assignments: list[str]) -> Flow:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         fail(f"{flow_file}: the flow is not valid JSON: {exc}")
     used = placeholders(document.get("Actions") if isinstance(document, dict) else document)
-    for name in sorted(set(values) - used):
-        warn(f"--set {name}: the flow has no ${{{name}}}")
     for name in sorted(used - set(values)):
         template = "a deployment template's placeholder"
         warn(f"the flow leaves ${{{name}}} unset ({template}): --set {name}=VALUE fills it")
@@ -236,7 +235,16 @@ def _load(flow_file: Path, assignments: list[str]) -> Flow:
         fail(f"{flow_file}: {'; '.join(exc.problems)}")
     for warning in flow.warnings:
         warn(f"{flow_file.name}: {warning}")
-    return flow
+    return flow, used
+
+
+def _unused_assignments(assignments: list[str], used: set[str], with_world: bool) -> None:
+    """A warning for each `--set` that neither the flow nor its world's flows use."""
+    from kore_connect.contactflow.placeholders import parse_assignments
+
+    where = "neither the flow nor the world's flows have" if with_world else "the flow has no"
+    for name in sorted(set(parse_assignments(assignments)) - used):  # checked by _load already
+        warn(f"--set {name}: {where} ${{{name}}}")
 
 
 def _world(path: Path | None, assignments: list[str]) -> World:

@@ -57,6 +57,7 @@ import yaml
 
 from kore_connect.contactflow.model import Flow, FlowError
 from kore_connect.contactflow.placeholders import fill
+from kore_connect.contactflow.placeholders import placeholders as placeholder_names
 from kore_connect.errors import KoreConnectError
 
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -127,6 +128,7 @@ class World:
     phone_numbers: dict[str, str] = field(default_factory=dict)
     branches: dict[str, str] = field(default_factory=dict)
     given: bool = False  # read from a file: what it does not define does not exist
+    placeholders_used: set[str] = field(default_factory=set)  # the `${NAME}`s its flows hold
 
     def start_time(self) -> dt.datetime:
         return self.clock or dt.datetime.now(dt.UTC)
@@ -225,7 +227,7 @@ def parse_world(
     for key, raw in reader.mapping(top.get("lex_bots", {}), "lex_bots").items():
         world.lex_bots[key] = _lex_bot(reader, key, raw)
     if "flows" in top:
-        world.flows = _flows(reader, top["flows"], base, placeholders or {})
+        world.flows = _flows(reader, top["flows"], base, placeholders or {}, world.placeholders_used)
     for number, outcome in reader.mapping(top.get("phone_numbers", {}), "phone_numbers").items():
         if outcome not in PHONE_OUTCOMES:
             raise WorldError(
@@ -350,14 +352,18 @@ def _lex_bot(reader: _Reader, key: str, raw: Any) -> LexBot:
     return LexBot(key, tuple(intents), slots)
 
 
-def _flows(reader: _Reader, raw: Any, base: Path, placeholders: Mapping[str, str]) -> dict[str, Flow]:
+def _flows(
+    reader: _Reader, raw: Any, base: Path, placeholders: Mapping[str, str], used: set[str]
+) -> dict[str, Flow]:
     folder = base / reader.text(raw, "flows")
     if not folder.is_dir():
         raise WorldError(f"{reader.name}: flows: {folder} is not a folder of exported flows")
     flows: dict[str, Flow] = {}
     for path in sorted(folder.glob("*.json")):
         try:
-            flow = Flow.parse(fill(json.loads(path.read_bytes()), placeholders))
+            document = json.loads(path.read_bytes())
+            used.update(placeholder_names(document))
+            flow = Flow.parse(fill(document, placeholders))
         except OSError as exc:
             raise WorldError(f"{reader.name}: flows: cannot read {path.name}: {exc.strerror}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
