@@ -351,3 +351,77 @@ def test_reasonable_variable_names_are_accepted(name: str) -> None:
     result = invoke("--api-url", API_URL, "--token-variable", name)
     assert result.exit_code == 0, result.stderr
     assert f"{{{{env.{name}}}}}" in result.stdout
+
+
+# The SIP trunk: what Kore's CCAI configuration holds for Connect's INVITEs to be accepted.
+
+TRUNK_URL = "https://abc123defg.execute-api.us-west-2.amazonaws.com/prod/kore-metadata"
+
+
+def test_the_trunk_names_the_allow_list_the_did_the_transport_and_the_agent_transfer() -> None:
+    result = run("--api-url", TRUNK_URL, "--did", "+12065551118", "--connector-address", "52.94.0.10",
+                 "--connector-address", "52.94.0.11:5060", "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    trunk = json.loads(result.stdout)["sipTrunk"]
+    assert trunk == {
+        "allowList": ["52.94.0.10", "52.94.0.11:5060"],
+        "did": "+12065551118",
+        "transport": "UDP",
+        "port": 5060,
+        "didAttachedTo": "the Start Flow (section 1)",
+        "agentTransfer": {"type": "SIP Transfer", "method": "SIP BYE"},
+    }
+    text = run("--api-url", TRUNK_URL, "--did", "+12065551118", "--connector-address", "52.94.0.10").stdout
+    assert "Incoming IP addresses" in text and "\n52.94.0.10\n" in text and "\n+12065551118\n" in text
+    assert "SIP Transfer" in text and "SIP BYE" in text
+    bare = run("--api-url", TRUNK_URL).stdout  # nothing given: it says what to pass, and why
+    assert "pass --connector-address" in bare and "pass --did" in bare and "likeliest reason" in bare
+
+
+def test_the_flows_did_is_the_trunks_and_a_disagreement_is_one_line(tmp_path: Path) -> None:
+    from tests.conftest import HANDOFF_EXPORT
+
+    taken = run("--api-url", TRUNK_URL, "--check-flow", str(HANDOFF_EXPORT), "--json")
+    assert taken.returncode == 0, taken.stderr
+    assert json.loads(taken.stdout)["sipTrunk"]["did"] == "+12065551118"
+    agreed = run(
+        "--api-url", TRUNK_URL, "--check-flow", str(HANDOFF_EXPORT), "--did", "+12065551118", "--json"
+    )
+    assert agreed.returncode == 0, agreed.stderr
+    disagreed = run("--api-url", TRUNK_URL, "--check-flow", str(HANDOFF_EXPORT), "--did", "+12065550000")
+    assert disagreed.returncode == 2
+    assert_one_line_error(
+        disagreed.stderr, "--check-flow", "transfers to +12065551118, not to --did +12065550000"
+    )
+    (tmp_path / "broken.json").write_text("{")
+    broken = run("--api-url", TRUNK_URL, "--check-flow", str(tmp_path / "broken.json"))
+    assert broken.returncode == 2
+    assert_one_line_error(broken.stderr, "--check-flow", "not valid JSON")
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["--connector-address", "connector.example.com"],
+            "--connector-address: 'connector.example.com' is not an IP",
+        ),
+        (["--connector-address", "52.94.0.10:70000"], "the port must be 1 to 65535"),
+        (["--did", "+1 206"], "--did: '+1 206' is not a number or SIP user"),
+        (["--transport", "tls"], "--transport: 'tls'"),
+    ],
+)
+def test_bad_trunk_options_are_one_line_and_exit_2(args: list[str], expected: str) -> None:
+    result = run("--api-url", TRUNK_URL, *args)
+    assert result.returncode == 2
+    assert_one_line_error(result.stderr, expected)
+
+
+def test_flow_takes_the_did_as_kore_config_does(tmp_path: Path) -> None:
+    from tests.deploy.test_flow_render import OPTIONS, cli_options
+    from tests.deploy.test_flow_render import run as kore_connect
+
+    args = cli_options(OPTIONS)
+    by_did = kore_connect("flow", *[("--did" if a == "--to-user" else a) for a in args], cwd=tmp_path)
+    by_to_user = kore_connect("flow", *args, cwd=tmp_path)
+    assert by_did.returncode == 0 and by_did.stdout == by_to_user.stdout

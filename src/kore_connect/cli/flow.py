@@ -41,7 +41,12 @@ def flow(
         ),
     ],
     to_user: Annotated[
-        str, typer.Option(help="The Kore DID the call is transferred to (the INVITE's To user).")
+        str,
+        typer.Option(
+            "--did",
+            "--to-user",
+            help="The Kore DID the call is transferred to (the INVITE's To user; kore-config --did).",
+        ),
     ],
     retrieve_function_arn: Annotated[
         str, typer.Option(help="The retrieve function (the stack output RetrieveFunctionArn).")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -26,6 +27,7 @@ from kore_connect.korebot.service_node import (
     token_placeholder,
     validate_api_url,
 )
+from kore_connect.korebot.trunk import AGENT_TRANSFER, SIP_PORT, SipTrunk, TrunkError, flow_dids
 from kore_connect.stack import OUTPUT_METADATA_URL, OUTPUT_TOKEN_SECRET_ARN
 
 console = Console()
@@ -53,13 +55,41 @@ def kore_config(
             help="The bot environment variable that holds the token (secured in Kore; never printed).",
         ),
     ] = DEFAULT_TOKEN_VARIABLE,
+    did: Annotated[
+        str | None,
+        typer.Option(help="The Kore DID the flow transfers to (kore-connect flow --did, its ToUser)."),
+    ] = None,
+    connector_addresses: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--connector-address",
+            help="An address the external voice transfer connector shows (its host, IP[:PORT]); "
+            "Kore allow-lists it (repeatable).",
+        ),
+    ] = None,
+    transport: Annotated[str, typer.Option(help="The connector's SIP transport: udp or tcp.")] = "udp",
+    check_flow: Annotated[
+        Path | None,
+        typer.Option(
+            "--check-flow",
+            metavar="FLOW.json",
+            help="The flow as imported in Connect: its DID must be --did (the DID, when --did is not given).",
+        ),
+    ] = None,
 ) -> None:
-    """Print what to paste into Kore.ai: the Start Flow script and the Agent Transfer dialog's nodes."""
+    """Print what to paste into Kore.ai: the SIP trunk (CCAI configuration), the Start Flow script and
+    the Agent Transfer dialog's nodes."""
     try:
         endpoint = validate_api_url(api_url)
         node = ServiceNode.for_endpoint(endpoint, token_variable)
     except KoreConfigError as exc:
         fail(str(exc))
+    try:
+        if check_flow is not None:
+            did = _did_of_flow(check_flow, did)
+        trunk = SipTrunk.of(did, connector_addresses or [], transport)
+    except TrunkError as exc:
+        fail(f"{exc.option}: {exc}")
     try:
         start_flow = snippets.load(snippets.Snippet.START_FLOW)
         agent_transfer_script = snippets.load(snippets.Snippet.AGENT_TRANSFER_SCRIPT)
@@ -69,12 +99,14 @@ def kore_config(
     read_token = _read_token_command(endpoint)
     if json_output:
         document = _document(endpoint, node, token_variable, start_flow, agent_transfer_script, read_token)
+        document["sipTrunk"] = trunk.to_json()
         document["agentTransferDialog"]["callerValues"] = {
             "why": CALLER_VALUES_WHY,
             "scriptNodeExample": caller_value_script,
         }
         typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
         return
+    _print_trunk(trunk)
     _print_instructions(endpoint, node, token_variable, start_flow, agent_transfer_script, read_token)
     _heading("4. Values the caller controls")
     _say(CALLER_VALUES_WHY + " An example Script node to adapt:")
@@ -177,6 +209,59 @@ def _print_instructions(
         "Agent Transfer > Voice, choose SIP Transfer with the SIP Transfer Method "
         f"[bold]{SIP_TRANSFER_METHOD}[/bold], save, and publish the bot. After the BYE, Amazon Connect "
         "resumes its flow and reads the metadata back by its contact ID."
+    )
+
+
+def _did_of_flow(path: Path, did: str | None) -> str:
+    """The DID the flow at `path` transfers to; TrunkError when it has none, several, or not `did`."""
+    from kore_connect.contactflow.model import Flow, FlowError
+
+    try:
+        dids = flow_dids(Flow.loads(path.read_bytes()))
+    except OSError as exc:
+        raise TrunkError("--check-flow", f"cannot read {path}: {exc.strerror}") from None
+    except FlowError as exc:
+        raise TrunkError("--check-flow", f"{path}: {'; '.join(exc.problems)}") from None
+    if len(dids) != 1:
+        found = ", ".join(dids) or "none"
+        raise TrunkError("--check-flow", f"{path} must transfer to one DID, and transfers to: {found}")
+    if did is not None and did != dids[0]:
+        raise TrunkError(
+            "--check-flow",
+            f"{path} transfers to {dids[0]}, not to --did {did}: Kore refuses an INVITE for a DID it "
+            "does not have, so use one value in both (kore-connect flow --did)",
+        )
+    return dids[0]
+
+
+def _print_trunk(trunk: SipTrunk) -> None:
+    _heading("0. The SIP trunk: Kore's CCAI configuration")
+    _say(
+        "In Kore.ai, Flows & Channels > Voice Gateway > SIP Numbers > Configure SIP Trunk, choose "
+        "Contact Center AI and enter what follows. Kore refuses an INVITE from an address it has not "
+        "allow-listed, or for a DID it does not have: the likeliest reason a first call fails."
+    )
+    _say("1. Incoming IP addresses (the allow-list): the host the connector shows, each one:")
+    if trunk.addresses:
+        _code("\n".join(trunk.addresses))
+    else:
+        _say(
+            "   [bold]not given[/bold]: pass --connector-address with the host Amazon Connect shows on the "
+            "external voice transfer connector (Telephony > External voice systems)."
+        )
+    _say("2. DID number (the flow's ToUser: Amazon Connect calls it):")
+    if trunk.did is not None:
+        _code(trunk.did)
+    else:
+        _say("   [bold]not given[/bold]: pass --did, as kore-connect flow --did (or --check-flow FLOW.json).")
+    _say(
+        f"3. SIP transport: [bold]{trunk.transport}[/bold], port {SIP_PORT} (the connector's "
+        "encryption is Disabled). Enable inbound calls."
+    )
+    _say("4. Attach the DID to the Start Flow of section 1.")
+    _say(
+        f"5. Agent Transfer (Settings > Integrations > Agent Transfer > Voice): "
+        f"[bold]{AGENT_TRANSFER['type']}[/bold], method [bold]{AGENT_TRANSFER['method']}[/bold]."
     )
 
 

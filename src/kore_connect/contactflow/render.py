@@ -40,7 +40,7 @@ from kore_connect.errors import KoreConnectError
 
 # Block identifiers: stable across renders and distinct from any other tool's.
 _NAMESPACE = uuid.UUID("7d1e35a8-2b7c-4d8e-9f0a-6c5b4e3d2a19")
-_TO_USER = re.compile(r"\+?[A-Za-z0-9._-]{1,64}")
+SIP_USER = re.compile(r"\+?[A-Za-z0-9._-]{1,64}")  # a DID or SIP user: the INVITE's To (or From) user
 TRANSFER_TIME_LIMIT_SECONDS = range(1, 601)
 DEFAULT_FLOW_NAME = "kore-connect: Kore voice bot with metadata handback"
 
@@ -143,7 +143,7 @@ class FlowOptions:
 
 
 def _check_sip_user(option: str, value: str) -> None:
-    if not _TO_USER.fullmatch(value):
+    if not SIP_USER.fullmatch(value):
         raise FlowOptionError(
             option, f"{value!r} is not a number or SIP user (1-64 of: digits, letters, + . _ -)"
         )
