@@ -352,3 +352,38 @@ def test_a_function_elsewhere_is_accepted_when_asked_for(tmp_path: Path) -> None
         cwd=tmp_path,
     )
     assert accepted.returncode == 0 and function in accepted.stdout
+
+
+def test_as_a_template_the_arns_are_placeholders_that_fill_back_to_the_same_flow(tmp_path: Path) -> None:
+    from kore_connect.contactflow.placeholders import fill, placeholders
+    from kore_connect.contactflow.render import render_template
+
+    template = render_template(OPTIONS)
+    assert placeholders(template) == {"ConnectorArn", "RetrieveFunctionArn", "QueueArn"}
+    values = {
+        "ConnectorArn": OPTIONS.connector_arn,
+        "RetrieveFunctionArn": OPTIONS.retrieve_function_arn,
+        "QueueArn": OPTIONS.queue_arn,
+    }
+    # filled, its actions are the flow rendered with the ARNs themselves
+    assert fill(template, values)["Actions"] == render_flow(OPTIONS)["Actions"]
+    # and the command: the same template, and no ARN option with it
+    written = run("flow", "--did", OPTIONS.to_user, "--as-template", cwd=tmp_path)
+    assert written.returncode == 0, written.stderr
+    assert json.loads(written.stdout) == template
+    mixed = run("flow", *cli_options(), "--as-template", cwd=tmp_path)
+    assert (
+        mixed.returncode == 2 and "--connector-arn: --as-template writes a placeholder for it" in mixed.stderr
+    )
+    missing = run("flow", "--did", OPTIONS.to_user, cwd=tmp_path)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+    assert "--connector-arn is needed (or --as-template" in missing.stderr
+    # connect run fills it with --set, as a deployment would
+    (tmp_path / "template.json").write_text(written.stdout)
+    sets = [f"--set={name}={value}" for name, value in values.items()]
+    ran = run("connect", "run", "template.json", *sets, "--json", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert (
+        "unset" not in ran.stderr
+        and json.loads(ran.stdout)["actions"][0]["type"] == "UpdateFlowLoggingBehavior"
+    )

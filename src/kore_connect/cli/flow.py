@@ -16,6 +16,7 @@ from kore_connect.contactflow.render import (
     Prompts,
     flow_json,
     render_flow,
+    render_template,
 )
 
 errors = Console(stderr=True, soft_wrap=True)
@@ -34,12 +35,6 @@ def _flag(option: str) -> str:
 
 
 def flow(
-    connector_arn: Annotated[
-        str,
-        typer.Option(
-            help="The external voice transfer connector (arn:aws:chime:<region>:<account>:vc/<id>)."
-        ),
-    ],
     to_user: Annotated[
         str,
         typer.Option(
@@ -48,10 +43,18 @@ def flow(
             help="The Kore DID the call is transferred to (the INVITE's To user; kore-config --did).",
         ),
     ],
+    connector_arn: Annotated[
+        str | None,
+        typer.Option(
+            help="The external voice transfer connector (arn:aws:chime:<region>:<account>:vc/<id>)."
+        ),
+    ] = None,
     retrieve_function_arn: Annotated[
-        str, typer.Option(help="The retrieve function (the stack output RetrieveFunctionArn).")
-    ],
-    queue_arn: Annotated[str, typer.Option(help="The agent queue the caller reaches after the bot.")],
+        str | None, typer.Option(help="The retrieve function (the stack output RetrieveFunctionArn).")
+    ] = None,
+    queue_arn: Annotated[
+        str | None, typer.Option(help="The agent queue the caller reaches after the bot.")
+    ] = None,
     queue_name: Annotated[
         str, typer.Option(help="The queue's name, as the flow designer shows it.")
     ] = "BasicQueue",
@@ -84,6 +87,14 @@ def flow(
         str, typer.Option(help="Played when the queue is full.")
     ] = _DEFAULT.queue_full,
     name: Annotated[str, typer.Option(help="The flow's name in Amazon Connect.")] = DEFAULT_FLOW_NAME,
+    as_template: Annotated[
+        bool,
+        typer.Option(
+            "--as-template",
+            help="Write ${ConnectorArn}, ${RetrieveFunctionArn} and ${QueueArn} where the ARNs go, for "
+            "CloudFormation (Fn::Sub) or Terraform (templatefile) to fill; leave the ARN options out.",
+        ),
+    ] = False,
     function_elsewhere: Annotated[
         bool,
         typer.Option(
@@ -100,11 +111,21 @@ def flow(
 
     Import it in Amazon Connect: Routing > Flows > Create flow > Import (beta), then Publish.
     """
+    given = {
+        "--connector-arn": connector_arn,
+        "--retrieve-function-arn": retrieve_function_arn,
+        "--queue-arn": queue_arn,
+    }
+    for flag, value in given.items():
+        if as_template and value is not None:
+            fail(f"{flag}: --as-template writes a placeholder for it; leave it out")
+        if not as_template and value is None:
+            fail(f"{flag} is needed (or --as-template, for a flow that a deployment template fills)")
     options = FlowOptions(
-        connector_arn=connector_arn,
+        connector_arn=connector_arn or "",
         to_user=to_user,
-        retrieve_function_arn=retrieve_function_arn,
-        queue_arn=queue_arn,
+        retrieve_function_arn=retrieve_function_arn or "",
+        queue_arn=queue_arn or "",
         queue_name=queue_name,
         from_user=from_user,
         transfer_time_limit_seconds=transfer_time_limit,
@@ -122,7 +143,7 @@ def flow(
         function_elsewhere=function_elsewhere,
     )
     try:
-        text = flow_json(render_flow(options))
+        text = flow_json(render_template(options) if as_template else render_flow(options))
     except FlowOptionError as exc:
         fail(f"{_flag(exc.option)}: {exc}")
     if output is None:

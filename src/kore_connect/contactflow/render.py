@@ -19,6 +19,7 @@ is validated (`Flow.parse`) before it is returned.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import uuid
@@ -147,6 +148,39 @@ def _check_sip_user(option: str, value: str) -> None:
         raise FlowOptionError(
             option, f"{value!r} is not a number or SIP user (1-64 of: digits, letters, + . _ -)"
         )
+
+
+# For teams that deploy flows with CloudFormation (Fn::Sub) or Terraform (templatefile): where each
+# ARN goes, a `${Name}` placeholder; and a stand-in ARN that passes the checks while rendering.
+TEMPLATE_PLACEHOLDERS = {
+    "connector_arn": ("ConnectorArn", "arn:aws:chime:us-east-1:000000000000:vc/connector"),
+    "retrieve_function_arn": (
+        "RetrieveFunctionArn",
+        "arn:aws:lambda:us-east-1:000000000000:function:koreRetrieveSessionMetadata",
+    ),
+    "queue_arn": (
+        "QueueArn",
+        "arn:aws:connect:us-east-1:000000000000:instance/00000000-0000-4000-8000-000000000000"
+        "/queue/00000000-0000-4000-8000-000000000001",
+    ),
+}
+
+
+def render_template(options: FlowOptions) -> dict[str, Any]:
+    """The flow with `${ConnectorArn}`, `${RetrieveFunctionArn}` and `${QueueArn}` where the ARNs go
+    (the options' own ARNs are not used); everything else is checked as `render_flow` checks it."""
+    stand_in = {option: arn for option, (_, arn) in TEMPLATE_PLACEHOLDERS.items()}
+    with_stand_ins = dataclasses.replace(
+        options,
+        connector_arn=stand_in["connector_arn"],
+        retrieve_function_arn=stand_in["retrieve_function_arn"],
+        queue_arn=stand_in["queue_arn"],
+    )
+    text = json.dumps(render_flow(with_stand_ins))
+    for name, arn in TEMPLATE_PLACEHOLDERS.values():
+        text = text.replace(arn, "${" + name + "}")
+    document: dict[str, Any] = json.loads(text)
+    return document
 
 
 def block_id(role: str) -> str:
