@@ -411,3 +411,24 @@ def test_sam_deploy_defaults_allow_the_roles_the_stack_creates() -> None:
     assert config["default"]["global"]["parameters"]["stack_name"] == "kore-connect"
     for role in resources_of_type(sam_template(), "AWS::IAM::Role").values():
         assert "RoleName" not in role["Properties"]  # a named role would need CAPABILITY_NAMED_IAM
+
+
+def test_the_functions_take_the_reference_names_only_when_asked() -> None:
+    reference = {
+        stack.AUTHORIZER_FUNCTION: "AuthenticateBeforeStoringInDynamoDB",
+        stack.STORE_FUNCTION: "koreStoreSessionMetadata",
+        stack.RETRIEVE_FUNCTION: "koreRetrieveSessionMetadata",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_DEFAULT_REGION", "eu-west-2")
+        result = _transform(sam_template(), {"FunctionNames": "reference"})
+    functions = resources_of_type(result, "AWS::Lambda::Function")
+    for logical, name in reference.items():
+        assert functions[logical]["Properties"]["FunctionName"] == {
+            "Fn::If": ["ReferenceFunctionNames", name, {"Ref": "AWS::NoValue"}]
+        }
+    assert result["Conditions"]["ReferenceFunctionNames"] == {
+        "Fn::Equals": [{"Ref": "FunctionNames"}, "reference"]
+    }
+    parameter = sam_template()["Parameters"]["FunctionNames"]
+    assert parameter["Default"] == "generated" and parameter["AllowedValues"] == ["generated", "reference"]
