@@ -128,9 +128,10 @@ def run(
         fail(f"--transport {transport!r}: use udp or tcp")
     if contact_id is not None and not _UUID.fullmatch(contact_id):
         fail(f"--contact-id {contact_id!r}: a contact ID is a lower-case UUID")
-    flow, used = _load(flow_file, assignments or [])
-    world = _world(world_file, assignments or [])
-    _unused_assignments(assignments or [], used | world.placeholders_used, world_file is not None)
+    values = _assignments(assignments or [])
+    flow, used = _load(flow_file, values)
+    world = _world(world_file, values)
+    _unused_assignments(values, used | world.placeholders_used, world_file is not None)
     script = _caller(flow, keys or [], utterances or [], hang_up_at)
     sip_transport: Literal["udp", "tcp"] = "tcp" if transport == "tcp" else "udp"
     host, port = _host_port(gateway) if gateway is not None else ("", 0)
@@ -209,16 +210,22 @@ async def _run(
     return report.contact
 
 
-def _load(flow_file: Path, assignments: list[str]) -> tuple[Flow, set[str]]:
-    """The flow in `flow_file`, its placeholders filled from `assignments`, and the placeholders it
-    holds; one line and exit 2 when it cannot be read or loaded, a warning for each left unset."""
-    from kore_connect.contactflow.model import Flow, FlowError
-    from kore_connect.contactflow.placeholders import BadAssignment, fill, parse_assignments, placeholders
+def _assignments(pairs: list[str]) -> dict[str, str]:
+    """The `--set NAME=VALUE` pairs; one line and exit 2 for a bad one."""
+    from kore_connect.contactflow.placeholders import BadAssignment, parse_assignments
 
     try:
-        values = parse_assignments(assignments)
+        return parse_assignments(pairs)
     except BadAssignment as exc:
         fail(f"--set {exc}")
+
+
+def _load(flow_file: Path, values: dict[str, str]) -> tuple[Flow, set[str]]:
+    """The flow in `flow_file`, its placeholders filled from `values`, and the placeholders it holds;
+    one line and exit 2 when it cannot be read or loaded, a warning for each left unset."""
+    from kore_connect.contactflow.model import Flow, FlowError
+    from kore_connect.contactflow.placeholders import fill, placeholders
+
     try:
         document = json.loads(flow_file.read_bytes())
     except OSError as exc:
@@ -238,25 +245,22 @@ def _load(flow_file: Path, assignments: list[str]) -> tuple[Flow, set[str]]:
     return flow, used
 
 
-def _unused_assignments(assignments: list[str], used: set[str], with_world: bool) -> None:
+def _unused_assignments(values: dict[str, str], used: set[str], with_world: bool) -> None:
     """A warning for each `--set` that neither the flow nor its world's flows use."""
-    from kore_connect.contactflow.placeholders import parse_assignments
-
     where = "neither the flow nor the world's flows have" if with_world else "the flow has no"
-    for name in sorted(set(parse_assignments(assignments)) - used):  # checked by _load already
+    for name in sorted(set(values) - used):
         warn(f"--set {name}: {where} ${{{name}}}")
 
 
-def _world(path: Path | None, assignments: list[str]) -> World:
+def _world(path: Path | None, values: dict[str, str]) -> World:
     """The local world of `--world` (the default one without), its library's placeholders filled by
     the same `--set`s as the flow's; one line and exit 2 when it is wrong."""
-    from kore_connect.contactflow.placeholders import parse_assignments
     from kore_connect.twin.connect.world import World, WorldError, load_world
 
     if path is None:
         return World()
     try:
-        return load_world(path, parse_assignments(assignments))  # the pairs were checked with the flow
+        return load_world(path, values)
     except WorldError as exc:
         fail(str(exc))
 

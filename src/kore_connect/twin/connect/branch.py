@@ -59,6 +59,12 @@ def by_condition(action: Action, value: str, reason: str, resolve: Callable[[str
     return error(action, ErrorType.NO_MATCHING_CONDITION, f"{reason}, which matches no condition")
 
 
+def result(action: Action, name: str, reason: str) -> Branch:
+    """The branch of a result Connect names (ContinueLooping, WaitCompleted...): its `Equals`
+    condition, else the action's NextAction."""
+    return Branch(f"Condition: Equals {name}", reason, condition_target(action, name) or action.next_action)
+
+
 def condition_target(action: Action, result: str) -> str | None:
     """Where the condition `Equals <result>` leads (Loop, Wait, hours: results Connect names)."""
     for condition in action.conditions:

@@ -5,6 +5,7 @@ the utterances their bot was trained on and gets the same intent every run."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from kore_connect.twin.connect.world import LexBot
@@ -37,7 +38,7 @@ def understand(bot: LexBot, utterance: str) -> Understood:
     return best
 
 
-def _fit(sample: str, utterance: str, allowed: dict[str, tuple[str, ...]] | object) -> dict[str, str] | None:
+def _fit(sample: str, utterance: str, allowed: Mapping[str, tuple[str, ...]]) -> dict[str, str] | None:
     """The slot values when `utterance` is `sample` with its `{Slot}`s filled, else None."""
     names = list(dict.fromkeys(_PLACEHOLDER.findall(sample)))  # a slot named twice is one slot
     pattern = re.escape(" ".join(sample.lower().split()))
@@ -48,9 +49,8 @@ def _fit(sample: str, utterance: str, allowed: dict[str, tuple[str, ...]] | obje
     if not found:
         return None
     slots = {name: found[f"s{index}"] for index, name in enumerate(names)}
-    values = allowed if isinstance(allowed, dict) else {}
     for name, value in slots.items():
-        if values.get(name) and value not in [v.lower() for v in values[name]]:
+        if allowed.get(name) and value not in [v.lower() for v in allowed[name]]:
             return None
     return slots
 

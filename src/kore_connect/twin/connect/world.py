@@ -62,6 +62,8 @@ from kore_connect.errors import KoreConnectError
 
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _SPAN = re.compile(r"(?P<from>[0-2][0-9]:[0-5][0-9])-(?P<to>[0-2][0-9]:[0-5][0-9])")
+# The agent figures of a queue, as the world names them ($.Metrics.Agents.<CamelCase>.Count).
+AGENT_STATES = ("online", "available", "staffed", "after_contact_work", "busy", "missed", "non_productive")
 PHONE_OUTCOMES = ("answers", "busy", "no-answer", "not-dialable")
 
 
@@ -277,16 +279,7 @@ def _queue(reader: _Reader, key: str, raw: Any) -> Queue:
     raw = reader.mapping(raw or {}, where)
     reader.only(raw, where, {"id", "hours", "capacity", "agents", "contacts", "oldest_contact_age"})
     agents = reader.mapping(raw.get("agents", {}), f"{where}.agents")
-    known_states = {
-        "online",
-        "available",
-        "staffed",
-        "after_contact_work",
-        "busy",
-        "missed",
-        "non_productive",
-    }
-    reader.only(agents, f"{where}.agents", known_states)
+    reader.only(agents, f"{where}.agents", set(AGENT_STATES))
     return Queue(
         name=key,
         arn=reader.text(raw.get("id", key), f"{where}.id"),

@@ -6,10 +6,20 @@ from __future__ import annotations
 import hashlib
 
 from kore_connect.contactflow.language import LOOP_COUNT_LIMIT, ErrorType
-from kore_connect.contactflow.model import Action
-from kore_connect.twin.connect.branch import Branch, by_condition, condition_target, error, hung_up, success
+from kore_connect.contactflow.model import Action, Flow
+from kore_connect.twin.connect.branch import (
+    Branch,
+    by_condition,
+    condition_target,
+    error,
+    hung_up,
+    result,
+    success,
+)
 from kore_connect.twin.connect.contact_run import ContactRun
-from kore_connect.twin.connect.world import Queue
+from kore_connect.twin.connect.world import AGENT_STATES, Queue
+
+MODULE_DEPTH_LIMIT = 20  # modules invoked within modules: a module that invokes itself stops here
 
 # CheckMetricData's agent metrics, by the world's name for each figure of the queue.
 METRICS = {
@@ -37,19 +47,13 @@ async def loop(run: ContactRun, action: Action) -> Branch:
     raw = str(action.parameters.get("LoopCount", "0"))
     resolved = run.resolve(raw) or ""
     if not resolved.isdigit():
-        return Branch(
-            "Condition: Equals DoneLooping",
-            f"LoopCount {raw} = {resolved!r} is not a count",
-            condition_target(action, "DoneLooping") or action.next_action,
-        )
+        return result(action, "DoneLooping", f"LoopCount {raw} = {resolved!r} is not a count")
     count, done = min(int(resolved), LOOP_COUNT_LIMIT), run.frame.loops.get(action.identifier, 0)
     if done < count:
         run.frame.loops[action.identifier] = done + 1
-        target = condition_target(action, "ContinueLooping") or action.next_action
-        return Branch("Condition: Equals ContinueLooping", f"loop {done + 1} of {count}", target)
+        return result(action, "ContinueLooping", f"loop {done + 1} of {count}")
     run.frame.loops[action.identifier] = 0
-    target = condition_target(action, "DoneLooping") or action.next_action
-    return Branch("Condition: Equals DoneLooping", f"looped {count} times", target)
+    return result(action, "DoneLooping", f"looped {count} times")
 
 
 async def distribute(run: ContactRun, action: Action) -> Branch:
@@ -64,25 +68,35 @@ async def end_flow(run: ContactRun, action: Action) -> Branch:
 
 
 async def transfer_to_flow(run: ContactRun, action: Action) -> Branch:
-    wanted = run.resolve(str(action.parameters.get("ContactFlowId", ""))) or ""
-    flow = run.world.find_flow(wanted)
-    if flow is None:
-        run.warn(f"the flow {wanted or '(none named)'} is not in the local world's flows")
-        return error(action, ErrorType.NO_MATCHING_ERROR, f"no flow {wanted!r} in the local world")
+    found = _library_flow(run, action, "ContactFlowId", "flow")
+    if isinstance(found, Branch):
+        return found
+    flow, wanted = found
     run.enter(flow)
     return Branch("Success", f"transferred to the flow {flow.name or wanted}", flow.start_action)
 
 
 async def invoke_module(run: ContactRun, action: Action) -> Branch:
-    wanted = run.resolve(str(action.parameters.get("FlowModuleId", ""))) or ""
-    module = run.world.find_flow(wanted)
-    if module is None:
-        run.warn(f"the flow module {wanted or '(none named)'} is not in the local world's flows")
-        return error(action, ErrorType.NO_MATCHING_ERROR, f"no flow module {wanted!r} in the local world")
-    if len(run.frames) > 20:
-        return error(action, ErrorType.NO_MATCHING_ERROR, "modules invoked within modules 20 deep")
+    found = _library_flow(run, action, "FlowModuleId", "flow module")
+    if isinstance(found, Branch):
+        return found
+    module, wanted = found
+    if len(run.frames) > MODULE_DEPTH_LIMIT:
+        return error(
+            action, ErrorType.NO_MATCHING_ERROR, f"modules invoked within modules {MODULE_DEPTH_LIMIT} deep"
+        )
     run.enter(module, module=True, returns_to=action.next_action)
     return Branch("Success", f"runs the module {module.name or wanted}", module.start_action)
+
+
+def _library_flow(run: ContactRun, action: Action, parameter: str, what: str) -> tuple[Flow, str] | Branch:
+    """The world's flow that `parameter` names, and the name; else the error branch, with a warning."""
+    wanted = run.resolve(str(action.parameters.get(parameter, ""))) or ""
+    flow = run.world.find_flow(wanted)
+    if flow is None:
+        run.warn(f"the {what} {wanted or '(none named)'} is not in the local world's flows")
+        return error(action, ErrorType.NO_MATCHING_ERROR, f"no {what} {wanted!r} in the local world")
+    return flow, wanted
 
 
 async def end_module(run: ContactRun, action: Action) -> Branch:
@@ -114,8 +128,7 @@ async def wait(run: ContactRun, action: Action) -> Branch:
         return error(action, ErrorType.NO_MATCHING_ERROR, f"the time limit {raw} is not a number of seconds")
     if not run.advance(limit):
         return hung_up(f"the caller hung up during a wait of {limit:g} s")
-    target = condition_target(action, "WaitCompleted") or action.next_action
-    return Branch("Condition: Equals WaitCompleted", f"waited {limit:g} s", target)
+    return result(action, "WaitCompleted", f"waited {limit:g} s")
 
 
 async def check_hours(run: ContactRun, action: Action) -> Branch:
@@ -143,11 +156,11 @@ async def check_hours(run: ContactRun, action: Action) -> Branch:
 
 
 def _hours_result(action: Action, open_: bool, reason: str) -> Branch:
-    result = "True" if open_ else "False"
-    target = condition_target(action, result)
+    answer = "True" if open_ else "False"
+    target = condition_target(action, answer)  # both answers need their condition: no NextAction here
     if target is None:
-        return error(action, ErrorType.NO_MATCHING_ERROR, f"{reason}; no condition for {result}")
-    return Branch(f"Condition: Equals {result}", reason, target)
+        return error(action, ErrorType.NO_MATCHING_ERROR, f"{reason}; no condition for {answer}")
+    return Branch(f"Condition: Equals {answer}", reason, target)
 
 
 async def check_metric(run: ContactRun, action: Action) -> Branch:
@@ -171,7 +184,7 @@ async def get_metrics(run: ContactRun, action: Action) -> Branch:
         "Metrics.Queue.Size": str(queue.contacts),
         "Metrics.Queue.OldestContactAge": str(queue.oldest_contact_age),
     }
-    for state in ("online", "available", "staffed", "after_contact_work", "busy", "missed", "non_productive"):
+    for state in AGENT_STATES:
         name = "".join(part.capitalize() for part in state.split("_"))
         values[f"Metrics.Agents.{name}.Count"] = str(queue.agents.get(state, 0))
     run.contact.system.update(values)

@@ -8,7 +8,7 @@ from typing import Any
 
 from kore_connect.contactflow.language import PROMPT_KEYS, ErrorType
 from kore_connect.contactflow.model import Action
-from kore_connect.twin.connect.branch import Branch, by_condition, condition_target, error, hung_up, success
+from kore_connect.twin.connect.branch import Branch, by_condition, error, hung_up, result, success
 from kore_connect.twin.connect.collaborators import TransferOutcome, TransferRequest
 from kore_connect.twin.connect.contact import ContactState
 from kore_connect.twin.connect.contact_run import ContactRun
@@ -85,9 +85,9 @@ async def message_iteratively(run: ContactRun, action: Action) -> Branch:
             if run.caller_gone:
                 break
         if interrupted_at is not None and run.contact.clock >= interrupted_at and not run.caller_gone:
-            target = condition_target(action, "MessagesInterrupted") or action.next_action
-            reason = f"interrupted after {interval} s ({played} messages played)"
-            return Branch("Condition: Equals MessagesInterrupted", reason, target)
+            return result(
+                action, "MessagesInterrupted", f"interrupted after {interval} s ({played} messages played)"
+            )
     return hung_up(f"the caller hung up while messages played ({played})")
 
 
