@@ -115,6 +115,31 @@ def test_on_dynamodb_the_api_creates_the_table_and_stores_there(tmp_path: Path, 
     assert not (tmp_path / ".kore-connect" / "sessions.db").exists()
 
 
+def test_the_resource_policy_parameter_refuses_addresses_outside_the_list(tmp_path: Path) -> None:
+    # GIVEN the API served as deployed with AllowedSourceAddresses (the twin reads the same template)
+    outside, outside_port = start(tmp_path, "--parameter", "AllowedSourceAddresses=192.0.2.0/24")
+    inside, inside_port = start(tmp_path, "--parameter", "AllowedSourceAddresses=192.0.2.0/24,127.0.0.1")
+    token = (tmp_path / ".kore-connect" / "api-token").read_text().strip()
+    # WHEN the bot (on 127.0.0.1) stores metadata through each
+    answers = [
+        httpx.post(
+            f"http://127.0.0.1:{port}/prod/kore-metadata",
+            params={"contactId": str(uuid.uuid4())},
+            headers={"authorizationToken": token},
+            json={"a": 1},
+        )
+        for port in (outside_port, inside_port)
+    ]
+    _, outside_output = stop(outside)
+    _, inside_output = stop(inside)
+    # THEN only the one that lists 127.0.0.1 admits it; the other answers API Gateway's explicit deny
+    assert answers[0].status_code == 403 and answers[0].headers["x-amzn-ErrorType"] == "AccessDeniedException"
+    assert answers[0].json()["message"].endswith("with an explicit deny")
+    assert answers[1].status_code == 200
+    assert "Resource policy: only 192.0.2.0/24 may call" in outside_output
+    assert "Resource policy: only 192.0.2.0/24, 127.0.0.1/32 may call" in inside_output
+
+
 def test_later_runs_use_the_saved_token_without_showing_it(tmp_path: Path) -> None:
     first, _ = start(tmp_path)
     stop(first)
@@ -170,6 +195,9 @@ def test_ctrl_c_stops_the_server_and_its_function_containers(tmp_path: Path) -> 
             "table name '': 3 to 255 letters",
         ),
         (["--dynamodb-endpoint", "http://127.0.0.1:9"], None, "DynamoDB unreachable"),
+        (["--parameter", "AllowedSourceAddresses=10.0.0.1, 10.0.0.2"], None, "without spaces"),
+        (["--parameter", "AllowedSourceAddresses"], None, "write NAME=VALUE"),
+        (["--parameter", "NoSuchThing=1"], None, "the template has no parameter 'NoSuchThing'"),
         (["--dynamodb-endpoint", "http://127.0.0.1:9", "--db", "x.db"], None, "choose one"),
     ],
 )

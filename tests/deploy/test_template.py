@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -432,3 +433,58 @@ def test_the_functions_take_the_reference_names_only_when_asked() -> None:
     }
     parameter = sam_template()["Parameters"]["FunctionNames"]
     assert parameter["Default"] == "generated" and parameter["AllowedValues"] == ["generated", "reference"]
+
+
+def _api_policy_and_deployment(parameters: dict[str, str]) -> tuple[dict[str, Any], str]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_DEFAULT_REGION", "eu-west-2")
+        result = _transform(sam_template(), parameters)
+    body = result["Resources"]["KoreMetadataApi"]["Properties"]["Body"]
+    (deployment,) = resources_of_type(result, "AWS::ApiGateway::Deployment")
+    return body["x-amazon-apigateway-policy"], deployment
+
+
+def test_the_resource_policy_denies_every_address_outside_the_given_list() -> None:
+    listed = "198.51.100.7,10.0.0.0/8"
+    policy, _ = _api_policy_and_deployment({"AllowedSourceAddresses": listed})
+    allow, conditional = policy["Statement"]
+    # an Allow for all (as having no policy would), and the explicit Deny API Gateway checks before
+    # it invokes the authorizer, present only when addresses are given
+    assert allow == {
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "execute-api:Invoke",
+        "Resource": "execute-api:/*",
+    }
+    condition, deny, otherwise = conditional["Fn::If"]
+    assert condition == "RestrictSourceAddresses" and otherwise == {"Ref": "AWS::NoValue"}
+    assert deny["Effect"] == "Deny" and deny["Resource"] == "execute-api:/*"
+    assert deny["Condition"] == {"NotIpAddress": {"aws:SourceIp": {"Fn::Split": [",", listed]}}}
+    assert sam_template()["Conditions"]["RestrictSourceAddresses"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AllowedSourceAddresses"}, ""]}]
+    }
+    assert sam_template()["Parameters"]["AllowedSourceAddresses"]["Default"] == ""
+
+
+def test_a_changed_address_list_makes_a_new_deployment_so_that_it_takes_effect() -> None:
+    # API Gateway applies a changed resource policy only once the API is deployed again
+    _, unrestricted = _api_policy_and_deployment({})
+    _, one = _api_policy_and_deployment({"AllowedSourceAddresses": "198.51.100.7"})
+    _, two = _api_policy_and_deployment({"AllowedSourceAddresses": "198.51.100.7,10.0.0.0/8"})
+    assert len({unrestricted, one, two}) == 3
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("", True),
+        ("198.51.100.7", True),
+        ("198.51.100.0/24,2001:db8::/32", True),
+        ("198.51.100.7, 10.0.0.0/8", False),
+        ("kore.example.com", False),
+        ("198.51.100.7,", False),
+    ],
+)
+def test_the_address_parameter_refuses_what_is_not_a_list_of_addresses(value: str, accepted: bool) -> None:
+    pattern = sam_template()["Parameters"]["AllowedSourceAddresses"]["AllowedPattern"]
+    assert (re.fullmatch(pattern, value) is not None) is accepted

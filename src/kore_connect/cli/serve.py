@@ -53,6 +53,14 @@ def api(
         int | None,
         typer.Option(min=0, max=3600, help="Seconds an authorizer answer is cached (default: template)."),
     ] = None,
+    parameter: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="NAME=VALUE",
+            help="A template parameter as you would deploy it (repeatable), e.g. "
+            "AllowedSourceAddresses=127.0.0.1/32.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the metadata API as API Gateway does, in front of the real functions, on the embedded
     SQLite store (--db) or a DynamoDB table on this machine (--dynamodb-endpoint).
@@ -75,14 +83,17 @@ def api(
     from kore_connect.twin.apigw.app import LocalApi
     from kore_connect.twin.apigw.gateway import GatewaySettings
     from kore_connect.twin.local.store import LocalStore
+    from kore_connect.twin.template import describe_api, load_template
 
     try:
+        described = describe_api(load_template(), _parameters(parameter or []))
         store = LocalStore(db, dynamodb_endpoint, table)
         if store.on_dynamodb:
             store.open().close()  # the table, created now: a server that is not there is told here
         served = LocalApi.on_store(
             store,
             token.value,
+            api=described,
             settings=GatewaySettings(
                 integration_timeout_seconds=integration_timeout,
                 authorizer_cache_ttl_seconds=authorizer_cache_ttl,
@@ -103,6 +114,10 @@ def api(
                 else ""
             )
             console.print(f"{route.method} {base}/{served.api.stage}{route.path}{guard}")
+        for deny in served.api.source_denies:
+            ranges = ", ".join(map(str, deny.networks))
+            rule = f"only {ranges} may call" if deny.outside else f"{ranges} may not call"
+            console.print(f"Resource policy: {rule} (others get 403 before the authorizer)")
         console.print(f"OpenAPI: {base}/openapi.json")
         console.print(f"Session store: {store.describe()}")
         if token.generated:
@@ -144,6 +159,18 @@ class _AnnouncingServer(uvicorn.Server):
         await super().startup(sockets)
         if self.started:
             self._announce()
+
+
+def _parameters(given: list[str]) -> dict[str, str]:
+    parameters: dict[str, str] = {}
+    for item in given:
+        name, equals, value = item.partition("=")
+        if not equals or not name:
+            fail(f"--parameter {item!r}: write NAME=VALUE, e.g. AllowedSourceAddresses=127.0.0.1/32")
+        if name in parameters:
+            fail(f"--parameter {name} is given twice")
+        parameters[name] = value
+    return parameters
 
 
 def _is_loopback(host: str) -> bool:

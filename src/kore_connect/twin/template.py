@@ -5,14 +5,17 @@ authorizer), the functions behind it (`Events: Type: Api`) and each function's e
 module reads those facts into plain dataclasses: the API Gateway emulation serves exactly these
 routes, with these authorizers, in front of these handlers.
 
-Intrinsic functions are resolved the way a default deployment would: `Ref` to a parameter gives
-its default, `Ref` to the table gives its name, `!Sub` with such names is substituted. A value
-that only AWS can know (a secret's ARN, another resource's ARN) cannot be resolved locally and is
-left out; the twin supplies a local value instead (`overrides`).
+Intrinsic functions are resolved the way a deployment would: `Ref` to a parameter gives the
+value given for it (`parameters`, checked as CloudFormation checks them) or its default, `Ref` to
+the table gives its name, `!Sub` with such names is substituted, `!If` follows the template's
+conditions and `!Split` splits. A value that only AWS can know (a secret's ARN, another
+resource's ARN) cannot be resolved locally and is left out; the twin supplies a local value
+instead (`overrides`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -65,11 +68,35 @@ class Function:
         return self.handler.rpartition(".")[2]
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class SourceDeny:
+    """A Deny statement of the API's resource policy on the caller's address (`aws:SourceIp`):
+    `NotIpAddress` (outside=True) denies every address outside `networks`, `IpAddress` every one inside."""
+
+    networks: tuple[Network, ...]
+    outside: bool
+
+    def denies(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return self.outside  # an address we cannot read is in no range
+        inside = any(ip.version == n.version and ip in n for n in self.networks)
+        return inside != self.outside
+
+
 @dataclass(frozen=True, slots=True)
 class ApiDescription:
     stage: str
     routes: tuple[Route, ...]
     functions: Mapping[str, Function] = field(default_factory=dict)
+    source_denies: tuple[SourceDeny, ...] = ()  # the resource policy's explicit denies
+
+    def denies_source(self, address: str) -> bool:
+        return any(deny.denies(address) for deny in self.source_denies)
 
     def route(self, path: str, method: str) -> Route | None:
         # Exact, as API Gateway matches: methods are case-sensitive ("post" is not POST).
@@ -104,9 +131,10 @@ def load_template(path: Path | None = None) -> dict[str, Any]:
     return document
 
 
-def describe_api(template: Mapping[str, Any]) -> ApiDescription:
-    """The REST API of `template`: its stage, its routes with their authorizers, and their functions."""
-    resolver = _Resolver(template)
+def describe_api(template: Mapping[str, Any], parameters: Mapping[str, str] | None = None) -> ApiDescription:
+    """The REST API of `template` deployed with `parameters` (the rest at their defaults): its stage,
+    its routes with their authorizers, their functions, and its resource policy's source denies."""
+    resolver = _Resolver(template, parameters or {})
     resources_ = template["Resources"]
     apis = {name: r for name, r in resources_.items() if r.get("Type") == "AWS::Serverless::Api"}
     if len(apis) != 1:
@@ -141,7 +169,59 @@ def describe_api(template: Mapping[str, Any]) -> ApiDescription:
     for authorizer in authorizers.values():
         if authorizer.function not in functions:
             raise TemplateError(f"the authorizer {authorizer.name} names no function of the template")
-    return ApiDescription(stage=stage, routes=tuple(routes), functions=functions)
+    return ApiDescription(
+        stage=stage,
+        routes=tuple(routes),
+        functions=functions,
+        source_denies=_source_denies(api_properties.get("Auth", {}).get("ResourcePolicy", {}), resolver),
+    )
+
+
+def _source_denies(policy: Any, resolver: _Resolver) -> tuple[SourceDeny, ...]:
+    """The explicit denies on the caller's address, which API Gateway applies before the authorizer.
+    An Allow changes nothing behind a Lambda authorizer (the authorizer's policy decides)."""
+    if not isinstance(policy, Mapping):
+        raise TemplateError("the API's Auth.ResourcePolicy must be a mapping")
+    unknown = set(policy) - {"CustomStatements", "IpRangeWhitelist", "IpRangeBlacklist"}
+    if unknown:
+        raise TemplateError(
+            f"the API's Auth.ResourcePolicy has {', '.join(sorted(unknown))}, which the twin does not serve"
+        )
+    denies = []
+    for key, outside in (("IpRangeWhitelist", True), ("IpRangeBlacklist", False)):
+        if key in policy:
+            denies.append(SourceDeny(_networks(resolver.resolve_deep(policy[key]), key), outside))
+    statements = resolver.resolve_deep(policy.get("CustomStatements", []))
+    for statement in statements if isinstance(statements, list) else [statements]:
+        if isinstance(statement, Mapping) and statement.get("Effect") == "Deny":
+            denies.append(_deny_statement(statement))
+    return tuple(denies)
+
+
+def _deny_statement(statement: Mapping[str, Any]) -> SourceDeny:
+    if statement.get("Resource") not in ("execute-api:/*", ["execute-api:/*"]):
+        raise TemplateError("the twin serves resource policy denies on Resource execute-api:/* only")
+    condition = statement.get("Condition", {})
+    tests = dict(condition) if isinstance(condition, Mapping) else {}
+    if len(tests) != 1 or next(iter(tests)) not in ("IpAddress", "NotIpAddress"):
+        raise TemplateError(
+            "the twin serves resource policy denies with one IpAddress or NotIpAddress condition"
+        )
+    ((operator, keys),) = tests.items()
+    if not isinstance(keys, Mapping) or set(keys) != {"aws:SourceIp"}:
+        raise TemplateError(f"the twin serves {operator} on aws:SourceIp only")
+    return SourceDeny(_networks(keys["aws:SourceIp"], operator), outside=operator == "NotIpAddress")
+
+
+def _networks(value: Any, where: str) -> tuple[Network, ...]:
+    entries = value if isinstance(value, list) else [value]
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(str(entry).strip(), strict=False))
+        except ValueError:
+            raise TemplateError(f"{where}: {str(entry)!r} is not an IP address or CIDR range") from None
+    return tuple(networks)
 
 
 def _authorizers(auth: Mapping[str, Any], resolver: _Resolver) -> dict[str, Authorizer]:
@@ -196,15 +276,21 @@ def _function(
 
 
 _UNRESOLVED: Any = object()  # a value only a real deployment knows
+_NO_VALUE: Any = object()  # AWS::NoValue: the property or list item is left out
 
 
 class _Resolver:
-    """Resolves the intrinsic functions a default deployment would, and nothing it could not."""
+    """Resolves the intrinsic functions a deployment would, and nothing it could not."""
 
-    def __init__(self, template: Mapping[str, Any]) -> None:
-        self._parameters = {
-            name: spec.get("Default", _UNRESOLVED) for name, spec in template.get("Parameters", {}).items()
-        }
+    def __init__(self, template: Mapping[str, Any], given: Mapping[str, str]) -> None:
+        specs = template.get("Parameters", {})
+        self._parameters = {name: spec.get("Default", _UNRESOLVED) for name, spec in specs.items()}
+        for name, value in given.items():
+            if name not in specs:
+                known = ", ".join(sorted(specs))
+                raise TemplateError(f"the template has no parameter {name!r} (it has {known})")
+            self._parameters[name] = _checked_parameter(name, value, specs[name])
+        self._conditions = template.get("Conditions", {})
         self._resources = template.get("Resources", {})
         self._pseudo = {
             "AWS::Region": "us-east-1",
@@ -216,13 +302,55 @@ class _Resolver:
         if not isinstance(value, dict) or len(value) != 1:
             return value
         ((function, argument),) = value.items()
+        if function != "Ref" and not function.startswith("Fn::"):
+            return value  # a mapping with one key, not a function (a policy's Condition, say)
         if function == "Ref":
             return self._ref(str(argument))
         if function == "Fn::Sub" and isinstance(argument, str):
             return self._sub(argument)
+        if function == "Fn::If" and isinstance(argument, list) and len(argument) == 3:
+            return self.resolve(argument[1] if self.condition(str(argument[0])) else argument[2])
+        if function == "Fn::Split" and isinstance(argument, list) and len(argument) == 2:
+            text = self.resolve(argument[1])
+            return text.split(argument[0]) if isinstance(text, str) else _UNRESOLVED
         return _UNRESOLVED
 
+    def resolve_deep(self, value: Any) -> Any:
+        """`value` with every intrinsic function inside it resolved, and AWS::NoValue left out."""
+        value = self.resolve(value)
+        if isinstance(value, list):
+            items = [self.resolve_deep(item) for item in value]
+            return [item for item in items if item is not _NO_VALUE]
+        if isinstance(value, dict):
+            entries = {key: self.resolve_deep(item) for key, item in value.items()}
+            return {key: item for key, item in entries.items() if item is not _NO_VALUE}
+        return value
+
+    def condition(self, name: str) -> bool:
+        if name not in self._conditions:
+            raise TemplateError(f"the template uses the condition {name!r} but does not define it")
+        return self._truth(self._conditions[name])
+
+    def _truth(self, expression: Any) -> bool:
+        ((function, argument),) = expression.items()
+        if function == "Condition":
+            return self.condition(str(argument))
+        if function == "Fn::Not":
+            return not self._truth(argument[0])
+        if function == "Fn::And":
+            return all(self._truth(item) for item in argument)
+        if function == "Fn::Or":
+            return any(self._truth(item) for item in argument)
+        if function == "Fn::Equals":
+            left, right = (self.resolve(item) for item in argument)
+            if _UNRESOLVED in (left, right):
+                raise TemplateError(f"the twin cannot decide the condition {expression}")
+            return str(left) == str(right)
+        raise TemplateError(f"the twin cannot decide the condition {expression}")
+
     def _ref(self, name: str) -> Any:
+        if name == "AWS::NoValue":
+            return _NO_VALUE
         if name in self._parameters:
             return self._parameters[name]
         if name in self._pseudo:
@@ -238,6 +366,26 @@ class _Resolver:
         if any(v is _UNRESOLVED for v in values.values()):
             return _UNRESOLVED
         return re.sub(r"\$\{([^}!]+)\}", lambda m: str(values[m.group(1)]), text)
+
+
+def _checked_parameter(name: str, value: str, spec: Mapping[str, Any]) -> str:
+    """`value`, refused as CloudFormation refuses it: not an allowed value, or not the pattern."""
+    allowed = spec.get("AllowedValues")
+    if allowed is not None and value not in [str(a) for a in allowed]:
+        raise TemplateError(f"parameter {name}: {value!r} is not one of {', '.join(map(str, allowed))}")
+    pattern = spec.get("AllowedPattern")
+    if pattern is not None and re.fullmatch(pattern, value) is None:
+        reason = spec.get("ConstraintDescription", f"must match {pattern}")
+        raise TemplateError(f"parameter {name}={value!r}: {reason}")
+    if spec.get("Type") == "Number":
+        try:
+            number = float(value)
+        except ValueError:
+            raise TemplateError(f"parameter {name}={value!r}: must be a number") from None
+        low, high = spec.get("MinValue"), spec.get("MaxValue")
+        if (low is not None and number < low) or (high is not None and number > high):
+            raise TemplateError(f"parameter {name}={value!r}: must be between {low} and {high}")
+    return value
 
 
 class _CloudFormationLoader(yaml.SafeLoader):

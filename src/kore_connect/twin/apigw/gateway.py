@@ -6,12 +6,14 @@ No sockets here: the functions are reached through an `Invoker` (the local Lambd
 The rules, in the order API Gateway applies them:
 1. a body over the payload limit (10 MB): 413;
 2. a path or method the API does not have: 403 "Missing Authentication Token";
-3. the route's TOKEN authorizer: a missing or empty identity header, or one the validation
+3. the API's resource policy: an explicit Deny on the caller's address is 403, before the
+   authorizer is invoked;
+4. the route's TOKEN authorizer: a missing or empty identity header, or one the validation
    expression rejects, is 401 without invoking the authorizer; otherwise the authorizer runs (or
    its cached answer for this token is reused for up to the cache TTL) and its policy is evaluated
    against this request's `methodArn`: `Unauthorized` raised is 401, a Deny (or an Allow that does
    not cover the method) is 403, anything else (another error, a malformed answer) is 500;
-4. the Lambda proxy integration: a handler error or a response that is not a proxy response is
+5. the Lambda proxy integration: a handler error or a response that is not a proxy response is
    502, a handler slower than the integration timeout (29 s) is 504.
 Every answer carries `x-amzn-RequestId`; API Gateway's own answers also carry `x-amzn-ErrorType`.
 """
@@ -135,16 +137,19 @@ class Gateway:
         if route is None:
             return _refused(responses.MISSING_AUTHENTICATION_TOKEN, request_id)
 
+        arn = method_arn(
+            region=self.settings.region,
+            account=self.settings.account_id,
+            api_id=self.settings.api_id,
+            stage=self.api.stage,
+            verb=request.method,
+            path=resource_path,
+        )
+        if self.api.denies_source(request.source_ip):
+            return _refused(responses.denied_by_resource_policy(arn), request_id, route)
+
         principal_id, context, authorizer_latency_ms = None, {}, 0
         if route.authorizer is not None:
-            arn = method_arn(
-                region=self.settings.region,
-                account=self.settings.account_id,
-                api_id=self.settings.api_id,
-                stage=self.api.stage,
-                verb=request.method,
-                path=resource_path,
-            )
             asked = time.perf_counter()
             verdict = await self._authorize(route.authorizer, request, arn)
             if isinstance(verdict, GatewayResponse):

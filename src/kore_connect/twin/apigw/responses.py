@@ -32,3 +32,13 @@ AUTHORIZER_FAILURE = GatewayResponse(500, None, "AuthorizerConfigurationExceptio
 REQUEST_TOO_LARGE = GatewayResponse(413, "Request Too Long", "RequestTooLargeException")
 INTEGRATION_FAILURE = GatewayResponse(502, "Internal server error", "InternalServerErrorException")
 INTEGRATION_TIMEOUT = GatewayResponse(504, "Endpoint request timed out", "InternalServerErrorException")
+
+
+def denied_by_resource_policy(method_arn: str) -> GatewayResponse:
+    """The resource policy's explicit Deny: API Gateway names the anonymous caller and the method."""
+    return GatewayResponse(
+        403,
+        f"User: anonymous is not authorized to perform: execute-api:Invoke on resource: {method_arn} "
+        "with an explicit deny",
+        "AccessDeniedException",
+    )
