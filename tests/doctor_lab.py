@@ -19,7 +19,9 @@ API with our real functions in their worker processes, and two Stubbers.
   `AWS_ENDPOINT_URL`). So the doctor's comparison is checked against what our function really returns,
   through the real client's response handling. (The alternative, an injected `invoke_retrieve`
   callable, would leave the boto3 call untested.)
-- connect:ListLambdaFunctions: not in moto; a Stubber with the pages Connect would return.
+- connect:ListLambdaFunctions, DescribeInstanceAttribute, ListContactFlows, DescribeContactFlow and
+  chime-sdk-voice:GetVoiceConnector: not in moto; Stubbers with the answers Connect would give. The
+  flow they describe is the one `kore-connect flow` writes (render_flow), as a user imports it.
 
 The servers and the functions' workers start once, for the first lab of the session, and are shared:
 each lab resets moto (`POST /moto-api/reset`) and forgets the requests seen. The API Gateway cache of
@@ -48,6 +50,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kore_connect import config
 from kore_connect.bridge import container, retrieve
+from kore_connect.contactflow.render import FlowOptions, flow_json, render_flow
 from kore_connect.doctor.checks import DoctorClients
 from kore_connect.stack import (
     AUTHORIZER_FUNCTION,
@@ -78,7 +81,40 @@ SECRET_NAME = "kore-connect/token"
 SECRET_PARTIAL_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{SECRET_NAME}"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 # The doctor's clients, all on moto's endpoint; lambda and connect never reach it (Stubbers answer).
-SERVICES = ("cloudformation", "dynamodb", "secretsmanager", "lambda", "connect")
+SERVICES = ("cloudformation", "dynamodb", "secretsmanager", "lambda", "connect", "chime-sdk-voice")
+CONNECTOR_ID = "daxr840zmmndqkhqechuca"
+CONNECTOR_ARN = f"arn:aws:chime:us-east-1:{ACCOUNT}:vc/{CONNECTOR_ID}"
+QUEUE_ARN = f"{INSTANCE_ARN}/queue/2f1c5b8e-7d3a-4e6b-9a0c-1d2e3f4a5b6c"
+FLOW_NAME = "Kore voice bot"
+HEALTHY_CONNECTOR = {
+    "VoiceConnectorId": CONNECTOR_ID,
+    "AwsRegion": REGION,
+    "Name": "kore-gateway",
+    "OutboundHostName": f"{CONNECTOR_ID}.voiceconnector.chime.aws",
+    "RequireEncryption": False,
+    "IntegrationType": "CONNECT_CALL_TRANSFER_CONNECTOR",
+}
+
+
+def flow_content(function_arn: str = RETRIEVE_ARN, connector_arn: str = CONNECTOR_ARN) -> str:
+    """The flow `kore-connect flow` writes for these ARNs, as Connect's DescribeContactFlow returns it."""
+    options = FlowOptions(
+        connector_arn=connector_arn,
+        to_user="+12065551118",
+        retrieve_function_arn=function_arn,
+        queue_arn=QUEUE_ARN,
+    )
+    return flow_json(render_flow(options))
+
+
+@dataclass(frozen=True)
+class ContactFlow:
+    """A contact flow of the lab's instance."""
+
+    name: str = FLOW_NAME
+    content: str = field(default_factory=flow_content)
+    status: str = "PUBLISHED"
+    state: str = "ACTIVE"
 
 
 @dataclass(frozen=True)
@@ -271,6 +307,7 @@ class Lab:
     api: ServedApi
     retrieve: RetrieveFunction
     connect: Stubber
+    voice: Stubber
     secret_arn: str
     function_log: Path
     log_start: int = 0  # where this lab's lines begin in the functions' log
@@ -319,8 +356,9 @@ class Lab:
                 TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"}
             )
 
-    def connect_lists(self, *pages: list[str]) -> None:
-        """Connect's ListLambdaFunctions answers with these pages of function ARNs."""
+    def connect_lists(self, *pages: list[str], healthy_instance: bool = True) -> None:
+        """Connect's ListLambdaFunctions answers with these pages of function ARNs; then, unless told
+        otherwise, the instance answers as a healthy one does (`instance_has`)."""
         for number, functions in enumerate(pages):
             expected: dict[str, Any] = {"InstanceId": INSTANCE_ID}
             if number:
@@ -329,6 +367,67 @@ class Lab:
             if number + 1 < len(pages):
                 response["NextToken"] = f"page-{number + 1}"
             self.connect.add_response("list_lambda_functions", response, expected)
+        if healthy_instance:
+            self.instance_has()
+
+    def instance_has(
+        self,
+        *,
+        flow_logs: str = "true",
+        flows: Iterable[ContactFlow] = (ContactFlow(),),
+        described: Iterable[str] | None = None,
+        connector: dict[str, Any] | str | None = None,
+    ) -> None:
+        """Connect's answers about the instance: its CONTACTFLOW_LOGS attribute, its contact flows (all
+        of them described, or only those named in `described`), and GetVoiceConnector's answer (the
+        connector, an error code, or none expected when None and no flow passes)."""
+        self.connect.add_response(
+            "describe_instance_attribute",
+            {"Attribute": {"AttributeType": "CONTACTFLOW_LOGS", "Value": flow_logs}},
+            {"InstanceId": INSTANCE_ID, "AttributeType": "CONTACTFLOW_LOGS"},
+        )
+        flows = list(flows)
+        summaries = [
+            {
+                "Id": f"flow-{number}",
+                "Arn": f"{INSTANCE_ARN}/contact-flow/flow-{number}",
+                "Name": flow.name,
+                "ContactFlowType": "CONTACT_FLOW",
+                "ContactFlowState": flow.state,
+                "ContactFlowStatus": flow.status,
+            }
+            for number, flow in enumerate(flows)
+        ]
+        self.connect.add_response(
+            "list_contact_flows",
+            {"ContactFlowSummaryList": summaries},
+            {"InstanceId": INSTANCE_ID, "ContactFlowTypes": ["CONTACT_FLOW"]},
+        )
+        for summary, flow in zip(summaries, flows, strict=True):
+            if flow.state != "ACTIVE" or (described is not None and flow.name not in described):
+                continue
+            self.connect.add_response(
+                "describe_contact_flow",
+                {
+                    "ContactFlow": {
+                        "Arn": summary["Arn"],
+                        "Id": summary["Id"],
+                        "Name": flow.name,
+                        "Type": "CONTACT_FLOW",
+                        "State": flow.state,
+                        "Status": flow.status,
+                        "Content": flow.content,
+                    }
+                },
+                {"InstanceId": INSTANCE_ID, "ContactFlowId": summary["Id"]},
+            )
+        if isinstance(connector, str):
+            self.voice.add_client_error("get_voice_connector", connector, http_status_code=404)
+        elif connector is not None or (described is None and flows == [ContactFlow()]):
+            answer = connector if connector is not None else HEALTHY_CONNECTOR
+            self.voice.add_response(
+                "get_voice_connector", {"VoiceConnector": answer}, {"VoiceConnectorId": CONNECTOR_ID}
+            )
 
     def item(self, contact_id: str) -> dict[str, Any] | None:
         response = self.clients.dynamodb.get_item(TableName=TABLE, Key={"contactId": {"S": contact_id}})
@@ -355,19 +454,28 @@ def make_lab(monkeypatch: pytest.MonkeyPatch, servers: LabServers) -> Lab:
 
     retrieve_function = RetrieveFunction(clients["lambda"])
     connect = Stubber(clients["connect"])
+    voice = Stubber(clients["chime-sdk-voice"])
     doctor_clients = DoctorClients(
         cloudformation=clients["cloudformation"],
         dynamodb=clients["dynamodb"],
         secretsmanager=clients["secretsmanager"],
         lambda_=clients["lambda"],
         connect=clients["connect"],
+        voice=clients["chime-sdk-voice"],
         http=httpx.Client(verify=servers.tls),
     )
     log_start = servers.function_log.stat().st_size if servers.function_log.exists() else 0
     lab = Lab(
-        doctor_clients, servers.api, retrieve_function, connect, secret_arn, servers.function_log, log_start
+        doctor_clients,
+        servers.api,
+        retrieve_function,
+        connect,
+        voice,
+        secret_arn,
+        servers.function_log,
+        log_start,
     )
-    lab.stubbers = [retrieve_function.stubber, connect]
+    lab.stubbers = [retrieve_function.stubber, connect, voice]
     for stubber in lab.stubbers:
         stubber.activate()
     return lab

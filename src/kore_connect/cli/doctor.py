@@ -49,22 +49,38 @@ def doctor_command(make_clients: ClientsFactory | None = None) -> Callable[..., 
         profile: Annotated[
             str | None, typer.Option(help="The AWS CLI profile to use (default: the usual credential chain).")
         ] = None,
+        flow: Annotated[
+            str | None,
+            typer.Option(
+                help="The name of the contact flow that transfers to Kore (default: look through the "
+                "instance's flows for one that invokes the retrieve function)."
+            ),
+        ] = None,
     ) -> None:
-        """Check a deployed kore-connect stack end to end: table, API and authorizer, retrieve, Connect."""
+        """Check a deployed kore-connect stack end to end: table, API and authorizer, retrieve, and the
+        Connect instance (the function associated, flow logs on, the flow, its voice connector)."""
         # Imported here: boto3 and httpx would slow down every other kore-connect command.
-        from kore_connect.doctor.checks import DoctorError, run_doctor, validate_region, validate_stack_name
+        from kore_connect.doctor.checks import (
+            DoctorError,
+            run_doctor,
+            validate_flow_name,
+            validate_region,
+            validate_stack_name,
+        )
         from kore_connect.doctor.clients import build_clients
 
         try:
             validate_stack_name(stack_name)
             if region is not None:
                 validate_region(region)
+            if flow is not None:
+                validate_flow_name(flow)
             clients = (make_clients or build_clients)(profile=profile, region=region)
         except DoctorError as exc:
             _give_up(exc)
         try:
             console.print(Text.assemble("Checking stack ", (stack_name, "bold"), f" in {clients.region}\n"))
-            report = run_doctor(clients, stack_name, on_result=_print_result)
+            report = run_doctor(clients, stack_name, flow_name=flow, on_result=_print_result)
         except DoctorError as exc:
             _give_up(exc)
         finally:

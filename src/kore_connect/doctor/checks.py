@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -27,7 +27,7 @@ from botocore.exceptions import (
     NoRegionError,
 )
 
-from kore_connect.doctor import api
+from kore_connect.doctor import api, instance
 from kore_connect.doctor.report import Check, CheckResult, CheckStatus, Report
 from kore_connect.doctor.resources import check_connect, check_retrieve, check_table, clean_up, read_token
 from kore_connect.errors import KoreConnectError
@@ -56,6 +56,7 @@ __all__ = [
     "DoctorError",
     "Report",
     "run_doctor",
+    "validate_flow_name",
     "validate_region",
     "validate_stack_name",
 ]
@@ -91,6 +92,7 @@ class DoctorClients:
     secretsmanager: SecretsManagerClient
     lambda_: LambdaClient
     connect: ConnectClient
+    voice: Any  # chime-sdk-voice: the external voice connectors are Chime SDK Voice Connectors
     http: httpx.Client
 
     @property
@@ -99,7 +101,15 @@ class DoctorClients:
 
     def close(self) -> None:
         self.http.close()
-        for client in (self.cloudformation, self.dynamodb, self.secretsmanager, self.lambda_, self.connect):
+        clients = (
+            self.cloudformation,
+            self.dynamodb,
+            self.secretsmanager,
+            self.lambda_,
+            self.connect,
+            self.voice,
+        )
+        for client in clients:
             client.close()
 
 
@@ -120,6 +130,16 @@ def validate_region(region: str) -> str:
     return region
 
 
+def validate_flow_name(name: str) -> str:
+    """`name` when Connect could have a flow of that name (1 to 127 characters, no control characters)."""
+    if not name.strip() or len(name) > 127 or any(ord(c) < 32 for c in name):
+        raise DoctorError(
+            f"--flow {name!r} is not a contact flow name: "
+            "give the name the flow designer shows (1 to 127 characters)"
+        )
+    return name
+
+
 def doctor_metadata(now: datetime) -> dict[str, Any]:
     """What the doctor stores: a float among the values, because the reference functions lose floats."""
     return {"doctor": True, "checkedAt": now.isoformat(timespec="seconds"), "n": 1.5}
@@ -130,10 +150,12 @@ def run_doctor(
     stack_name: str,
     *,
     contact_id: str | None = None,
+    flow_name: str | None = None,
     now: Callable[[], datetime] | None = None,
     on_result: Callable[[CheckResult], None] | None = None,
 ) -> Report:
     """Run every check against the stack `stack_name`, in order; `on_result` sees each line as it is decided.
+    `flow_name` is the contact flow to examine (default: every flow, up to instance.MAX_FLOWS_READ).
 
     Raises DoctorError when the stack cannot be read at all (missing, no credentials, AWS unreachable).
     """
@@ -182,10 +204,38 @@ def run_doctor(
             record(check_retrieve(clients.lambda_, function_arn, contact_id, metadata, stack_name=stack_name))
         else:
             record(CheckResult.skipped(Check.RETRIEVE, "nothing was stored to read back"))
-        record(check_connect(clients.connect, outputs.get(OUTPUT_CONNECT_INSTANCE_ARN), function_arn))
+        instance_arn = outputs.get(OUTPUT_CONNECT_INSTANCE_ARN)
+        record(check_connect(clients.connect, instance_arn, function_arn))
+        for result in _instance_checks(clients, instance_arn, function_arn, flow_name):
+            record(result)
     finally:
         record(clean_up(clients.dynamodb, table, contact_id))
     return Report(stack_name, contact_id, tuple(results))
+
+
+def _instance_checks(
+    clients: DoctorClients, instance_arn: str | None, function_arn: str, flow_name: str | None
+) -> Iterator[CheckResult]:
+    """Flow logs, the flow, its connector: what the instance needs for a real call."""
+    if not instance_arn:
+        why = "no Connect instance given to the stack (deploy with ConnectInstanceArn)"
+        for check in (Check.FLOW_LOGS, Check.FLOW, Check.CONNECTOR):
+            yield CheckResult.skipped(check, why)
+        return
+    instance_id = instance.instance_id_of(instance_arn)
+    yield instance.check_flow_logs(clients.connect, instance_id)
+    read = instance.read_flows(clients.connect, instance_id, flow_name)
+    if isinstance(read, CheckResult):
+        yield read
+        yield CheckResult.skipped(Check.CONNECTOR, "the flows could not be read")
+        return
+    flows, total = read
+    found = instance.flows_result(flows, total, function_arn, flow_name, instance_id)
+    yield found
+    if found.status is not CheckStatus.PASSED:
+        yield CheckResult.skipped(Check.CONNECTOR, f"no flow to read it from; {instance.BY_HAND}")
+        return
+    yield instance.check_connectors(clients.voice, flows, function_arn, clients.region)
 
 
 def _utc_now() -> datetime:

@@ -33,6 +33,7 @@ def build_clients(*, profile: str | None, region: str | None) -> DoctorClients:
             secretsmanager=session.client("secretsmanager", config=AWS_CONFIG),
             lambda_=session.client("lambda", config=AWS_CONFIG),
             connect=session.client("connect", config=AWS_CONFIG),
+            voice=session.client("chime-sdk-voice", config=AWS_CONFIG),
             http=httpx.Client(
                 timeout=HTTP_TIMEOUT_SECONDS, follow_redirects=False, headers={"User-Agent": USER_AGENT}
             ),

@@ -16,6 +16,9 @@ class Check(enum.StrEnum):
     API_STORES = "API stores metadata with the bot's token"
     RETRIEVE = "Retrieve function returns the metadata"
     CONNECT = "Connect may invoke the retrieve function"
+    FLOW_LOGS = "Connect instance writes flow logs"
+    FLOW = "A published flow invokes the retrieve function"
+    CONNECTOR = "The flow's voice connector exists"
     CLEANUP = "Synthetic item deleted"
 
 

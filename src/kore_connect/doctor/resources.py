@@ -35,7 +35,7 @@ def check_table(dynamodb: DynamoDBClient, table: str) -> CheckResult:
         description = dynamodb.describe_table(TableName=table)["Table"]
         ttl = dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
     except ClientError as exc:
-        code = _code(exc)
+        code = error_code(exc)
         if code in ("ResourceNotFoundException", "ResourceNotFound"):
             return CheckResult.failed(
                 Check.TABLE,
@@ -43,9 +43,9 @@ def check_table(dynamodb: DynamoDBClient, table: str) -> CheckResult:
                 cause="the stack's SessionsTableName names a table that is not there (deleted by hand?)",
                 fix="redeploy the stack (`sam deploy`) to create it again",
             )
-        return _aws_failure(Check.TABLE, "dynamodb:DescribeTable / DescribeTimeToLive", exc)
+        return aws_failure(Check.TABLE, "dynamodb:DescribeTable / DescribeTimeToLive", exc)
     except BotoCoreError as exc:
-        return _aws_unreachable(Check.TABLE, "DynamoDB", exc)
+        return aws_unreachable(Check.TABLE, "DynamoDB", exc)
     return table_result(description, ttl)
 
 
@@ -112,7 +112,7 @@ def read_token(secretsmanager: SecretsManagerClient, secret_arn: str) -> str | C
     try:
         value = secretsmanager.get_secret_value(SecretId=secret_arn).get("SecretString")
     except ClientError as exc:
-        code = _code(exc)
+        code = error_code(exc)
         if code == "ResourceNotFoundException":
             return CheckResult.failed(
                 Check.API_STORES,
@@ -120,9 +120,9 @@ def read_token(secretsmanager: SecretsManagerClient, secret_arn: str) -> str | C
                 cause="the stack's TokenSecretArn names a secret that is gone (deleted, or elsewhere)",
                 fix="redeploy with ExistingTokenSecretArn empty (to generate a token) or naming your secret",
             )
-        return _aws_failure(Check.API_STORES, f"secretsmanager:GetSecretValue on {secret_arn}", exc)
+        return aws_failure(Check.API_STORES, f"secretsmanager:GetSecretValue on {secret_arn}", exc)
     except BotoCoreError as exc:
-        return _aws_unreachable(Check.API_STORES, "Secrets Manager", exc)
+        return aws_unreachable(Check.API_STORES, "Secrets Manager", exc)
     token = (value or "").strip()
     if len(token) < MIN_TOKEN_LENGTH:
         return CheckResult.failed(
@@ -156,9 +156,9 @@ def check_retrieve(
         )
         payload = response["Payload"].read()
     except ClientError as exc:
-        return _aws_failure(Check.RETRIEVE, f"lambda:InvokeFunction on {function_arn}", exc)
+        return aws_failure(Check.RETRIEVE, f"lambda:InvokeFunction on {function_arn}", exc)
     except BotoCoreError as exc:
-        return _aws_unreachable(Check.RETRIEVE, "Lambda", exc)
+        return aws_unreachable(Check.RETRIEVE, "Lambda", exc)
     return retrieve_result(payload, response.get("FunctionError"), expected, stack_name=stack_name)
 
 
@@ -262,16 +262,16 @@ def check_connect(connect: ConnectClient, instance_arn: str | None, function_arn
         pages = connect.get_paginator("list_lambda_functions").paginate(InstanceId=instance_id)
         associated = [str(arn) for page in pages for arn in page.get("LambdaFunctions", [])]
     except ClientError as exc:
-        if _code(exc) == "ResourceNotFoundException":
+        if error_code(exc) == "ResourceNotFoundException":
             return CheckResult.failed(
                 Check.CONNECT,
                 f"no Connect instance {instance_id} in {connect.meta.region_name}",
                 cause="the stack's ConnectInstanceArn names an instance this account and region do not have",
                 fix="redeploy with the ConnectInstanceArn of your instance (same account and region)",
             )
-        return _aws_failure(Check.CONNECT, "connect:ListLambdaFunctions", exc)
+        return aws_failure(Check.CONNECT, "connect:ListLambdaFunctions", exc)
     except BotoCoreError as exc:
-        return _aws_unreachable(Check.CONNECT, "Amazon Connect", exc)
+        return aws_unreachable(Check.CONNECT, "Amazon Connect", exc)
     return connect_result(associated, instance_id, function_arn)
 
 
@@ -299,11 +299,11 @@ def clean_up(dynamodb: DynamoDBClient, table: str, contact_id: str) -> CheckResu
     try:
         response = dynamodb.delete_item(TableName=table, Key=key, ReturnValues="ALL_OLD")
     except ClientError as exc:
-        if _code(exc) in ("ResourceNotFoundException", "ResourceNotFound"):
+        if error_code(exc) in ("ResourceNotFoundException", "ResourceNotFound"):
             return CheckResult.skipped(Check.CLEANUP, f"table {table} does not exist: nothing to delete")
-        failure = _aws_failure(Check.CLEANUP, f"dynamodb:DeleteItem on {table}", exc)
+        failure = aws_failure(Check.CLEANUP, f"dynamodb:DeleteItem on {table}", exc)
     except BotoCoreError as exc:
-        failure = _aws_unreachable(Check.CLEANUP, "DynamoDB", exc)
+        failure = aws_unreachable(Check.CLEANUP, "DynamoDB", exc)
     else:
         if response.get("Attributes"):
             return CheckResult.passed(Check.CLEANUP, f"deleted the synthetic contact's item ({contact_id})")
@@ -318,12 +318,12 @@ def clean_up(dynamodb: DynamoDBClient, table: str, contact_id: str) -> CheckResu
 # ---------------------------------------------------------------- shared failures
 
 
-def _code(exc: ClientError) -> str:
+def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", "Unknown"))
 
 
-def _aws_failure(name: str, action: str, exc: ClientError) -> CheckResult:
-    code = _code(exc)
+def aws_failure(name: str, action: str, exc: ClientError) -> CheckResult:
+    code = error_code(exc)
     if "AccessDenied" in code:
         return CheckResult.failed(
             name,
@@ -340,7 +340,7 @@ def _aws_failure(name: str, action: str, exc: ClientError) -> CheckResult:
     )
 
 
-def _aws_unreachable(name: str, service: str, exc: BotoCoreError) -> CheckResult:
+def aws_unreachable(name: str, service: str, exc: BotoCoreError) -> CheckResult:
     return CheckResult.failed(
         name,
         f"cannot reach {service}: {type(exc).__name__}",
