@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +30,8 @@ SESSION_BACKEND = "KORE_SESSION_BACKEND"
 SQLITE_PATH = "KORE_SQLITE_PATH"
 SESSION_TTL_SECONDS = "KORE_SESSION_TTL_SECONDS"
 MAX_METADATA_BYTES = "KORE_MAX_METADATA_BYTES"
+# The reference setup's table, read by the retrieve function during a switch (docs/migration.md).
+REFERENCE_TABLE_NAME = "KORE_REFERENCE_TABLE_NAME"
 # The local twin's token for the bot (`kore-connect up`, `serve api`, `serve gateway`): this variable,
 # else this file (twin/local/api_token.py says which wins and when the file is trusted).
 LOCAL_API_TOKEN = "KORE_CONNECT_API_TOKEN"  # noqa: S105 (the name of a variable, not a token)
@@ -70,6 +73,7 @@ class Settings:
     auth_token_rotated_at: datetime | None = None  # when AUTH_TOKEN replaced AUTH_TOKEN_PREVIOUS
     auth_token_secret_arn: str | None = None
     token_rotation_window_seconds: int = DEFAULT_TOKEN_ROTATION_WINDOW_SECONDS
+    reference_table_name: str | None = None  # read when a contact has no item of ours
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -100,6 +104,7 @@ class Settings:
                 0,
                 MAX_TOKEN_ROTATION_WINDOW_SECONDS,
             ),
+            reference_table_name=_table_name(env, REFERENCE_TABLE_NAME),
         )
 
 
@@ -107,6 +112,13 @@ def _text(env: Mapping[str, str], name: str) -> str | None:
     """A variable's value with surrounding whitespace removed; unset or blank is None."""
     value = env.get(name, "").strip()
     return value or None
+
+
+def _table_name(env: Mapping[str, str], name: str) -> str | None:
+    value = _text(env, name)
+    if value is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", value):
+        raise ConfigError(f"{name} must be a DynamoDB table name (3 to 255 letters, digits, '_', '-', '.')")
+    return value
 
 
 def _backend(env: Mapping[str, str]) -> Backend:

@@ -78,6 +78,7 @@ SHARED = {
     "kore_connect/sessions/__init__.py",
     "kore_connect/sessions/base.py",
     "kore_connect/sessions/dynamodb.py",
+    "kore_connect/sessions/reference.py",  # the container builds it (read only during a switch)
     "kore_connect/sessions/sqlite.py",
 }
 OWN = {

@@ -52,17 +52,23 @@ def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str,
     return {name: r for name, r in template["Resources"].items() if r["Type"] == resource_type}
 
 
-def statements(role: dict[str, Any]) -> list[dict[str, Any]]:
+def statements(role: dict[str, Any], conditions: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    """The role's statements as deployed with `conditions` true and every other condition false."""
     found = []
     for policy in role["Properties"].get("Policies", []):
+        if "Fn::If" in policy:
+            condition, when_true, when_false = policy["Fn::If"]
+            policy = when_true if condition in conditions else when_false
+            if policy == {"Ref": "AWS::NoValue"}:
+                continue
         found.extend(policy["PolicyDocument"]["Statement"])
     return found
 
 
-def grants(role: dict[str, Any]) -> set[tuple[str, str]]:
+def grants(role: dict[str, Any], conditions: frozenset[str] = frozenset()) -> set[tuple[str, str]]:
     """(action, resource) pairs a role allows, resources rendered as compact JSON."""
     pairs = set()
-    for statement in statements(role):
+    for statement in statements(role, conditions):
         assert statement["Effect"] == "Allow"
         for action in _as_list(statement["Action"]):
             for resource in _as_list(statement["Resource"]):
@@ -488,3 +494,22 @@ def test_a_changed_address_list_makes_a_new_deployment_so_that_it_takes_effect()
 def test_the_address_parameter_refuses_what_is_not_a_list_of_addresses(value: str, accepted: bool) -> None:
     pattern = sam_template()["Parameters"]["AllowedSourceAddresses"]["AllowedPattern"]
     assert (re.fullmatch(pattern, value) is not None) is accepted
+
+
+def test_the_retrieve_function_may_read_the_reference_table_only_when_one_is_named(
+    transformed: dict[str, Any],
+) -> None:
+    # GIVEN the retrieve function's role, deployed with ReferenceTableName (docs/migration.md)
+    functions = resources_of_type(transformed, "AWS::Lambda::Function")
+    role_name = functions[stack.RETRIEVE_FUNCTION]["Properties"]["Role"]["Fn::GetAtt"][0]
+    role = resources_of_type(transformed, "AWS::IAM::Role")[role_name]
+    table_arn = "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${ReferenceTableName}"
+    reference = json.dumps({"Fn::Sub": table_arn})
+    # THEN it may get items from that one table, and only then
+    added = grants(role, frozenset({"ReadReferenceTable"})) - grants(role)
+    assert added == {("dynamodb:GetItem", reference)}
+    assert sam_template()["Conditions"]["ReadReferenceTable"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ReferenceTableName"}, ""]}]
+    }
+    variables = functions[stack.RETRIEVE_FUNCTION]["Properties"]["Environment"]["Variables"]
+    assert variables["KORE_REFERENCE_TABLE_NAME"] == {"Ref": "ReferenceTableName"}

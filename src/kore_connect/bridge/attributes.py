@@ -85,8 +85,12 @@ def flat_attributes(metadata: str) -> dict[str, str]:
 
 
 def _top_level_members(text: str) -> Iterator[tuple[str, str]]:
-    """(key, rendered value) for each member of the JSON object `text`, in order."""
-    index = _skip_whitespace(text, _skip_whitespace(text, 0) + 1)  # past "{"
+    """(key, rendered value) for each member of the JSON object `text`, in order; none when `text` is
+    another JSON value (the reference setup kept a body that was not JSON as a string)."""
+    start = _skip_whitespace(text, 0)
+    if not text.startswith("{", start):
+        return
+    index = _skip_whitespace(text, start + 1)  # past "{"
     if text[index] == "}":
         return
     while True:

@@ -16,6 +16,7 @@ from kore_connect.sessions import SessionStore, open_session_store
 
 if TYPE_CHECKING:
     from kore_connect.bridge.tokens import TokenVerifier
+    from kore_connect.sessions.reference import ReferenceTable
 
 
 @functools.cache
@@ -26,6 +27,17 @@ def settings() -> Settings:
 @functools.cache
 def session_store() -> SessionStore:
     return open_session_store(settings())
+
+
+@functools.cache
+def reference_table() -> ReferenceTable | None:
+    """The reference setup's table, when the retrieve function is told to read it (a switch)."""
+    name = settings().reference_table_name
+    if name is None:
+        return None
+    from kore_connect.sessions.reference import ReferenceTable
+
+    return ReferenceTable(name)
 
 
 @functools.cache
@@ -40,5 +52,7 @@ def reset() -> None:
     """Forget everything built so far, as a new container would."""
     if session_store.cache_info().currsize:
         session_store().close()
-    for cached in (settings, session_store, token_verifier):
+    if reference_table.cache_info().currsize and (table := reference_table()) is not None:
+        table.close()
+    for cached in (settings, session_store, reference_table, token_verifier):
         cached.cache_clear()

@@ -8,12 +8,14 @@ Invoked from the flow's "Invoke AWS Lambda function" block with `contactId = $.C
 - `{"statusCode": 400, "body": "\\"Invalid contactId\\""}` when the contact ID is not a UUID;
 - `{"statusCode": 413, "body": "\\"Data too large\\""}` when the metadata cannot fit in Connect's 32 KB.
 A storage failure raises, so Connect retries and then takes the block's Error branch.
+During a switch from the reference setup (`KORE_REFERENCE_TABLE_NAME` set), a contact without an item
+of ours is looked up in the reference table too (sessions/reference.py, docs/migration.md).
 See https://docs.aws.amazon.com/connect/latest/adminguide/connect-lambda-functions.html
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -24,20 +26,26 @@ from kore_connect.bridge.observability import Metric, count, logger, metrics
 from kore_connect.errors import ConfigError
 from kore_connect.sessions import SessionStore, SessionStoreError
 
+if TYPE_CHECKING:
+    from kore_connect.sessions.reference import ReferenceTable
+
 
 @logger.inject_lambda_context(correlation_id_path="Details.ContactData.ContactId", clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         store = container.session_store()
+        reference = container.reference_table()
     except (ConfigError, SessionStoreError) as exc:
         logger.error("The retrieve function is misconfigured", extra={"problem": str(exc)})
         count(Metric.FAILED)
         raise
-    return retrieve_metadata(event, store=store)
+    return retrieve_metadata(event, store=store, reference=reference)
 
 
-def retrieve_metadata(event: dict[str, Any], *, store: SessionStore) -> dict[str, Any]:
+def retrieve_metadata(
+    event: dict[str, Any], *, store: SessionStore, reference: ReferenceTable | None = None
+) -> dict[str, Any]:
     contact_id = canonical_contact_id(_requested_contact_id(event))
     if contact_id is None:
         logger.warning("Invalid contactId in the flow's parameters")
@@ -45,21 +53,25 @@ def retrieve_metadata(event: dict[str, Any], *, store: SessionStore) -> dict[str
         return dict(INVALID_CONTACT_ID)
     logger.append_keys(contact_id=contact_id)
 
+    source = "kore-connect"
     try:
         record = store.get(contact_id)
+        metadata = record.metadata if record is not None else None
+        if metadata is None and reference is not None:
+            metadata, source = reference.get(contact_id), "reference"
     except SessionStoreError as exc:
         logger.error("Could not read the metadata", extra={"problem": str(exc)})
         count(Metric.FAILED)
         raise
 
-    if record is None:
+    if metadata is None:
         logger.info("No metadata for this contact")
         count(Metric.NOT_FOUND)
         return dict(NOT_FOUND)
-    response = found_response(record.metadata)
+    response = found_response(metadata)
     if response.too_large:
         logger.warning(
-            "Metadata too large for Connect's 32 KB response", extra={"metadata_bytes": len(record.metadata)}
+            "Metadata too large for Connect's 32 KB response", extra={"metadata_bytes": len(metadata)}
         )
         count(Metric.TOO_LARGE)
         return response.payload
@@ -67,7 +79,7 @@ def retrieve_metadata(event: dict[str, Any], *, store: SessionStore) -> dict[str
         logger.warning(
             "Flat attributes left out to stay under 32 KB", extra={"omitted": response.omitted_keys}
         )
-    logger.info("Metadata retrieved", extra={"metadata_bytes": len(record.metadata)})
+    logger.info("Metadata retrieved", extra={"metadata_bytes": len(metadata), "table": source})
     count(Metric.RETRIEVED)
     return response.payload
 

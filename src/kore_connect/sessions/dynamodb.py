@@ -72,11 +72,11 @@ class DynamoDBSessionStore(SessionStore):
             "storedAt": {"S": _iso(record.stored_at)},
             "expiresAt": {"N": str(record.expires_at)},
         }
-        with _translated_errors("storing"):
+        with translated_errors("storing"):
             self._client.put_item(TableName=self.table_name, Item=item)
 
     def _read(self, contact_id: str) -> SessionRecord | None:
-        with _translated_errors("reading"):
+        with translated_errors("reading"):
             response = self._client.get_item(
                 TableName=self.table_name,
                 Key={"contactId": {"S": contact_id}},
@@ -105,7 +105,7 @@ def _record(item: dict[str, Any]) -> SessionRecord:
 
 
 @contextmanager
-def _translated_errors(doing: str) -> Iterator[None]:
+def translated_errors(doing: str) -> Iterator[None]:
     """Turn boto3's errors into SessionStoreError (a wrong request) or SessionStoreUnavailable (try later)."""
     try:
         yield
@@ -121,7 +121,7 @@ def _translated_errors(doing: str) -> Iterator[None]:
 def ensure_table(client: DynamoDBClient, table_name: str) -> None:
     """Create the sessions table as the SAM template does, for local runs and tests, and return once
     it is ACTIVE; no-op if it is. Safe when another process ensures it at the same time."""
-    with _translated_errors("creating the table for"):
+    with translated_errors("creating the table for"):
         try:
             status = client.describe_table(TableName=table_name)["Table"].get("TableStatus")
         except client.exceptions.ResourceNotFoundException:
