@@ -477,6 +477,28 @@ def test_an_exported_flow_reaches_the_templates_retrieve_function_in_its_own_pro
     assert contact.state is ContactState.QUEUED
 
 
+TEMPLATE_FUNCTIONS = {"koreretrievesessionmetadata": 1, "korestoresessionmetadata": 2, "authenticate": 3}
+
+
+@pytest.mark.parametrize(
+    ("name", "local"),
+    [
+        ("kore-connect-koreretrievesessionmetad-abc123xyz9", "koreretrievesessionmetadata"),
+        ("prod-kore-2-korestoresessionmetadata-1a2b3c4d5e6f", "korestoresessionmetadata"),
+        ("kore-connect-kore-abc123xyz9", None),  # "kore" starts both: could be either
+        ("kore-connect-koreretrievesessionmetad", None),  # no suffix
+        ("kore-connect-queueannouncements-abc123xyz9", None),
+        ("koreretrievesessionmetadata", None),
+    ],
+)
+def test_a_name_cloudformation_generated_reaches_the_template_function_it_was_made_from(
+    name: str, local: str | None
+) -> None:
+    from kore_connect.twin.connect.lambdas import generated_name_of
+
+    assert generated_name_of(name, TEMPLATE_FUNCTIONS) == local
+
+
 def test_an_arn_no_local_function_answers_takes_the_error_branch() -> None:
     from kore_connect.twin.connect.lambdas import LocalLambdas
 

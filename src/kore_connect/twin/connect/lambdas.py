@@ -3,8 +3,11 @@
 A flow exported from Amazon Connect names functions by ARN, from the account it was built in. The
 twin maps each ARN to a function of the local runtime by the function's name (the part after
 `function:`, without a version or alias), compared without regard to case, so that the reference
-flow's `koreRetrieveSessionMetadata` reaches the template's `KoreRetrieveSessionMetadata`. Names
-can also be mapped explicitly. A function is started (its containers) the first time a flow
+flow's `koreRetrieveSessionMetadata` reaches the template's `KoreRetrieveSessionMetadata`. The
+name CloudFormation generates for a deployed function (`<stack>-<logical ID, cut>-<suffix>`, such as
+`kore-connect-KoreRetrieveSessionMetad-AbC123xYz9`) reaches the template function whose logical ID
+it starts with, so a flow written for a deployed stack runs locally as it is. Names can also be
+mapped explicitly. A function is started (its containers) the first time a flow
 invokes it, or ahead of any contact with `warm`.
 """
 
@@ -89,7 +92,11 @@ class LocalLambdas:
 
     def _local_name(self, function_arn: str) -> str:
         name = function_name(function_arn).lower()
-        return self._aliases.get(name, name)
+        if name in self._aliases:
+            return self._aliases[name]
+        if name in self._specs:
+            return name
+        return generated_name_of(name, self._specs) or name
 
     async def _started(self, name: str, spec: FunctionSpec) -> LocalFunction:
         """The running function `name`, started once however many contacts ask for it at once."""
@@ -148,3 +155,18 @@ class WorldLambdas:
     def _by_name(self, function_arn: str) -> LambdaFunction | None:
         wanted = function_name(function_arn)
         return next((e for arn, e in self._world.lambdas.items() if function_name(arn) == wanted), None)
+
+
+# CloudFormation's generated function names: the stack, the logical ID cut to fit 64 characters,
+# and a random suffix of letters and digits.
+_GENERATED = re.compile(r"(?P<stack>[a-z][a-z0-9-]*)-(?P<logical>[a-z0-9]{6,})-(?P<suffix>[a-z0-9]{8,13})")
+
+
+def generated_name_of(name: str, functions: Mapping[str, Any]) -> str | None:
+    """The one function of `functions` (lower-case logical IDs) whose CloudFormation-generated
+    name `name` (lower case) is; None when it is none, or could be more than one."""
+    match = _GENERATED.fullmatch(name)
+    if match is None:
+        return None
+    candidates = [logical for logical in functions if logical.startswith(match["logical"])]
+    return candidates[0] if len(candidates) == 1 else None
