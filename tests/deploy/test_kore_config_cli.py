@@ -360,11 +360,12 @@ TRUNK_URL = "https://abc123defg.execute-api.us-west-2.amazonaws.com/prod/kore-me
 
 def test_the_trunk_names_the_allow_list_the_did_the_transport_and_the_agent_transfer() -> None:
     result = run("--api-url", TRUNK_URL, "--did", "+12065551118", "--connector-address", "52.94.0.10",
-                 "--connector-address", "52.94.0.11:5060", "--json")  # fmt: skip
+                 "--connector-address", "52.94.0.11:5060", "--connector-address", "3.80.16.0/23",
+                 "--json")  # fmt: skip
     assert result.returncode == 0, result.stderr
     trunk = json.loads(result.stdout)["sipTrunk"]
     assert trunk == {
-        "allowList": ["52.94.0.10", "52.94.0.11:5060"],
+        "allowList": ["52.94.0.10", "52.94.0.11:5060", "3.80.16.0/23"],
         "did": "+12065551118",
         "transport": "UDP",
         "port": 5060,
@@ -407,6 +408,8 @@ def test_the_flows_did_is_the_trunks_and_a_disagreement_is_one_line(tmp_path: Pa
             "--connector-address: 'connector.example.com' is not an IP",
         ),
         (["--connector-address", "52.94.0.10:70000"], "the port must be 1 to 65535"),
+        (["--connector-address", "3.80.16.1/23"], "'3.80.16.1/23' is not a CIDR range"),
+        (["--connector-address", "3.80.16.0/33"], "is not a CIDR range"),
         (["--did", "+1 206"], "--did: '+1 206' is not a number or SIP user"),
         (["--transport", "tls"], "--transport: 'tls'"),
     ],

@@ -63,8 +63,8 @@ def kore_config(
         list[str] | None,
         typer.Option(
             "--connector-address",
-            help="An address the external voice transfer connector shows (its host, IP[:PORT]); "
-            "Kore allow-lists it (repeatable).",
+            help="An address Amazon Connect's voice transfer connector calls from (IP, IP:PORT or a "
+            "CIDR range); Kore allow-lists it (repeatable).",
         ),
     ] = None,
     transport: Annotated[str, typer.Option(help="The connector's SIP transport: udp or tcp.")] = "udp",
@@ -237,17 +237,17 @@ def _did_of_flow(path: Path, did: str | None) -> str:
 def _print_trunk(trunk: SipTrunk) -> None:
     _heading("0. The SIP trunk: Kore's CCAI configuration")
     _say(
-        "In Kore.ai, Flows & Channels > Voice Gateway > SIP Numbers > Configure SIP Trunk, choose "
+        "In Kore.ai, Flows & Channels > Channels > Voice Gateway > SIP Numbers > Configure SIP Trunk, choose "
         "Contact Center AI and enter what follows. Kore refuses an INVITE from an address it has not "
         "allow-listed, or for a DID it does not have: the likeliest reason a first call fails."
     )
-    _say("1. Incoming IP addresses (the allow-list): the host the connector shows, each one:")
+    _say("1. Incoming IP addresses (the allow-list): where Amazon Connect's connector calls from, each one:")
     if trunk.addresses:
         _code("\n".join(trunk.addresses))
     else:
         _say(
-            "   [bold]not given[/bold]: pass --connector-address with the host Amazon Connect shows on the "
-            "external voice transfer connector (Telephony > External voice systems)."
+            "   [bold]not given[/bold]: pass --connector-address with each address or range Amazon "
+            "Connect's connector calls from (docs/setup.md, step 4, says where to find them)."
         )
     _say("2. DID number (the flow's ToUser: Amazon Connect calls it):")
     if trunk.did is not None:

@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 MAX_FLOWS_READ = 50
 CALL_TRANSFER_CONNECTOR = "CONNECT_CALL_TRANSFER_CONNECTOR"
 BY_HAND = (
-    "check by hand: Amazon Connect console > your instance > External voice systems lists the "
-    "connector, with destination type AudioCodes, its SIP host and port, and encryption"
+    "check by hand: Amazon Connect console > your instance > External voice systems > Voice transfer "
+    "integrations lists the connector, with destination type AudioCodes, encryption Disabled, and an "
+    "outbound route to the Kore gateway's host and port"
 )
 
 
@@ -59,8 +60,8 @@ def flow_logs_result(value: str, instance_id: str) -> CheckResult:
         cause="without them a failed transfer or Lambda call leaves no trace of which block failed",
         fix=(
             f"`aws connect update-instance-attribute --instance-id {instance_id} "
-            "--attribute-type CONTACTFLOW_LOGS --value true` (or the Connect console: your instance > "
-            "Data storage > Flow logs > Enable flow logs)"
+            "--attribute-type CONTACTFLOW_LOGS --value true` (or the Amazon Connect console: your "
+            "instance > Flows > Enable flow logs > Save)"
         ),
     )
 

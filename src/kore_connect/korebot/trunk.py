@@ -4,8 +4,9 @@ Kore's CCAI (Contact Center AI) SIP configuration must hold for Connect's INVITE
 
 Kore accepts an INVITE only from an allow-listed address and for a configured DID attached to a
 Start Flow; a missing allow-list entry makes Kore refuse every INVITE, the likeliest first-call
-failure. The connector shows its host and port once created; with encryption disabled, as Kore's
-integration guide asks, it speaks SIP over UDP or TCP on port 5060.
+failure. Kore's guide asks for "the IP address provided by Amazon Connect": the addresses the
+connector calls from (docs/setup.md says where to find them). With encryption disabled, as Kore's
+integration guide asks, the connector speaks SIP over UDP or TCP on port 5060.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class TrunkError(KoreConnectError):
 @dataclass(frozen=True, slots=True)
 class SipTrunk:
     did: str | None  # None: not given yet
-    addresses: tuple[str, ...]  # the connector's addresses as it shows them (IP, or IP:port)
+    addresses: tuple[str, ...]  # where the connector calls from (IP, IP:port, or a CIDR range)
     transport: str = "UDP"
 
     @classmethod
@@ -62,7 +63,14 @@ class SipTrunk:
 
 
 def check_address(text: str) -> str:
-    """An address as the connector shows it: an IP address, with a port or not."""
+    """An address Connect's connector calls from: an IP address (with a port or not) or a CIDR range."""
+    if "/" in text:
+        try:
+            return str(ipaddress.ip_network(text.strip(), strict=True))
+        except ValueError:
+            raise TrunkError(
+                "--connector-address", f"{text!r} is not a CIDR range (such as 3.80.16.0/23)"
+            ) from None
     found = _HOST_PORT.fullmatch(text.strip())
     host = found["host"].strip("[]") if found else ""
     try:
@@ -70,7 +78,7 @@ def check_address(text: str) -> str:
     except ValueError:
         raise TrunkError(
             "--connector-address",
-            f"{text!r} is not an IP address (with :PORT or not) as the connector shows it",
+            f"{text!r} is not an IP address (with :PORT or not) or a CIDR range",
         ) from None
     if found and found["port"] is not None and not 0 < int(found["port"]) < 65536:
         raise TrunkError("--connector-address", f"{text!r}: the port must be 1 to 65535")
