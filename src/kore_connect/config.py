@@ -40,6 +40,7 @@ DEFAULT_LOCAL_TOKEN_FILE = Path(".kore-connect") / "api-token"
 LAMBDA_FUNCTION_NAME = "AWS_LAMBDA_FUNCTION_NAME"
 
 DEFAULT_TABLE_NAME = "koreCcSessions"
+TABLE_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{3,255}")  # DynamoDB CreateTable's TableName
 DEFAULT_SQLITE_PATH = Path(".kore-connect") / "sessions.db"
 DEFAULT_SESSION_TTL_SECONDS = 24 * 60 * 60
 # Amazon Connect's limit for all of a contact's attributes together.
@@ -116,7 +117,7 @@ def _text(env: Mapping[str, str], name: str) -> str | None:
 
 def _table_name(env: Mapping[str, str], name: str) -> str | None:
     value = _text(env, name)
-    if value is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", value):
+    if value is not None and not TABLE_NAME_PATTERN.fullmatch(value):
         raise ConfigError(f"{name} must be a DynamoDB table name (3 to 255 letters, digits, '_', '-', '.')")
     return value
 

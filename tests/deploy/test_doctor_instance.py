@@ -220,3 +220,33 @@ def _content_with_connector(arn: str) -> str:
 @pytest.mark.parametrize(("value", "on"), [("true", True), ("TRUE", True), ("false", False), ("", False)])
 def test_flow_logs_are_on_only_when_connect_says_true(value: str, on: bool) -> None:
     assert (instance.flow_logs_result(value, INSTANCE_ID).status is CheckStatus.PASSED) is on
+
+
+def test_a_saved_copy_beside_the_published_flow_is_mentioned_not_failed(lab: Lab) -> None:
+    instance_has(
+        lab, flows=[ContactFlow(), ContactFlow(name="Kore copy", status="SAVED")], connector=HEALTHY_CONNECTOR
+    )
+    flow = results(lab)[Check.FLOW]
+    assert flow.status is CheckStatus.PASSED
+    assert flow.detail.endswith("(saved, not published: 'Kore copy')")
+
+
+def test_published_flows_are_read_before_saved_ones(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(instance, "MAX_FLOWS_READ", 1)
+    draft = ContactFlow(name="Draft", status="SAVED", content="{}")
+    instance_has(lab, flows=[draft, ContactFlow()], described=[FLOW_NAME], connector=HEALTHY_CONNECTOR)
+    assert results(lab)[Check.FLOW].status is CheckStatus.PASSED
+
+
+def test_a_throttled_flow_listing_asks_for_the_flows_name(lab: Lab) -> None:
+    lab.deploy()
+    lab.retrieve.runs_the_handler()
+    lab.connect_lists([RETRIEVE_ARN], healthy_instance=False)
+    lab.connect.add_response(
+        "describe_instance_attribute", {"Attribute": {"AttributeType": "CONTACTFLOW_LOGS", "Value": "true"}}
+    )
+    lab.connect.add_client_error("list_contact_flows", "TooManyRequestsException", http_status_code=429)
+    found = results(lab)
+    assert found[Check.FLOW].status is CheckStatus.FAILED
+    assert found[Check.FLOW].fix == "pass --flow NAME, so that the doctor reads that one flow"
+    assert found[Check.CONNECTOR].status is CheckStatus.SKIPPED

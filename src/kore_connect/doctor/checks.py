@@ -29,7 +29,14 @@ from botocore.exceptions import (
 
 from kore_connect.doctor import api, instance
 from kore_connect.doctor.report import Check, CheckResult, CheckStatus, Report
-from kore_connect.doctor.resources import check_connect, check_retrieve, check_table, clean_up, read_token
+from kore_connect.doctor.resources import (
+    check_connect,
+    check_retrieve,
+    check_table,
+    clean_up,
+    instance_id_of,
+    read_token,
+)
 from kore_connect.errors import KoreConnectError
 from kore_connect.stack import (
     OUTPUT_CONNECT_INSTANCE_ARN,
@@ -222,7 +229,7 @@ def _instance_checks(
         for check in (Check.FLOW_LOGS, Check.FLOW, Check.CONNECTOR):
             yield CheckResult.skipped(check, why)
         return
-    instance_id = instance.instance_id_of(instance_arn)
+    instance_id = instance_id_of(instance_arn)
     yield instance.check_flow_logs(clients.connect, instance_id)
     read = instance.read_flows(clients.connect, instance_id, flow_name)
     if isinstance(read, CheckResult):
@@ -235,7 +242,8 @@ def _instance_checks(
     if found.status is not CheckStatus.PASSED:
         yield CheckResult.skipped(Check.CONNECTOR, f"no flow to read it from; {instance.BY_HAND}")
         return
-    yield instance.check_connectors(clients.voice, flows, function_arn, clients.region)
+    region = instance_arn.split(":")[3] if instance_arn.count(":") >= 5 else clients.region
+    yield instance.check_connectors(clients.voice, flows, function_arn, region)
 
 
 def _utc_now() -> datetime:

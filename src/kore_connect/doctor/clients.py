@@ -16,6 +16,8 @@ from kore_connect.doctor.checks import DoctorClients, DoctorError
 
 # An operator waits for the answer: two retries, and no single attempt waits more than 10 s.
 AWS_CONFIG = Config(connect_timeout=5, read_timeout=10, retries={"mode": "standard", "total_max_attempts": 3})
+# Amazon Connect's API allows a few requests a second: back off and try longer when it throttles.
+CONNECT_CONFIG = AWS_CONFIG.merge(Config(retries={"mode": "adaptive", "total_max_attempts": 8}))
 USER_AGENT = "kore-connect-doctor"
 
 
@@ -32,7 +34,7 @@ def build_clients(*, profile: str | None, region: str | None) -> DoctorClients:
             dynamodb=session.client("dynamodb", config=AWS_CONFIG),
             secretsmanager=session.client("secretsmanager", config=AWS_CONFIG),
             lambda_=session.client("lambda", config=AWS_CONFIG),
-            connect=session.client("connect", config=AWS_CONFIG),
+            connect=session.client("connect", config=CONNECT_CONFIG),
             voice=session.client("chime-sdk-voice", config=AWS_CONFIG),
             http=httpx.Client(
                 timeout=HTTP_TIMEOUT_SECONDS, follow_redirects=False, headers={"User-Agent": USER_AGENT}

@@ -23,16 +23,13 @@ if TYPE_CHECKING:
     from mypy_boto3_connect import ConnectClient
 
 MAX_FLOWS_READ = 50
+THROTTLED = frozenset({"TooManyRequestsException", "ThrottlingException", "LimitExceededException"})
 CALL_TRANSFER_CONNECTOR = "CONNECT_CALL_TRANSFER_CONNECTOR"
 BY_HAND = (
     "check by hand: Amazon Connect console > your instance > External voice systems > Voice transfer "
     "integrations lists the connector, with destination type AudioCodes, encryption Disabled, and an "
     "outbound route to the Kore gateway's host and port"
 )
-
-
-def instance_id_of(instance_arn: str) -> str:
-    return instance_arn.rpartition("instance/")[2] or instance_arn
 
 
 # ---------------------------------------------------------------- flow logs
@@ -118,7 +115,9 @@ def read_flows(
             for summary in page.get("ContactFlowSummaryList", [])
             if summary.get("ContactFlowState", "ACTIVE") == "ACTIVE"
         ]
-        chosen = [s for s in summaries if flow_name is None or s.get("Name") == flow_name][:MAX_FLOWS_READ]
+        chosen = [s for s in summaries if flow_name is None or s.get("Name") == flow_name]
+        # the published first: calls run those (sorted() keeps the list's order otherwise)
+        chosen = sorted(chosen, key=lambda s: s.get("ContactFlowStatus") != "PUBLISHED")[:MAX_FLOWS_READ]
         flows = []
         for summary in chosen:
             flow = connect.describe_contact_flow(InstanceId=instance_id, ContactFlowId=str(summary["Id"]))
@@ -128,6 +127,13 @@ def read_flows(
                 FlowRead(str(described.get("Name")), str(described.get("Status", "")), functions, connectors)
             )
     except ClientError as exc:
+        if error_code(exc) in THROTTLED:
+            return CheckResult.failed(
+                Check.FLOW,
+                "Amazon Connect throttled the doctor's reading of the flows",
+                cause="its API allows a few requests a second, and the instance has many flows",
+                fix="pass --flow NAME, so that the doctor reads that one flow",
+            )
         return aws_failure(Check.FLOW, "connect:ListContactFlows / DescribeContactFlow", exc)
     except BotoCoreError as exc:
         return aws_unreachable(Check.FLOW, "Amazon Connect", exc)
@@ -167,16 +173,20 @@ def flows_result(
         )
         more = "; with more flows than the doctor reads, pass --flow NAME" if total > len(flows) else ""
         return CheckResult.failed(Check.FLOW, detail, cause=cause, fix=reimport + more)
-    unpublished = [flow.name for flow in using if flow.status.upper() != "PUBLISHED"]
-    if unpublished:
+    published = [flow for flow in using if flow.status.upper() == "PUBLISHED"]
+    if not published:
         return CheckResult.failed(
             Check.FLOW,
-            f"flow {unpublished[0]!r} invokes {function} but is saved, not published",
+            f"flow {using[0].name!r} invokes {function} but is saved, not published",
             cause="calls run the published version of a flow",
             fix="open it in the flow designer and Publish it",
         )
-    names = ", ".join(repr(flow.name) for flow in using)
-    return CheckResult.passed(Check.FLOW, f"{names} invoke{'s' if len(using) == 1 else ''} {function}")
+    names = ", ".join(repr(flow.name) for flow in published)
+    detail = f"{names} invoke{'s' if len(published) == 1 else ''} {function}"
+    saved = [flow.name for flow in using if flow not in published]
+    if saved:
+        detail += f" (saved, not published: {', '.join(map(repr, saved))})"
+    return CheckResult.passed(Check.FLOW, detail)
 
 
 def _same_function(named: str, deployed: str) -> bool:

@@ -257,7 +257,7 @@ def check_connect(connect: ConnectClient, instance_arn: str | None, function_arn
     """
     if not instance_arn:
         return CheckResult.skipped(Check.CONNECT, "no Connect instance given to the stack")
-    instance_id = instance_arn.rpartition("instance/")[2] or instance_arn
+    instance_id = instance_id_of(instance_arn)
     try:
         pages = connect.get_paginator("list_lambda_functions").paginate(InstanceId=instance_id)
         associated = [str(arn) for page in pages for arn in page.get("LambdaFunctions", [])]
@@ -273,6 +273,10 @@ def check_connect(connect: ConnectClient, instance_arn: str | None, function_arn
     except BotoCoreError as exc:
         return aws_unreachable(Check.CONNECT, "Amazon Connect", exc)
     return connect_result(associated, instance_id, function_arn)
+
+
+def instance_id_of(instance_arn: str) -> str:
+    return instance_arn.rpartition("instance/")[2] or instance_arn
 
 
 def connect_result(associated: list[str], instance_id: str, function_arn: str) -> CheckResult:

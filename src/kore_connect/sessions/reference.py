@@ -54,7 +54,9 @@ class ReferenceTable:
 
 
 def json_text(value: Mapping[str, Any]) -> str:
-    """A DynamoDB attribute value as compact JSON text: maps and lists kept in order, numbers verbatim."""
+    """A DynamoDB attribute value as compact JSON text, numbers verbatim. The same JSON value the
+    reference's retrieve would have answered, not the same bytes: DynamoDB keeps no order of a map's
+    keys, and the text is compact."""
     ((kind, content),) = value.items()
     if kind == "S":
         return json.dumps(content, ensure_ascii=False, separators=(",", ":"))

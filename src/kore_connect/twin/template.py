@@ -16,6 +16,7 @@ instead (`overrides`).
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -199,6 +200,13 @@ def _source_denies(policy: Any, resolver: _Resolver) -> tuple[SourceDeny, ...]:
 
 
 def _deny_statement(statement: Mapping[str, Any]) -> SourceDeny:
+    if statement.get("Principal") != "*" or statement.get("Action") not in (
+        "execute-api:Invoke",
+        ["execute-api:Invoke"],
+    ):
+        raise TemplateError(
+            'the twin serves resource policy denies of execute-api:Invoke to Principal "*" only'
+        )
     if statement.get("Resource") not in ("execute-api:/*", ["execute-api:/*"]):
         raise TemplateError("the twin serves resource policy denies on Resource execute-api:/* only")
     condition = statement.get("Condition", {})
@@ -246,7 +254,9 @@ def _authorizers(auth: Mapping[str, Any], resolver: _Resolver) -> dict[str, Auth
             name=name,
             function=str(function_arn["Fn::GetAtt"][0]),
             header=str(identity.get("Header", "Authorization")),
-            cache_ttl_seconds=int(resolver.resolve(identity.get("ReauthorizeEvery", 300))),
+            cache_ttl_seconds=_whole(
+                resolver.resolve(identity.get("ReauthorizeEvery", 300)), "ReauthorizeEvery"
+            ),
             validation_expression=pattern,
         )
     return found
@@ -264,14 +274,14 @@ def _function(
     environment = {}
     for key, value in variables.items():
         resolved = resolver.resolve(value)
-        if resolved is not _UNRESOLVED:
+        if resolved is not _UNRESOLVED and resolved is not _NO_VALUE:
             environment[key] = str(resolved)
     return Function(
         logical_id=name,
         handler=str(properties["Handler"]),
-        timeout_seconds=int(resolver.resolve(properties.get("Timeout", 3))),
+        timeout_seconds=_whole(resolver.resolve(properties.get("Timeout", 3)), f"{name}'s Timeout"),
         environment=environment,
-        memory_mb=int(resolver.resolve(properties.get("MemorySize", 128))),
+        memory_mb=_whole(resolver.resolve(properties.get("MemorySize", 128)), f"{name}'s MemorySize"),
     )
 
 
@@ -368,6 +378,17 @@ class _Resolver:
         return re.sub(r"\$\{([^}!]+)\}", lambda m: str(values[m.group(1)]), text)
 
 
+def _whole(value: Any, what: str) -> int:
+    """A whole number the template gives, refused as AWS would refuse it at deployment."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TemplateError(f"{what} must be a whole number, not {value!r}") from None
+    if not number.is_integer():
+        raise TemplateError(f"{what} must be a whole number, not {value!r}")
+    return int(number)
+
+
 def _checked_parameter(name: str, value: str, spec: Mapping[str, Any]) -> str:
     """`value`, refused as CloudFormation refuses it: not an allowed value, or not the pattern."""
     allowed = spec.get("AllowedValues")
@@ -382,6 +403,8 @@ def _checked_parameter(name: str, value: str, spec: Mapping[str, Any]) -> str:
             number = float(value)
         except ValueError:
             raise TemplateError(f"parameter {name}={value!r}: must be a number") from None
+        if not math.isfinite(number):
+            raise TemplateError(f"parameter {name}={value!r}: must be a number")
         low, high = spec.get("MinValue"), spec.get("MaxValue")
         if (low is not None and number < low) or (high is not None and number > high):
             raise TemplateError(f"parameter {name}={value!r}: must be between {low} and {high}")

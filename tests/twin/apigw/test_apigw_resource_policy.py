@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from kore_connect.aws_events import LOCAL_ACCOUNT
 from kore_connect.twin.apigw.gateway import Gateway, IncomingRequest
 from kore_connect.twin.lambda_runtime.invocation import Invocation
 from kore_connect.twin.template import ApiDescription, TemplateError, describe_api, load_template
@@ -69,6 +70,8 @@ def test_with_the_parameter_only_the_listed_addresses_get_past_the_policy() -> N
         assert error_type == ["AccessDeniedException"]
         assert body["message"].startswith("User: anonymous is not authorized to perform: execute-api:Invoke")
         assert body["message"].endswith("/prod/POST/kore-metadata with an explicit deny")
+        # the account masked but for its last four digits, as API Gateway shows it
+        assert f":********{LOCAL_ACCOUNT[-4:]}:" in body["message"] and LOCAL_ACCOUNT not in body["message"]
         assert called == []
 
 
@@ -82,6 +85,8 @@ def test_with_the_parameter_only_the_listed_addresses_get_past_the_policy() -> N
         ({"FunctionNames": "mine"}, "is not one of generated, reference"),
         ({"AuthorizerCacheTtlSeconds": "7200"}, "must be between 0 and 3600"),
         ({"AuthorizerCacheTtlSeconds": "soon"}, "must be a number"),
+        ({"AuthorizerCacheTtlSeconds": "nan"}, "must be a number"),
+        ({"AuthorizerCacheTtlSeconds": "1.5"}, "ReauthorizeEvery must be a whole number"),
     ],
 )
 def test_a_parameter_cloudformation_would_refuse_is_refused_in_one_line(
@@ -91,3 +96,22 @@ def test_a_parameter_cloudformation_would_refuse_is_refused_in_one_line(
         describe_api(load_template(), parameters)
     message = str(raised.value)
     assert expected in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        {"Effect": "Deny", "Principal": {"AWS": "123456789012"}, "Action": "execute-api:Invoke"},
+        {"Effect": "Deny", "Principal": "*", "Action": "execute-api:ManageConnections"},
+        {"Effect": "Deny", "Principal": "*", "Action": "execute-api:Invoke", "Resource": "execute-api:/a"},
+        {"Effect": "Deny", "Principal": "*", "Action": "execute-api:Invoke", "Resource": "execute-api:/*",
+         "Condition": {"StringEquals": {"aws:SourceVpc": "vpc-1"}}},
+    ],
+)  # fmt: skip
+def test_a_resource_policy_deny_the_twin_cannot_serve_is_refused_at_start(statement: dict[str, Any]) -> None:
+    template = load_template()
+    template["Resources"]["KoreMetadataApi"]["Properties"]["Auth"]["ResourcePolicy"] = {
+        "CustomStatements": [{"Resource": "execute-api:/*", **statement}]
+    }
+    with pytest.raises(TemplateError, match="the twin serves"):
+        describe_api(template)

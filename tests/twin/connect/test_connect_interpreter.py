@@ -477,7 +477,12 @@ def test_an_exported_flow_reaches_the_templates_retrieve_function_in_its_own_pro
     assert contact.state is ContactState.QUEUED
 
 
-TEMPLATE_FUNCTIONS = {"koreretrievesessionmetadata": 1, "korestoresessionmetadata": 2, "authenticate": 3}
+TEMPLATE_FUNCTIONS = {
+    "koreretrievesessionmetadata": 1,
+    "korestoresessionmetadata": 2,
+    "korestoresomethingelse": 3,
+    "authenticate": 4,
+}
 
 
 @pytest.mark.parametrize(
@@ -485,7 +490,8 @@ TEMPLATE_FUNCTIONS = {"koreretrievesessionmetadata": 1, "korestoresessionmetadat
     [
         ("kore-connect-koreretrievesessionmetad-abc123xyz9", "koreretrievesessionmetadata"),
         ("prod-kore-2-korestoresessionmetadata-1a2b3c4d5e6f", "korestoresessionmetadata"),
-        ("kore-connect-kore-abc123xyz9", None),  # "kore" starts both: could be either
+        ("kore-connect-kore-abc123xyz9", None),  # too short a part to name one
+        ("kore-connect-korestore-abc123xyz9", None),  # could be either of two
         ("kore-connect-koreretrievesessionmetad", None),  # no suffix
         ("kore-connect-queueannouncements-abc123xyz9", None),
         ("koreretrievesessionmetadata", None),

@@ -35,10 +35,14 @@ INTEGRATION_TIMEOUT = GatewayResponse(504, "Endpoint request timed out", "Intern
 
 
 def denied_by_resource_policy(method_arn: str) -> GatewayResponse:
-    """The resource policy's explicit Deny: API Gateway names the anonymous caller and the method."""
+    """The resource policy's explicit Deny: API Gateway names the anonymous caller and the method, the
+    account masked but for its last four digits."""
+    parts = method_arn.split(":")
+    if len(parts) > 4:
+        parts[4] = "*" * max(len(parts[4]) - 4, 0) + parts[4][-4:]
     return GatewayResponse(
         403,
-        f"User: anonymous is not authorized to perform: execute-api:Invoke on resource: {method_arn} "
+        f"User: anonymous is not authorized to perform: execute-api:Invoke on resource: {':'.join(parts)} "
         "with an explicit deny",
         "AccessDeniedException",
     )

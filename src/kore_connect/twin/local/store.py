@@ -6,7 +6,6 @@ their environment."""
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -23,7 +22,6 @@ from kore_connect.sessions.sqlite import SQLiteSessionStore
 ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL_DYNAMODB"  # boto3's own: how the functions reach the server
 # A local server takes any keys; fixed ones keep the user's real AWS keys out of the twin.
 LOCAL_KEYS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
-_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")  # CreateTable's TableName
 
 
 @dataclass(frozen=True)
@@ -37,7 +35,7 @@ class LocalStore:
     def __post_init__(self) -> None:
         if self.dynamodb_endpoint is not None:
             _check_local_endpoint(self.dynamodb_endpoint)
-            if not _TABLE_NAME.fullmatch(self.table):
+            if not config.TABLE_NAME_PATTERN.fullmatch(self.table):
                 raise ConfigError(
                     f"table name {self.table!r}: 3 to 255 letters, digits, '_', '-' or '.' (DynamoDB's rule)"
                 )
