@@ -59,6 +59,7 @@ from kore_connect.stack import (
     OUTPUT_RETRIEVE_FUNCTION_ARN,
     OUTPUT_TABLE_NAME,
     OUTPUT_TOKEN_SECRET_ARN,
+    PARAMETER_REFERENCE_TABLE,
     RESOURCE_PATH,
     RETRIEVE_FUNCTION,
 )
@@ -322,6 +323,7 @@ class Lab:
         token_secret_arn: str | None = None,
         metadata_url: str | None = None,
         without_outputs: Iterable[str] = (),
+        reference_table: str = "",
     ) -> None:
         """Create the stack as `sam deploy` leaves it (outputs, table), with or without TTL, Connect and
         the API's authorizer. Its outputs name the lab's secret (the one the authorizer reads) and the
@@ -337,6 +339,7 @@ class Lab:
         for key in without_outputs:
             del outputs[key]
         template = {
+            "Parameters": {PARAMETER_REFERENCE_TABLE: {"Type": "String", "Default": ""}},
             "Resources": {
                 "SessionsTable": {
                     "Type": "AWS::DynamoDB::Table",
@@ -350,7 +353,11 @@ class Lab:
             },
             "Outputs": outputs,
         }
-        self.clients.cloudformation.create_stack(StackName=STACK, TemplateBody=json.dumps(template))
+        self.clients.cloudformation.create_stack(
+            StackName=STACK,
+            TemplateBody=json.dumps(template),
+            Parameters=[{"ParameterKey": PARAMETER_REFERENCE_TABLE, "ParameterValue": reference_table}],
+        )
         if ttl:
             self.clients.dynamodb.update_time_to_live(
                 TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"}

@@ -13,6 +13,9 @@ AUTHORIZER_NAME = "koreClientAuth"
 TOKEN_HEADER = "authorizationToken"  # noqa: S105 (a header name)
 RESOURCE_PATH = "/kore-metadata"
 
+# The template parameter naming the reference setup's table while switching from it (docs/migration.md).
+PARAMETER_REFERENCE_TABLE = "ReferenceTableName"
+
 # Stack outputs.
 OUTPUT_METADATA_URL = (
     "MetadataEndpointUrl"  # https://<api>.execute-api.<region>.amazonaws.com/<stage>/kore-metadata

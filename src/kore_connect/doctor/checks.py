@@ -31,6 +31,7 @@ from kore_connect.doctor import api, instance
 from kore_connect.doctor.report import Check, CheckResult, CheckStatus, Report
 from kore_connect.doctor.resources import (
     check_connect,
+    check_reference_table,
     check_retrieve,
     check_table,
     clean_up,
@@ -44,6 +45,7 @@ from kore_connect.stack import (
     OUTPUT_RETRIEVE_FUNCTION_ARN,
     OUTPUT_TABLE_NAME,
     OUTPUT_TOKEN_SECRET_ARN,
+    PARAMETER_REFERENCE_TABLE,
     REQUIRED_OUTPUTS,
 )
 
@@ -175,7 +177,7 @@ def run_doctor(
             on_result(result)
         return result
 
-    stack, outputs = check_stack(clients.cloudformation, stack_name)
+    stack, outputs, parameters = check_stack(clients.cloudformation, stack_name)
     if record(stack).status is CheckStatus.FAILED:
         for check in list(Check)[1:]:
             record(CheckResult.skipped(check, "the stack check failed"))
@@ -189,6 +191,7 @@ def run_doctor(
     body = json.dumps(metadata).encode("utf-8")
 
     record(check_table(clients.dynamodb, table))
+    record(check_reference_table(clients.dynamodb, parameters.get(PARAMETER_REFERENCE_TABLE, "")))
     try:
         for token in (None, api.wrong_token()):
             record(api.check_refused(clients.http, url, contact_id, body, token=token, stack_name=stack_name))
@@ -253,8 +256,10 @@ def _utc_now() -> datetime:
 # ---------------------------------------------------------------- 1. the stack
 
 
-def check_stack(cloudformation: CloudFormationClient, stack_name: str) -> tuple[CheckResult, dict[str, str]]:
-    """The stack's status and outputs. Raises DoctorError when the stack cannot be read at all."""
+def check_stack(
+    cloudformation: CloudFormationClient, stack_name: str
+) -> tuple[CheckResult, dict[str, str], dict[str, str]]:
+    """The stack's status, outputs and parameters. Raises DoctorError when the stack cannot be read at all."""
     region = cloudformation.meta.region_name
     try:
         stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
@@ -275,7 +280,11 @@ def check_stack(cloudformation: CloudFormationClient, stack_name: str) -> tuple[
         raise DoctorError(f"cannot call CloudFormation in {region}: {exc}") from exc
     if not stacks:
         raise _missing_stack(stack_name, region)
-    return stack_result(stacks[0])
+    result, outputs = stack_result(stacks[0])
+    parameters = {
+        str(p["ParameterKey"]): str(p.get("ParameterValue", "")) for p in stacks[0].get("Parameters", [])
+    }
+    return result, outputs, parameters
 
 
 def stack_result(stack: Mapping[str, Any]) -> tuple[CheckResult, dict[str, str]]:

@@ -11,6 +11,7 @@ class Check(enum.StrEnum):
 
     STACK = "Stack deployed"
     TABLE = "Sessions table"
+    REFERENCE_TABLE = "Reference setup's table (only while switching)"
     API_WITHOUT_TOKEN = "API refuses a request without a token"  # noqa: S105 (a title, not a token)
     API_WRONG_TOKEN = "API refuses a wrong token"  # noqa: S105 (a title)
     API_STORES = "API stores metadata with the bot's token"

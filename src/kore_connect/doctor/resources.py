@@ -104,6 +104,51 @@ def table_result(table: Mapping[str, Any], ttl: Mapping[str, Any]) -> CheckResul
     )
 
 
+def check_reference_table(dynamodb: DynamoDBClient, table: str) -> CheckResult:
+    """While switching from the reference setup, the retrieve function reads its table: it must be there."""
+    if not table:
+        return CheckResult.skipped(
+            Check.REFERENCE_TABLE, "no switch in progress (ReferenceTableName is empty)"
+        )
+    try:
+        description = dynamodb.describe_table(TableName=table)["Table"]
+    except ClientError as exc:
+        if error_code(exc) in ("ResourceNotFoundException", "ResourceNotFound"):
+            return CheckResult.failed(
+                Check.REFERENCE_TABLE,
+                f"{table} does not exist in {dynamodb.meta.region_name}",
+                cause=(
+                    "the retrieve function fails for every contact without metadata of its own, so "
+                    "the flow takes its error branch instead of finding nothing"
+                ),
+                fix=(
+                    "redeploy with ReferenceTableName set to the reference setup's table in this account "
+                    "and region, or empty once the switch is done (docs/migration.md)"
+                ),
+            )
+        return aws_failure(Check.REFERENCE_TABLE, "dynamodb:DescribeTable", exc)
+    except BotoCoreError as exc:
+        return aws_unreachable(Check.REFERENCE_TABLE, "DynamoDB", exc)
+    return reference_table_result(description)
+
+
+def reference_table_result(table: Mapping[str, Any]) -> CheckResult:
+    name = str(table["TableName"])
+    keys = [(k["AttributeName"], k["KeyType"]) for k in table.get("KeySchema", [])]
+    if keys != [(KEY_ATTRIBUTE, "HASH")]:
+        return CheckResult.failed(
+            Check.REFERENCE_TABLE,
+            f"{name} is not keyed by {KEY_ATTRIBUTE} alone",
+            cause="it is not the reference setup's table (koreCcSessions, keyed by contactId)",
+            fix="redeploy with ReferenceTableName naming the reference setup's table, or empty",
+        )
+    return CheckResult.passed(
+        Check.REFERENCE_TABLE,
+        f"{name} is {table.get('TableStatus')}: read for contacts without metadata of ours; "
+        "empty ReferenceTableName once the switch is done",
+    )
+
+
 # ---------------------------------------------------------------- 3. the token the bot sends
 
 
