@@ -25,6 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests import peers  # noqa: E402
 from tests.conftest import CONTACT_ID, load_event  # noqa: E402
 from tests.peers import Dynalite  # noqa: E402
 
@@ -54,6 +55,7 @@ def main() -> None:
     parser.add_argument("--cold-runs", type=int, default=15)
     args = parser.parse_args()
 
+    peers.running_markers.add("dynalite")  # the peer guard is for tests; a bench may start it
     server = Dynalite().start()
     env = {
         "AWS_ACCESS_KEY_ID": "bench",
