@@ -134,9 +134,12 @@ def run(
     _unused_assignments(values, used | world.placeholders_used, world_file is not None)
     script = _caller(flow, keys or [], utterances or [], hang_up_at)
     sip_transport: Literal["udp", "tcp"] = "tcp" if transport == "tcp" else "udp"
-    host, port = _host_port(gateway) if gateway is not None else ("", 0)
+    # None: no gateway, so a transfer to a voice connector takes its error branch
+    sip_gateway = Gateway(*_host_port(gateway), sip_transport) if gateway is not None else None
+    running = None
     try:
-        running = running_at(port) if gateway is not None and db is None and _is_this_machine(host) else None
+        if sip_gateway is not None and db is None and _is_this_machine(sip_gateway.host):
+            running = running_at(sip_gateway.port)
     except IgnoredRunningUp as exc:
         warn(f"{exc}; the flow runs on a store of its own")
         running = None
@@ -153,11 +156,11 @@ def run(
                 function_log.parent.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
         except (KoreConnectError, OSError) as exc:
             fail(f"cannot keep the store and the functions' log in {function_log.parent}: {exc}")
-        why = "" if db is not None or gateway is None else f" (no kore-connect up serves {gateway})"
+        why = "" if db is not None or sip_gateway is None else f" (no kore-connect up serves {gateway})"
         note(f"Session store: {store.describe()}{why}")
     note(f"Function logs: {function_log.absolute()}")
     settings = LocalContactSettings(
-        gateway=Gateway(host, port, sip_transport) if gateway is not None else None,
+        gateway=sip_gateway,
         caller=caller,
         store=store,
         caller_hangs_up_after=caller_hangs_up_after,

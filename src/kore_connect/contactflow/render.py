@@ -41,7 +41,7 @@ from kore_connect.errors import KoreConnectError
 
 # Block identifiers: stable across renders and distinct from any other tool's.
 _NAMESPACE = uuid.UUID("7d1e35a8-2b7c-4d8e-9f0a-6c5b4e3d2a19")
-SIP_USER = re.compile(r"\+?[A-Za-z0-9._-]{1,64}")  # a DID or SIP user: the INVITE's To (or From) user
+_SIP_USER = re.compile(r"\+?[A-Za-z0-9._-]{1,64}")  # a DID or SIP user: the INVITE's To (or From) user
 TRANSFER_TIME_LIMIT_SECONDS = range(1, 601)
 DEFAULT_FLOW_NAME = "kore-connect: Kore voice bot with metadata handback"
 
@@ -144,10 +144,16 @@ class FlowOptions:
 
 
 def _check_sip_user(option: str, value: str) -> None:
-    if not SIP_USER.fullmatch(value):
-        raise FlowOptionError(
-            option, f"{value!r} is not a number or SIP user (1-64 of: digits, letters, + . _ -)"
-        )
+    problem = sip_user_problem(value)
+    if problem is not None:
+        raise FlowOptionError(option, problem)
+
+
+def sip_user_problem(value: str) -> str | None:
+    """Why `value` cannot be a DID or SIP user (the INVITE's To or From user); None when it can."""
+    if _SIP_USER.fullmatch(value):
+        return None
+    return f"{value!r} is not a number or SIP user (1-64 of: digits, letters, + . _ -)"
 
 
 # For teams that deploy flows with CloudFormation (Fn::Sub) or Terraform (templatefile): where each

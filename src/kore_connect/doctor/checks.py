@@ -27,6 +27,7 @@ from botocore.exceptions import (
     NoRegionError,
 )
 
+from kore_connect import arns
 from kore_connect.doctor import api, instance
 from kore_connect.doctor.report import Check, CheckResult, CheckStatus, Report
 from kore_connect.doctor.resources import (
@@ -245,7 +246,7 @@ def _instance_checks(
     if found.status is not CheckStatus.PASSED:
         yield CheckResult.skipped(Check.CONNECTOR, f"no flow to read it from; {instance.BY_HAND}")
         return
-    region = instance_arn.split(":")[3] if instance_arn.count(":") >= 5 else clients.region
+    region = arns.Place.of(instance_arn).region
     yield instance.check_connectors(clients.voice, flows, function_arn, region)
 
 

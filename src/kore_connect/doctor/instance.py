@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from kore_connect import arns
 from kore_connect.doctor.report import Check, CheckResult, CheckStatus
-from kore_connect.doctor.resources import aws_failure, aws_unreachable, error_code
+from kore_connect.doctor.resources import aws_failure, aws_unreachable, error_code, names_function
 
 if TYPE_CHECKING:
     from mypy_boto3_connect import ConnectClient
@@ -76,7 +77,7 @@ class FlowRead:
     connectors: tuple[str, ...]  # VoiceConnectorArn of each transfer to a voice connector
 
     def invokes(self, function_arn: str) -> bool:
-        return any(_same_function(arn, function_arn) for arn in self.functions)
+        return any(names_function(arn, function_arn) for arn in self.functions)
 
 
 def flow_references(content: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -189,11 +190,6 @@ def flows_result(
     return CheckResult.passed(Check.FLOW, detail)
 
 
-def _same_function(named: str, deployed: str) -> bool:
-    # A flow may name the function with a version or alias (:live); the same function all the same.
-    return named == deployed or named.startswith(deployed + ":")
-
-
 # ---------------------------------------------------------------- the voice connector
 
 
@@ -218,7 +214,6 @@ def check_connectors(chime: Any, flows: Sequence[FlowRead], function_arn: str, r
 
 
 def _check_connector(chime: Any, arn: str, region: str) -> CheckResult:
-    parts = arn.split(":")
     if arn.startswith("${"):
         return CheckResult.failed(
             Check.CONNECTOR,
@@ -226,21 +221,22 @@ def _check_connector(chime: Any, arn: str, region: str) -> CheckResult:
             cause="it was written with `kore-connect flow --as-template` and imported without filling it",
             fix="fill the placeholder when deploying it, or write the flow with --connector-arn",
         )
-    if len(parts) != 6 or parts[2] != "chime" or not parts[5].startswith("vc/"):
+    if not arns.VOICE_CONNECTOR.pattern.fullmatch(arn):
         return CheckResult.failed(
             Check.CONNECTOR,
             f"{arn} is not a voice connector ARN (arn:aws:chime:<region>:<account>:vc/<id>)",
             cause="the transfer block names something else as its voice connector",
             fix="copy the ARN from Amazon Connect console > External voice systems, then `kore-connect flow`",
         )
-    if parts[3] != region:
+    place = arns.Place.of(arn)
+    if place.region != region:
         return CheckResult.failed(
             Check.CONNECTOR,
-            f"the connector is in {parts[3]}, the instance in {region}",
+            f"the connector is in {place.region}, the instance in {region}",
             cause="a flow can transfer only to a connector of its own instance's region",
             fix="create a connector in the instance's region (External voice systems), write the flow again",
         )
-    connector_id = parts[5].removeprefix("vc/")
+    connector_id = arn.rpartition(":vc/")[2]
     try:
         connector = chime.get_voice_connector(VoiceConnectorId=connector_id)["VoiceConnector"]
     except ClientError as exc:
@@ -268,6 +264,8 @@ def _check_connector(chime: Any, arn: str, region: str) -> CheckResult:
 def connector_result(connector: Mapping[str, Any]) -> CheckResult:
     integration = str(connector.get("IntegrationType", ""))
     name = str(connector.get("Name") or connector.get("VoiceConnectorId"))
+    sip = "SIP over TLS, port 5061" if connector.get("RequireEncryption") else "SIP over UDP/TCP, port 5060"
+    host = connector.get("OutboundHostName")
     if integration != CALL_TRANSFER_CONNECTOR:
         return CheckResult.failed(
             Check.CONNECTOR,
@@ -276,11 +274,5 @@ def connector_result(connector: Mapping[str, Any]) -> CheckResult:
             cause="Connect transfers only through connectors it created (External voice systems)",
             fix="create the connector in Amazon Connect console > External voice systems and use its ARN",
         )
-    return CheckResult.passed(Check.CONNECTOR, _describe(connector))
-
-
-def _describe(connector: Mapping[str, Any]) -> str:
-    name = str(connector.get("Name") or connector.get("VoiceConnectorId"))
-    sip = "SIP over TLS, port 5061" if connector.get("RequireEncryption") else "SIP over UDP/TCP, port 5060"
-    host = connector.get("OutboundHostName")
-    return f"{name} is an external voice transfer connector ({sip}{f', host {host}' if host else ''})"
+    detail = f"{name} is an external voice transfer connector ({sip}{f', host {host}' if host else ''})"
+    return CheckResult.passed(Check.CONNECTOR, detail)

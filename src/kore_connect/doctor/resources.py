@@ -320,13 +320,18 @@ def check_connect(connect: ConnectClient, instance_arn: str | None, function_arn
     return connect_result(associated, instance_id, function_arn)
 
 
+def names_function(arn: str, function_arn: str) -> bool:
+    """`arn` is the function `function_arn`, perhaps with a version or alias (`:live`) after it."""
+    return arn == function_arn or arn.startswith(function_arn + ":")
+
+
 def instance_id_of(instance_arn: str) -> str:
     return instance_arn.rpartition("instance/")[2] or instance_arn
 
 
 def connect_result(associated: list[str], instance_id: str, function_arn: str) -> CheckResult:
     """Judge the function ARNs associated with the instance (each perhaps with a :version or :alias)."""
-    if any(arn == function_arn or arn.startswith(function_arn + ":") for arn in associated):
+    if any(names_function(arn, function_arn) for arn in associated):
         return CheckResult.passed(Check.CONNECT, f"instance {instance_id} lists the retrieve function")
     return CheckResult.failed(
         Check.CONNECT,

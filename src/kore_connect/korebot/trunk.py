@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kore_connect.contactflow.model import Flow
-from kore_connect.contactflow.render import SIP_USER
+from kore_connect.contactflow.render import sip_user_problem
 from kore_connect.errors import KoreConnectError
 
 SIP_PORT = 5060  # the connector's, with encryption disabled (TLS, when enabled, is 5061)
@@ -41,10 +41,9 @@ class SipTrunk:
 
     @classmethod
     def of(cls, did: str | None, addresses: list[str], transport: str) -> SipTrunk:
-        if did is not None and not SIP_USER.fullmatch(did):
-            raise TrunkError(
-                "--did", f"{did!r} is not a number or SIP user (1-64 of: digits, letters, + . _ -)"
-            )
+        problem = sip_user_problem(did) if did is not None else None
+        if problem is not None:
+            raise TrunkError("--did", problem)
         if transport.upper() not in ("UDP", "TCP"):
             raise TrunkError(
                 "--transport", f"{transport!r}: the connector speaks UDP or TCP with encryption off"
